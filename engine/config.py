@@ -1,0 +1,364 @@
+"""`RunConfig`: the one typed, frozen description of an experiment; its presets and its lint.
+
+The app generates its form from this schema (bounds, defaults and the one-line `description` of every field), so
+a new field appears in the form without page code. Validation errors name the dotted field path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    """Every section is frozen and rejects keys it does not know."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(Section):
+    dataset: Literal["shapes", "digits", "folder", "npz"] = Field(
+        "shapes", description="Image source: procedural shapes, bundled digits, your own folder, or a .npz file")
+    path: str | None = Field(None, description="Folder (one sub-folder per class) or .npz file, for folder/npz")
+    image_size: int = Field(16, ge=8, le=256, description="Images are resized to this many pixels a side")
+    channels: Literal[1, 3] = Field(1, description="1 for grey, 3 for colour")
+    num_classes: int = Field(10, ge=2, le=10, description="shapes only: number of shape classes")
+    samples_per_class: int = Field(60, ge=4, le=5000, description="shapes only: images generated per class")
+    n_way: int = Field(5, ge=2, le=64, description="Classes per episode (N)")
+    k_shot: int = Field(4, ge=1, le=256, description="Support images per class (K)")
+    q_queries: int = Field(4, ge=1, le=256, description="Query images per class (Q)")
+    holdout_classes: int = Field(0, ge=0, le=63,
+                                 description="Classes kept out of training for evaluation (0 = evaluate on all)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for generating and splitting the data")
+
+
+class EncoderConfig(Section):
+    patch_size: int = Field(4, ge=1, le=64, description="Pixels per patch side; must divide the image size")
+    embed_dim: int = Field(32, ge=8, le=1536, description="Token width of the ViT")
+    depth: int = Field(1, ge=1, le=48, description="Number of transformer blocks")
+    num_heads: int = Field(2, ge=1, le=32, description="Attention heads; must divide the width")
+    mlp_ratio: float = Field(4.0, gt=0, le=16, description="MLP hidden width as a multiple of the token width")
+    pos_embed: Literal["learnable", "sincos"] = Field(
+        "learnable", description="Learnable (timm init, std 0.02) or fixed 2-D sin-cos position embedding")
+
+
+class MaskingConfig(Section):
+    ratio: float = Field(0.0, ge=0.0, lt=1.0, description="MAE masking in the encoder: fraction of patches removed")
+
+
+class ContrastiveConfig(Section):
+    enabled: bool = Field(True, description="Train the encoder with supervised InfoNCE over each episode")
+    feature_dim: int = Field(2, ge=1, le=1024, description="Width of the projected features fed to InfoNCE")
+    hidden_dim: int = Field(0, ge=0, le=4096, description="Hidden width of the projection MLP (0 = linear)")
+
+
+class DiscriminatorConfig(Section):
+    enabled: bool = Field(False, description="Score (query, class prototype) pairs; gives the episode accuracy")
+    hidden_dim: int = Field(64, ge=4, le=4096, description="Hidden width of the discriminator MLP")
+
+
+class DecoderTarget(Section):
+    target: Literal["masked", "all", "normalized"] = Field(
+        "masked", description="Reconstruct masked patches, all patches, or per-patch normalised pixels (masked)")
+    weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of this decoder's loss in the total")
+
+
+class DecodersConfig(Section):
+    count: Literal[0, 1, 2] = Field(0, description="Decoders fed the same encoder output (0, 1 or 2)")
+    share: bool = Field(False, description="Two decoders: one module used twice (true) or two copies (false)")
+    embed_dim: int = Field(32, ge=8, le=1536, description="Decoder token width")
+    depth: int = Field(1, ge=1, le=24, description="Decoder transformer blocks")
+    num_heads: int = Field(2, ge=1, le=32, description="Decoder attention heads; must divide its width")
+    first: DecoderTarget = Field(default_factory=DecoderTarget, description="Decoder A")
+    second: DecoderTarget = Field(default_factory=DecoderTarget, description="Decoder B")
+
+
+class ModelConfig(Section):
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="ViT encoder")
+    masking: MaskingConfig = Field(default_factory=MaskingConfig, description="MAE masking")
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig, description="Contrastive head")
+    discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig, description="Discriminator")
+    decoders: DecodersConfig = Field(default_factory=DecodersConfig, description="Reconstruction decoders")
+
+
+class LossConfig(Section):
+    temperature: float = Field(0.1, gt=0.0, le=100.0, description="InfoNCE temperature τ")
+    denominator: Literal["all", "negatives"] = Field(
+        "all", description="InfoNCE denominator over all other samples, or over other-class samples only")
+    normalize: bool = Field(True, description="L2-normalise features before InfoNCE")
+    base_temperature: float | None = Field(None, gt=0.0, le=100.0,
+                                           description="If set, scale the loss by τ / base temperature (SupCon)")
+    log_sum_exp: bool = Field(True, description=(
+        "Stable log-sum-exp softmax; false computes exp then divides, as the 2022 journal code did (overflows)"))
+    contrastive_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of InfoNCE in the total loss")
+    discriminator_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of the discriminator loss")
+
+
+class OptimConfig(Section):
+    optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="Optimiser")
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="Peak learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0, description="Decoupled (AdamW) or L2 (Adam, SGD) decay")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="Learning-rate schedule after warm-up")
+    warmup_episodes: int = Field(0, ge=0, le=1_000_000, description="Linear warm-up length in episodes")
+    min_lr: float = Field(0.0, ge=0.0, le=10.0, description="Cosine schedule's final learning rate")
+    grad_clip: float = Field(0.0, ge=0.0, le=1e6, description="Clip the gradient norm to this (0 = off)")
+
+
+class ScheduleConfig(Section):
+    episodes: int = Field(200, ge=1, le=10_000_000, description="Training episodes (one optimiser step each)")
+    eval_every: int = Field(50, ge=1, le=1_000_000, description="Evaluate every this many episodes")
+    eval_episodes: int = Field(4, ge=1, le=1000, description="Episodes per evaluation")
+    image_every: int = Field(50, ge=1, le=1_000_000, description="Log a reconstruction figure every this many")
+    checkpoint_every: int = Field(100, ge=1, le=1_000_000, description="Save a checkpoint every this many")
+
+
+class GuardConfig(Section):
+    policy: Literal["stop", "skip", "rollback"] = Field(
+        "stop", description="On a non-finite loss, gradient or parameter: stop, skip the step, or roll back")
+    max_incidents: int = Field(3, ge=1, le=1000, description="Incidents tolerated by skip/rollback before stopping")
+
+
+class RuntimeConfig(Section):
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = CUDA, then MPS, then CPU")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast on CUDA, else fp32")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for weights, episodes and masks")
+
+
+class RunConfig(Section):
+    """One experiment, complete: what a run was launched with never changes."""
+
+    data: DataConfig = Field(default_factory=DataConfig, description="Data and episodes")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Model")
+    loss: LossConfig = Field(default_factory=LossConfig, description="Losses")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Run length and intervals")
+    guard: GuardConfig = Field(default_factory=GuardConfig, description="Divergence guard")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Device, precision and seed")
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> "RunConfig":
+        # Raised as "path: sentence" so ConfigError can put the message next to the field.
+        enc, dec, data = self.model.encoder, self.model.decoders, self.data
+        if data.image_size % enc.patch_size:
+            raise ValueError(f"model.encoder.patch_size: {enc.patch_size} does not divide "
+                             f"data.image_size {data.image_size}")
+        if enc.embed_dim % enc.num_heads:
+            raise ValueError(f"model.encoder.num_heads: {enc.num_heads} does not divide embed_dim {enc.embed_dim}")
+        if dec.count and dec.embed_dim % dec.num_heads:
+            raise ValueError(f"model.decoders.num_heads: {dec.num_heads} does not divide embed_dim {dec.embed_dim}")
+        if data.dataset in ("folder", "npz") and not data.path:
+            raise ValueError(f"data.path: the {data.dataset} dataset needs a path")
+        if data.dataset == "shapes" and data.holdout_classes and data.num_classes - data.holdout_classes < data.n_way:
+            raise ValueError(f"data.holdout_classes: holding out {data.holdout_classes} of {data.num_classes} "
+                             f"classes leaves fewer than n_way = {data.n_way} for training")
+        if data.dataset == "shapes" and data.n_way > data.num_classes:
+            raise ValueError(f"data.n_way: {data.n_way} exceeds the {data.num_classes} shape classes")
+        if not (self.model.contrastive.enabled or self.model.discriminator.enabled or dec.count):
+            raise ValueError("model.contrastive.enabled: nothing to train (no contrastive head, disc or decoder)")
+        return self
+
+    @property
+    def num_patches(self) -> int:
+        return (self.data.image_size // self.model.encoder.patch_size) ** 2
+
+
+# --- errors that name the field ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth a warning) with a config, at a dotted field path."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; `problems` lists each field path with its message."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+    @classmethod
+    def from_validation_error(cls, error: ValidationError) -> "ConfigError":
+        problems = []
+        for item in error.errors():
+            path = ".".join(str(part) for part in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if not path and ": " in message:
+                path, message = message.split(": ", 1)
+            if item["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(Problem(path or "(config)", message))
+        return cls(problems)
+
+
+def validate_config(values: dict[str, Any]) -> RunConfig:
+    """A RunConfig from plain values, or ConfigError naming each field at fault."""
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError.from_validation_error(error) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value), the value read as JSON when it parses (numbers, true, null) else text."""
+    if "=" not in text:
+        raise ConfigError([Problem(text, "an override is written path=value, e.g. optim.lr=0.01")])
+    path, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return path.strip().split("."), value
+
+
+def with_overrides(cfg: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """A new config with `path=value` overrides applied and validated (the original is frozen and unchanged)."""
+    values = cfg.model_dump()
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = values
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node.get(key), dict):
+                raise ConfigError([Problem(".".join(keys[: depth + 1]), "unknown section")])
+            node = node[key]
+        node[keys[-1]] = value
+    return validate_config(values)
+
+
+# --- lint: known pitfalls, warned before launch and stored with the run ------------------------------------------
+
+
+def lint(cfg: RunConfig) -> list[Problem]:
+    """Warnings about configs that validate but are known to train badly, each at a field path.
+
+    (A patch size that does not divide the image is a validation error, so lint never sees one.)
+    """
+    warnings: list[Problem] = []
+    model, loss = cfg.model, cfg.loss
+    if model.contrastive.enabled:
+        if loss.normalize and model.contrastive.feature_dim == 1:
+            warnings.append(Problem("model.contrastive.feature_dim", (
+                "L2-normalised features of dimension 1 are all ±1: every similarity is ±1/τ and the gradient "
+                "through the normalisation is zero, so the encoder learns nothing from InfoNCE")))
+        if loss.denominator == "negatives":
+            warnings.append(Problem("loss.denominator", (
+                "a negatives-only denominator lets the loss go below zero; without normalisation it is unbounded "
+                "below and features grow until the loss overflows to NaN" if not loss.normalize else
+                "a negatives-only denominator lets the loss go below zero (bounded here because features are "
+                "normalised)")))
+        if not loss.log_sum_exp:
+            warnings.append(Problem("loss.log_sum_exp", (
+                "exp(s/τ) overflows float32 once a similarity / τ passes about 88, and inf / inf is NaN; the "
+                "log-sum-exp form gives the same loss without overflow")))
+        if not loss.normalize and loss.temperature < 0.1:
+            warnings.append(Problem("loss.temperature", (
+                f"unnormalised features with τ = {loss.temperature:g}: similarities / τ grow without bound and "
+                "overflow; normalise the features or raise τ")))
+    if cfg.model.masking.ratio > 0:
+        kept = int(cfg.num_patches * (1 - cfg.model.masking.ratio))
+        if kept == 0:
+            warnings.append(Problem("model.masking.ratio", (
+                f"with {cfg.num_patches} patches, ratio {cfg.model.masking.ratio:g} keeps int(L·(1−r)) = 0 patches: "
+                "the encoder sees only its class token")))
+    decoders = model.decoders
+    targets = [decoders.first, decoders.second][: decoders.count]
+    if decoders.count == 2 and decoders.share and decoders.first.target == decoders.second.target:
+        warnings.append(Problem("model.decoders.share", (
+            "two shared decoders with the same target give identical outputs: the second only rescales the loss "
+            f"(weights {decoders.first.weight:g} + {decoders.second.weight:g})")))
+    for name, head in zip(("first", "second"), targets):
+        if head.target in ("masked", "normalized") and cfg.model.masking.ratio == 0:
+            warnings.append(Problem(f"model.decoders.{name}.target", (
+                f"target '{head.target}' scores only masked patches, but the mask ratio is 0: this loss is always "
+                "zero; use target 'all' or mask")))
+    return warnings
+
+
+# --- presets: one per journal experiment, small enough to run on a CPU in minutes --------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named config with the journal entry it mirrors (`journal_date` as the journal writes it, or "")."""
+
+    name: str
+    journal_date: str
+    summary: str
+    config: RunConfig
+
+
+def _preset(name: str, journal_date: str, summary: str, **sections: dict[str, Any]) -> Preset:
+    return Preset(name, journal_date, summary, validate_config(sections))
+
+
+_VIT1 = {"encoder": {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 4}}
+_VIT6 = {"encoder": {"depth": 6, "embed_dim": 32, "num_heads": 2, "patch_size": 4}}
+_EPISODES = {"episodes": 300, "eval_every": 50, "image_every": 100, "checkpoint_every": 100}
+_AE_SCHEDULE = {"episodes": 300, "eval_every": 50, "image_every": 50, "checkpoint_every": 100}
+_DATA = {"dataset": "shapes", "image_size": 16, "n_way": 5, "k_shot": 4, "q_queries": 4}
+
+_PRESET_LIST = [
+    _preset("tiny", "", "Smallest useful run: 1-layer ViT, disc and one masked decoder, 20 episodes (smoke test)",
+            data={**_DATA, "samples_per_class": 16}, schedule={"episodes": 20, "eval_every": 10, "image_every": 10,
+                                                              "checkpoint_every": 10},
+            model={**_VIT1, "discriminator": {"enabled": True, "hidden_dim": 32}, "masking": {"ratio": 0.5},
+                   "decoders": {"count": 1}}),
+    _preset("2022-12-08-disc-vit1", "2022.12.08",
+            "disc + ViT-1: InfoNCE over same- and different-class pairs, accuracy from the discriminator",
+            data=_DATA, schedule=_EPISODES, loss={"normalize": False, "temperature": 1.0},
+            model={**_VIT1, "discriminator": {"enabled": True}}),
+    _preset("2022-12-08-vit1", "2022.12.08", "ViT-1 alone: the same InfoNCE, no discriminator (prototype accuracy)",
+            data=_DATA, schedule=_EPISODES, loss={"normalize": False, "temperature": 1.0}, model=_VIT1),
+    _preset("2022-12-14-negatives-infonce-diverges", "2022.12.14",
+            "InfoNCE whose denominator leaves out same-class terms, unnormalised: goes negative, then NaN",
+            data=_DATA, schedule={**_EPISODES, "episodes": 4000}, model={**_VIT1, "discriminator": {"enabled": True}},
+            loss={"denominator": "negatives", "normalize": False, "temperature": 0.5, "log_sum_exp": False},
+            optim={"lr": 0.01}),
+    _preset("2022-12-14-normalized-infonce-2d", "2022.12.14",
+            "The fix: denominator over all pairs, (B,2) features L2-normalised before the loss, with disc",
+            data=_DATA, schedule=_EPISODES, loss={"normalize": True, "temperature": 0.1},
+            model={**_VIT1, "discriminator": {"enabled": True}}),
+    _preset("2022-12-14-vit6-1d-no-accuracy", "2022.12.14",
+            "ViT-6 with (B,1) features and no discriminator (only the prototype accuracy)",
+            data=_DATA, schedule=_EPISODES, loss={"normalize": True, "temperature": 0.1},
+            model={**_VIT6, "contrastive": {"feature_dim": 1}}),
+    _preset("2022-12-14-vit6-1d-disc", "2022.12.14", "ViT-6 with (B,1) features plus the discriminator for accuracy",
+            data=_DATA, schedule=_EPISODES, loss={"normalize": True, "temperature": 0.1},
+            model={**_VIT6, "contrastive": {"feature_dim": 1}, "discriminator": {"enabled": True}}),
+    _preset("2023-01-12-vit-ae-shared-decoders", "2023.01.12",
+            "Autoencoder as a ViT: two decoders sharing weights, both fed the same encoder output",
+            data=_DATA, schedule=_AE_SCHEDULE,
+            model={**_VIT1, "decoders": {"count": 2, "share": True, "first": {"target": "all"},
+                                         "second": {"target": "all"}}}),
+    _preset("2023-01-12-vit-ae-separate-decoders", "2023.01.12",
+            "Autoencoder as a ViT: two decoders with separate weights, both fed the same encoder output",
+            data=_DATA, schedule=_AE_SCHEDULE,
+            model={**_VIT1, "decoders": {"count": 2, "share": False, "first": {"target": "all"},
+                                         "second": {"target": "all"}}}),
+    _preset("2023-01-12-mae-two-decoders", "2023.01.12",
+            "MAE-style masking in the encoder (75%), timm's learnable position embedding, two decoders, same input",
+            data=_DATA, schedule=_AE_SCHEDULE,
+            model={**_VIT1, "masking": {"ratio": 0.75},
+                   "decoders": {"count": 2, "share": False, "first": {"target": "masked"},
+                                "second": {"target": "normalized"}}}),
+]
+
+PRESET_INFO: dict[str, Preset] = {p.name: p for p in _PRESET_LIST}
+PRESETS: dict[str, RunConfig] = {p.name: p.config for p in _PRESET_LIST}
+
+
+def preset(name: str) -> RunConfig:
+    """The preset called `name`, or ConfigError listing the known names."""
+    if name not in PRESETS:
+        raise ConfigError([Problem("preset", f"unknown preset {name!r}; known: {', '.join(PRESETS)}")])
+    return PRESETS[name]

@@ -1,0 +1,110 @@
+"""The whole experiment model: encoder, contrastive head, discriminator and decoders, built from a RunConfig.
+
+`forward` runs in named stages and returns every loss term and what the figures need (prediction, mask),
+like mae's `loss, pred, mask`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import RunConfig
+from engine.losses import accuracy, discriminator_loss, info_nce, reconstruction_loss
+from engine.models.decoders import Decoders
+from engine.models.heads import ContrastiveHead, Discriminator, class_prototypes
+from engine.models.masking import patchify
+from engine.models.vit import ViTEncoder
+
+DECODER_NAMES = ("recon_a", "recon_b")
+
+
+@dataclass
+class StepOutput:
+    """total: weighted scalar to minimise; terms: each unweighted loss (float32 scalars); accuracy: disc and
+    prototype accuracies (no gradient); predictions: one (B, L, p*p*C) per decoder; mask (B, L); features (B, F);
+    embedding (B, D), the class token."""
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    accuracy: dict[str, torch.Tensor] = field(default_factory=dict)
+    predictions: list[torch.Tensor] = field(default_factory=list)
+    mask: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    embedding: torch.Tensor | None = None
+
+
+class ExperimentModel(nn.Module):
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        enc, data, dec = cfg.model.encoder, cfg.data, cfg.model.decoders
+        self.encoder = ViTEncoder(img_size=data.image_size, patch_size=enc.patch_size, in_chans=data.channels,
+                                  embed_dim=enc.embed_dim, depth=enc.depth, num_heads=enc.num_heads,
+                                  mlp_ratio=enc.mlp_ratio, pos_embed=enc.pos_embed)
+        contrastive = cfg.model.contrastive
+        self.head = (ContrastiveHead(enc.embed_dim, contrastive.feature_dim, contrastive.hidden_dim)
+                     if contrastive.enabled else nn.Identity())
+        self.discriminator = (Discriminator(enc.embed_dim, cfg.model.discriminator.hidden_dim)
+                              if cfg.model.discriminator.enabled else nn.Identity())
+        self.decoders = Decoders(dec.count, dec.share, grid_side=self.encoder.grid_side, encoder_dim=enc.embed_dim,
+                                 embed_dim=dec.embed_dim, depth=dec.depth, num_heads=dec.num_heads,
+                                 patch_pixels=enc.patch_size ** 2 * data.channels)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, is_query: torch.Tensor) -> StepOutput:
+        """images (B, C, H, W); labels (B,) episode-local 0..N-1; is_query (B,) bool (the rest is support)."""
+        cfg = self.cfg
+        encoded = self.encoder(images, cfg.model.masking.ratio)
+        embedding = encoded.embedding
+        out = StepOutput(total=torch.zeros((), device=images.device), mask=encoded.mask, embedding=embedding)
+        self._contrast(out, embedding, labels)
+        self._discriminate(out, embedding, labels, is_query)
+        self._reconstruct(out, encoded.tokens, encoded.ids_restore, images)
+        out.accuracy["prototype"] = self._prototype_accuracy(out, embedding, labels, is_query)
+        return out
+
+    def _contrast(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor) -> None:
+        if not self.cfg.model.contrastive.enabled:
+            return
+        loss_cfg = self.cfg.loss
+        out.features = self.head(embedding)
+        out.terms["contrastive"] = info_nce(out.features, labels, temperature=loss_cfg.temperature,
+                                            denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
+                                            base_temperature=loss_cfg.base_temperature,
+                                            log_sum_exp=loss_cfg.log_sum_exp)
+        out.total = out.total + loss_cfg.contrastive_weight * out.terms["contrastive"]
+
+    def _discriminate(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor,
+                      is_query: torch.Tensor) -> None:
+        if not self.cfg.model.discriminator.enabled:
+            return
+        prototypes = class_prototypes(embedding[~is_query], labels[~is_query], self.cfg.data.n_way)
+        scores = self.discriminator(embedding[is_query], prototypes)
+        out.terms["disc"] = discriminator_loss(scores, labels[is_query])
+        out.total = out.total + self.cfg.loss.discriminator_weight * out.terms["disc"]
+        out.accuracy["disc"] = accuracy(scores.detach(), labels[is_query])
+
+    def _reconstruct(self, out: StepOutput, tokens: torch.Tensor, ids_restore: torch.Tensor,
+                     images: torch.Tensor) -> None:
+        dec = self.cfg.model.decoders
+        if not dec.count:
+            return
+        target_patches = patchify(images, self.cfg.model.encoder.patch_size)
+        out.predictions = self.decoders(tokens, ids_restore)
+        for name, head, pred in zip(DECODER_NAMES, (dec.first, dec.second), out.predictions):
+            out.terms[name] = reconstruction_loss(pred, target_patches, out.mask, head.target)
+            out.total = out.total + head.weight * out.terms[name]
+
+    @torch.no_grad()
+    def _prototype_accuracy(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor,
+                            is_query: torch.Tensor) -> torch.Tensor:
+        """Nearest class mean on the features InfoNCE shapes (the embedding when there is no head)."""
+        points = (out.features if out.features is not None else embedding).float()
+        if self.cfg.loss.normalize and out.features is not None:
+            points = F.normalize(points, dim=1)
+        prototypes = class_prototypes(points[~is_query], labels[~is_query], self.cfg.data.n_way)
+        scores = -torch.cdist(points[is_query], prototypes)
+        return accuracy(scores, labels[is_query])

@@ -1,0 +1,300 @@
+"""The training loop over episodes. Its only I/O is the sink (and checkpoint files, when given a folder)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from data import EpisodeSampler, LabelledImages, load_dataset, split_classes
+from engine.checkpoints import Checkpointer, capture_state, load_checkpoint, restore_rng, restore_weights
+from engine.config import OptimConfig, RunConfig
+from engine.figures import reconstruction_png
+from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
+from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
+from engine.sinks import Sink
+
+FIGURE_ROWS = 4
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: str  # completed | stopped | diverged
+    step: int
+    report: dict[str, Any] | None
+
+
+# --- device, precision, optimiser, schedule ----------------------------------------------------------------------
+
+
+def pick_device(requested: str) -> torch.device:
+    """`auto`: CUDA, then MPS, then CPU. An explicit device that is missing is an error, not a silent fallback."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("runtime.device: cuda was asked for but no CUDA device is visible")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("runtime.device: mps was asked for but MPS is not available")
+    return torch.device(requested)
+
+
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for the forward pass; the losses cast themselves to float32."""
+    if uses_bf16(device, precision):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def learning_rate(cfg: OptimConfig, total_steps: int, step: int) -> float:
+    """Linear warm-up to `lr`, then constant or cosine down to `min_lr` at the last step (steps count from 1)."""
+    if step <= cfg.warmup_episodes:
+        return cfg.lr * step / cfg.warmup_episodes
+    if cfg.schedule == "constant":
+        return cfg.lr
+    span = max(total_steps - cfg.warmup_episodes, 1)
+    progress = min((step - cfg.warmup_episodes) / span, 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+@contextlib.contextmanager
+def rng_untouched(device: torch.device) -> Iterator[None]:
+    """Evaluation and figures draw masks too; this keeps them from shifting training's random stream."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+# --- data on the device ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EpisodeSource:
+    """The dataset on the device, and samplers for training and for (fixed, repeatable) evaluation episodes."""
+
+    images: torch.Tensor
+    dataset: LabelledImages
+    train: EpisodeSampler
+    eval_classes: np.ndarray
+
+    def batch(self, sampler: EpisodeSampler) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        episode = sampler.sample()
+        device = self.images.device
+        return (self.images[torch.from_numpy(episode.indices).to(device)],
+                torch.from_numpy(episode.labels).to(device), torch.from_numpy(episode.is_query).to(device))
+
+    def eval_sampler(self, cfg: RunConfig) -> EpisodeSampler:
+        d = cfg.data
+        return EpisodeSampler(self.dataset.labels, self.eval_classes, n_way=d.n_way, k_shot=d.k_shot,
+                              q_queries=d.q_queries, seed=cfg.runtime.seed + 1_000_003)
+
+
+def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
+    d = cfg.data
+    dataset = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, path=d.path,
+                           num_classes=d.num_classes, samples_per_class=d.samples_per_class, seed=d.seed)
+    train_classes, eval_classes = split_classes(dataset.num_classes, d.holdout_classes, d.seed)
+    sampler = EpisodeSampler(dataset.labels, train_classes, n_way=d.n_way, k_shot=d.k_shot,
+                             q_queries=d.q_queries, seed=cfg.runtime.seed)
+    return EpisodeSource(torch.from_numpy(dataset.images).to(device), dataset, sampler, eval_classes)
+
+
+# --- metrics and figures -----------------------------------------------------------------------------------------
+
+
+def step_scalars(out: StepOutput, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors a step logs, not yet read back to the host (one transfer for all of them)."""
+    scalars = {f"{prefix}loss/total": out.total.detach()}
+    scalars.update({f"{prefix}loss/{k}": v.detach() for k, v in out.terms.items()})
+    scalars.update({f"{prefix}acc/{k}": v.detach() for k, v in out.accuracy.items()})
+    return scalars
+
+
+def to_floats(scalars: dict[str, torch.Tensor]) -> dict[str, float]:
+    values = torch.stack([v.float() for v in scalars.values()]).tolist()
+    return dict(zip(scalars.keys(), values))
+
+
+@torch.no_grad()
+def evaluate(model: ExperimentModel, source: EpisodeSource, cfg: RunConfig, device: torch.device) -> dict[str, float]:
+    """Mean of each metric over `eval_episodes` fixed episodes (the same ones at every evaluation)."""
+    sampler = source.eval_sampler(cfg)
+    model.eval()
+    totals: dict[str, float] = {}
+    with rng_untouched(device):
+        torch.manual_seed(cfg.runtime.seed + 7)
+        for _ in range(cfg.schedule.eval_episodes):
+            images, labels, is_query = source.batch(sampler)
+            with autocast(device, cfg.runtime.precision):
+                out = model(images, labels, is_query)
+            for key, value in to_floats(step_scalars(out, "eval/")).items():
+                totals[key] = totals.get(key, 0.0) + value / cfg.schedule.eval_episodes
+    model.train()
+    return totals
+
+
+@torch.no_grad()
+def reconstruction_figure(model: ExperimentModel, images: torch.Tensor, labels: torch.Tensor,
+                          is_query: torch.Tensor, cfg: RunConfig, device: torch.device) -> bytes:
+    """original | masked | one column per decoder, for the first FIGURE_ROWS images of an episode."""
+    patch, channels = cfg.model.encoder.patch_size, cfg.data.channels
+    model.eval()
+    with rng_untouched(device), autocast(device, cfg.runtime.precision):
+        out = model(images, labels, is_query)
+    model.train()
+    rows = slice(0, FIGURE_ROWS)
+    original = images[rows].float()
+    target = patchify(original, patch)
+    removed = out.mask[rows][:, :, None]
+    columns = [("original", original), ("masked", unpatchify(target * (1 - removed) + 0.5 * removed, patch, channels))]
+    decoders = (cfg.model.decoders.first, cfg.model.decoders.second)
+    for title, head, pred in zip(("decoder A", "decoder B"), decoders, out.predictions):
+        pred = pred[rows].float()
+        if head.target == "normalized":  # back to pixels with each true patch's own mean and spread
+            pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
+        if head.target != "all":  # visible patches show the input, removed ones the guess, as in MAE's figures
+            pred = target * (1 - removed) + pred * removed
+        columns.append((title, unpatchify(pred, patch, channels)))
+    return reconstruction_png([(title, t.cpu().numpy()) for title, t in columns])
+
+
+# --- the loop ----------------------------------------------------------------------------------------------------
+
+
+def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
+          checkpoint_dir: str | Path | None = None) -> TrainResult:
+    """Train `cfg` for `cfg.schedule.episodes` episodes, streaming into `sink`.
+
+    resume_from: a checkpoint file or folder; the run continues from its step with the exact RNG state.
+    checkpoint_dir: where checkpoints go (none written to disk when None; the last is kept in memory).
+    The final status is sent as a `status` event and returned.
+    """
+    device = pick_device(cfg.runtime.device)
+    torch.manual_seed(cfg.runtime.seed)
+    source = load_episodes(cfg, device)
+    model = ExperimentModel(cfg).to(device)
+    optimizer = build_optimizer(cfg.optim, model)
+    checkpointer = Checkpointer(checkpoint_dir)
+    guard = DivergenceGuard(cfg.guard)
+    config_values = cfg.model_dump(mode="json")
+
+    def snapshot(at_step: int) -> dict[str, Any]:
+        return capture_state(step=at_step, model=model, optimizer=optimizer, sampler_state=source.train.state(),
+                             config=config_values)
+
+    step = 0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        restore_weights(state, model, optimizer)
+        source.train.set_state(state["sampler"])
+        restore_rng(state)
+        step = state["step"]
+    checkpointer.remember(snapshot(step))  # rollback always has somewhere to go
+
+    sink.log_event("started", {
+        "step": step, "device": str(device), "precision": "bf16" if uses_bf16(device, cfg.runtime.precision)
+        else "fp32", "parameters": sum(p.numel() for p in model.parameters()),
+        "dataset": {"name": cfg.data.dataset, "images": len(source.dataset.labels),
+                    "classes": source.dataset.num_classes, "skipped_files": source.dataset.skipped},
+    })
+
+    def finish(status: str) -> TrainResult:
+        result = TrainResult(status, step, guard.report())
+        sink.log_event("status", {"status": status, "step": step, "report": result.report})
+        return result
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    max_norm = cfg.optim.grad_clip or float("inf")
+    schedule = cfg.schedule
+    model.train()
+    while step < schedule.episodes:
+        if sink.should_stop():
+            checkpointer.save(snapshot(step))
+            return finish("stopped")
+        step += 1
+        lr = learning_rate(cfg.optim, schedule.episodes, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        started = time.perf_counter()
+        images, labels, is_query = source.batch(source.train)
+        with autocast(device, cfg.runtime.precision):
+            out = model(images, labels, is_query)
+
+        optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        scalars = step_scalars(out)
+        scalars["grad_norm"] = grad_norm
+        metrics = to_floats(scalars)  # one device-to-host transfer per step
+        loss_terms = {k.removeprefix("loss/"): v for k, v in metrics.items() if k.startswith("loss/")}
+        stage, reason = "loss", guard.check_loss(loss_terms, metrics["loss/total"])
+        if reason is None:
+            stage, reason = "gradient", guard.check_gradient(metrics["grad_norm"])
+        if reason is None:
+            guard.remember_parameters(model)
+            optimizer.step()
+            stage, reason = "parameters", guard.check_parameters(model)
+        metrics["lr"] = lr
+        metrics["images_per_s"] = len(labels) / max(time.perf_counter() - started, 1e-9)
+        sink.log_metrics(step, metrics)
+
+        if reason is not None:
+            found = guard.incident(step, stage, reason,
+                                   divergence_diagnostics(out.features, out.embedding, cfg.loss, lr))
+            if not _recover(found, guard, model, optimizer, checkpointer):
+                sink.log_event("divergence", asdict(found))
+                return finish("diverged")
+            sink.log_event("divergence", asdict(found))
+            continue
+        guard.record_finite(step, metrics)
+
+        last = step == schedule.episodes
+        if step % schedule.eval_every == 0 or last:
+            sink.log_metrics(step, evaluate(model, source, cfg, device))
+        if cfg.model.decoders.count and (step % schedule.image_every == 0 or last):
+            sink.log_image("reconstruction", step,
+                           reconstruction_figure(model, images, labels, is_query, cfg, device))
+        if step % schedule.checkpoint_every == 0 or last:
+            path = checkpointer.save(snapshot(step))
+            if path is not None:
+                sink.log_event("checkpoint", {"step": step, "path": str(path)})
+    return finish("completed")
+
+
+def _recover(found: Incident, guard: DivergenceGuard, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             checkpointer: Checkpointer) -> bool:
+    """Carry out the incident's action; False means the run ends."""
+    optimizer.zero_grad(set_to_none=True)
+    if found.action == "skip":
+        if found.stage == "parameters":
+            guard.undo_update(model)  # the update itself was bad: put the parameters back as they were
+        return True
+    if found.action == "rollback" and checkpointer.last_good is not None:
+        restore_weights(checkpointer.last_good, model, optimizer)
+        found.diagnostics["rolled_back_to_step"] = checkpointer.last_good["step"]
+        return True
+    return False
+
+
