@@ -152,9 +152,12 @@ def _resize(hwc: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.stack(resized, axis=2), 0.0, 1.0)
 
 
-def _from_arrays(images: np.ndarray, labels: np.ndarray, *, image_size: int, channels: int,
-                 source: str) -> LabelledImages:
-    """Validate raw arrays, scale to [0, 1], resize and relabel to 0..C-1 (keeping the original label names)."""
+def _from_arrays(images: np.ndarray, labels: np.ndarray, *, image_size: int, channels: int, source: str,
+                 full_scale: float | None = None) -> LabelledImages:
+    """Validate raw arrays, scale to [0, 1], resize and relabel to 0..C-1 (keeping the original label names).
+
+    full_scale: the value that means white; by default 255 for uint8, else 1 unless the data exceed it (then max).
+    """
     if images.ndim not in (3, 4):
         raise DatasetError(f"{source}: 'images' must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
@@ -166,14 +169,16 @@ def _from_arrays(images: np.ndarray, labels: np.ndarray, *, image_size: int, cha
     data = images.astype(np.float32)
     if not np.isfinite(data).all():
         raise DatasetError(f"{source}: 'images' holds NaN or infinite values")
-    high = float(data.max())
-    data = data / (high if high > 1.0 else 1.0)
+    if full_scale is None:
+        full_scale = 255.0 if images.dtype == np.uint8 else max(float(data.max()), 1.0)
+    data = np.clip(data / full_scale, 0.0, 1.0)
     names, relabelled = np.unique(labels, return_inverse=True)
     stacked = np.stack([_to_channels(_resize(img, image_size), channels) for img in data])
     return LabelledImages(stacked, relabelled.astype(np.int64), [str(n) for n in names])
 
 
-def load_npz(*, path: str | None, image_size: int, channels: int, **_: object) -> LabelledImages:
+def load_npz(*, path: str | None, image_size: int, channels: int, full_scale: float | None = None,
+             **_: object) -> LabelledImages:
     """`.npz` with arrays `images` and `labels` (integers or strings)."""
     if not path:
         raise DatasetError("data.path: the npz dataset needs the path of a .npz file")
@@ -187,12 +192,14 @@ def load_npz(*, path: str | None, image_size: int, channels: int, **_: object) -
         if isinstance(exc, DatasetError):
             raise
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc
-    return _from_arrays(images, labels, image_size=image_size, channels=channels, source=path)
+    return _from_arrays(images, labels, image_size=image_size, channels=channels, source=path,
+                        full_scale=full_scale)
 
 
 def load_digits(*, image_size: int, channels: int, **_: object) -> LabelledImages:
     """The bundled UCI handwritten digits (see data/DIGITS_SOURCE.md)."""
-    return load_npz(path=str(BUNDLED_DIR / "digits.npz"), image_size=image_size, channels=channels)
+    return load_npz(path=str(BUNDLED_DIR / "digits.npz"), image_size=image_size, channels=channels,
+                    full_scale=16.0)  # the UCI bitmaps count on-pixels per 4x4 block: 0..16
 
 
 def load_folder(*, path: str | None, image_size: int, channels: int, **_: object) -> LabelledImages:

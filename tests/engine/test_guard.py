@@ -1,0 +1,93 @@
+import math
+import time
+
+import pytest
+import torch
+
+from engine import train as train_module
+from engine.config import PRESETS, with_overrides
+from engine.train import train
+from tests.engine.test_presets import Recorder
+from tests.helpers import tiny
+
+
+def test_divergence_preset_goes_negative_then_is_caught_within_two_minutes():
+    started = time.monotonic()
+    sink = Recorder()
+    result = train(PRESETS["2022-12-14-negatives-infonce-diverges"], sink)
+    elapsed = time.monotonic() - started
+    assert result.status == "diverged" and elapsed < 120
+    contrastive = [sink.metrics[s]["loss/contrastive"] for s in sorted(sink.metrics)]
+    first_negative = next(i for i, v in enumerate(contrastive, start=1) if v < 0)
+    report = result.report
+    assert first_negative < report["first_step"] == result.step
+    incident = report["incidents"][0]
+    assert incident["action"] == "stop" and "nan" in incident["reason"].lower()
+    assert incident["last_finite_step"] == result.step - 1
+    assert math.isfinite(incident["last_finite"]["loss/total"])
+    diagnostics = incident["diagnostics"]
+    assert diagnostics["largest_logit"] > 88  # exp overflows float32 past here
+    assert {"feature_norm_max", "grad_norm_history", "lr"} <= set(diagnostics)
+    assert ("divergence", incident) in [(k, p) for k, p in sink.events if k == "divergence"]
+    assert sink.events[-1][0] == "status" and sink.events[-1][1]["status"] == "diverged"
+
+
+def poison_parameters_at(monkeypatch, *bad_steps: int) -> None:
+    """After the real update of each of `bad_steps`, write a NaN into one encoder weight."""
+    real_build = train_module.build_optimizer
+
+    def build(cfg, model):
+        optimizer = real_build(cfg, model)
+        real_step, calls = optimizer.step, {"n": 0}
+
+        def step(*args, **kwargs):
+            result = real_step(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] in bad_steps:
+                with torch.no_grad():
+                    model.encoder.blocks[0].attn.qkv.weight[0, 0] = float("nan")
+            return result
+
+        optimizer.step = step
+        return optimizer
+
+    monkeypatch.setattr(train_module, "build_optimizer", build)
+
+
+def guarded(policy: str):
+    return tiny(PRESETS["tiny"], f"guard.policy=\"{policy}\"", "schedule.episodes=10", "schedule.checkpoint_every=4",
+                "schedule.eval_every=100", "schedule.image_every=100")
+
+
+def test_injected_nan_under_stop_ends_the_run(monkeypatch):
+    poison_parameters_at(monkeypatch, 6)
+    sink = Recorder()
+    result = train(guarded("stop"), sink)
+    assert result.status == "diverged" and result.step == 6
+    assert "qkv.weight" in result.report["reason"] and result.report["incidents"][0]["stage"] == "parameters"
+
+
+def test_injected_nan_under_skip_undoes_the_update_and_continues(monkeypatch):
+    poison_parameters_at(monkeypatch, 6)
+    sink = Recorder()
+    result = train(guarded("skip"), sink)
+    assert result.status == "completed" and result.step == 10
+    assert [i["action"] for i in result.report["incidents"]] == ["skip"]
+    assert all(math.isfinite(sink.metrics[s]["loss/total"]) for s in range(7, 11))
+
+
+def test_injected_nan_under_rollback_restores_the_last_checkpoint(monkeypatch):
+    poison_parameters_at(monkeypatch, 6)
+    sink = Recorder()
+    result = train(guarded("rollback"), sink)
+    assert result.status == "completed" and result.step == 10
+    incident = result.report["incidents"][0]
+    assert incident["action"] == "rollback" and incident["diagnostics"]["rolled_back_to_step"] == 4
+    assert all(math.isfinite(sink.metrics[s]["loss/total"]) for s in range(7, 11))
+
+
+def test_repeated_incidents_end_the_run_at_max_incidents(monkeypatch):
+    poison_parameters_at(monkeypatch, 3, 6)
+    result = train(with_overrides(guarded("skip"), ["guard.max_incidents=2"]), Recorder())
+    assert result.status == "diverged" and result.step == 6
+    assert [i["action"] for i in result.report["incidents"]] == ["skip", "stop"]

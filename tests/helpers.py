@@ -1,0 +1,16 @@
+"""Tiny configs so every test trains in seconds on two CPU cores."""
+
+from __future__ import annotations
+
+from engine.config import RunConfig, with_overrides
+
+TINY = [
+    "data.image_size=16", "data.samples_per_class=12", "data.n_way=3", "data.k_shot=2", "data.q_queries=2",
+    "model.encoder.embed_dim=32", "model.encoder.depth=1", "model.encoder.num_heads=2",
+    "model.decoders.embed_dim=32", "model.decoders.num_heads=2",
+]
+
+
+def tiny(cfg: RunConfig, *extra: str) -> RunConfig:
+    """`cfg` shrunk to a 1-layer, width-32 ViT on 16-px images, 3-way episodes."""
+    return with_overrides(cfg, [*TINY, *extra])
