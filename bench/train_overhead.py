@@ -1,0 +1,101 @@
+"""Training throughput of the engine over a bare loop with the same timm model, batch and optimiser.
+
+Both are measured in this run, interleaved, so a noisy shared machine slows both alike. The engine's time
+covers everything it does per step (episode sampling, the divergence guard's checks, gradient-norm, metrics to
+the sink); setup, evaluation and checkpoints at the end are outside both measurements.
+
+    .venv/bin/python bench/train_overhead.py [--steps 60] [--rounds 3]
+Required: ratio >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.config import PRESETS, with_overrides  # noqa: E402
+from engine.models import ExperimentModel  # noqa: E402
+from engine.train import build_optimizer, train  # noqa: E402
+
+SIZE = ["data.image_size=32", "data.n_way=5", "data.k_shot=8", "data.q_queries=8", "data.samples_per_class=40",
+        "model.encoder.depth=4", "model.encoder.embed_dim=64", "model.encoder.num_heads=4",
+        "schedule.eval_every=1000000", "schedule.image_every=1000000", "schedule.checkpoint_every=1000000"]
+
+
+class TimingSink:
+    """Notes when each training step's metrics arrive."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def log_metrics(self, step, values):
+        if "loss/total" in values:
+            self.times.append(time.perf_counter())
+
+    def log_image(self, key, step, png):
+        pass
+
+    def log_event(self, kind, payload):
+        pass
+
+    def should_stop(self):
+        return False
+
+
+def engine_images_per_second(cfg, steps: int) -> float:
+    sink = TimingSink()
+    train(with_overrides(cfg, [f"schedule.episodes={steps + 1}"]), sink)
+    batch = cfg.data.n_way * (cfg.data.k_shot + cfg.data.q_queries)
+    return batch * steps / (sink.times[-1] - sink.times[0])  # steps 2..N+1: the first step warms up
+
+
+def bare_images_per_second(cfg, steps: int) -> float:
+    torch.manual_seed(cfg.runtime.seed)
+    model = ExperimentModel(cfg)
+    optimizer = build_optimizer(cfg.optim, model)
+    d = cfg.data
+    per_class = d.k_shot + d.q_queries
+    images = torch.rand(d.n_way * per_class, d.channels, d.image_size, d.image_size)
+    labels = torch.arange(d.n_way).repeat_interleave(per_class)
+    is_query = torch.tensor(([False] * d.k_shot + [True] * d.q_queries) * d.n_way)
+    times = []
+    for _ in range(steps + 1):
+        optimizer.zero_grad(set_to_none=True)
+        out = model(images, labels, is_query)
+        out.total.backward()
+        optimizer.step()
+        out.total.item()
+        times.append(time.perf_counter())
+    return len(images) * steps / (times[-1] - times[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--preset", default="2022-12-08-disc-vit1")
+    args = parser.parse_args()
+    cfg = with_overrides(PRESETS[args.preset], SIZE)
+    print(f"preset {args.preset} at bench size: ViT depth {cfg.model.encoder.depth}, width "
+          f"{cfg.model.encoder.embed_dim}, {cfg.data.image_size}px, batch "
+          f"{cfg.data.n_way * (cfg.data.k_shot + cfg.data.q_queries)}, torch threads {torch.get_num_threads()}")
+    bare, engine = [], []
+    for round_ in range(args.rounds):
+        bare.append(bare_images_per_second(cfg, args.steps))
+        engine.append(engine_images_per_second(cfg, args.steps))
+        print(f"round {round_ + 1}: bare {bare[-1]:8.1f} img/s   engine {engine[-1]:8.1f} img/s")
+    ratio = statistics.median(engine) / statistics.median(bare)
+    print(f"median: bare {statistics.median(bare):.1f} img/s, engine {statistics.median(engine):.1f} img/s")
+    print(f"ratio engine/bare = {ratio:.3f} (required >= 0.95): {'PASS' if ratio >= 0.95 else 'FAIL'}")
+    sys.exit(0 if ratio >= 0.95 else 1)
+
+
+if __name__ == "__main__":
+    main()
