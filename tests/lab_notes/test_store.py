@@ -1,0 +1,208 @@
+import datetime as dt
+import io
+import math
+import multiprocessing
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lab_notes import BadImage, Figure, Notebook, NotebookSink, NotFound
+
+
+def png(colour: int = 128, size: int = 8) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (size, size), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_runs_lifecycle_and_listing(notebook):
+    first = notebook.create_run({"optim": {"lr": 0.1}}, name="baseline", preset="tiny", lint=[{"path": "x"}])
+    child = notebook.create_run({"optim": {"lr": 0.2}}, name="higher lr", parent_id=first)
+    run = notebook.get_run(child)
+    assert (run.status, run.parent_id, run.config) == ("queued", first, {"optim": {"lr": 0.2}})
+    notebook.set_status(child, "running")
+    notebook.heartbeat(child)
+    notebook.set_device(child, "cpu (fp32)")
+    notebook.request_stop(child)
+    assert notebook.stop_requested(child) and not notebook.stop_requested(first)
+    notebook.append_log(child, "line one\n")
+    notebook.append_log(child, "line two\n")
+    notebook.set_status(child, "stopped", reason="asked", exit_code=0)
+    run = notebook.get_run(child)
+    assert run.status == "stopped" and run.started_at <= run.ended_at and run.device == "cpu (fp32)"
+    assert run.log_tail == "line one\nline two\n" and run.exit_code == 0 and run.started_at.tzinfo is not None
+    assert [r.id for r in notebook.list_runs()] == [child, first]
+    assert [r.id for r in notebook.list_runs(status="queued")] == [first]
+    assert [r.id for r in notebook.list_runs(search="HIGHER")] == [child]
+    assert [r.id for r in notebook.list_runs(search="tiny")] == [first]
+    assert notebook.get_run(first).lint == [{"path": "x"}]
+    with pytest.raises(NotFound):
+        notebook.get_run(999)
+    with pytest.raises(ValueError, match="status"):
+        notebook.set_status(first, "exploded")
+
+
+def test_non_finite_values_round_trip_exactly(notebook):
+    run = notebook.create_run({}, name="nan")
+    notebook.log_metrics(run, 1, {"a": math.nan, "b": math.inf, "c": -math.inf, "d": -0.0, "e": 1e-300})
+    notebook.flush()
+    values = {key: notebook.metric_history(run, key)[1][0] for key in "abcde"}
+    assert math.isnan(values["a"]) and values["b"] == math.inf and values["c"] == -math.inf
+    assert values["d"] == 0.0 and values["e"] == 1e-300
+    latest = notebook.latest_metrics(run)
+    assert math.isnan(latest["a"][1]) and latest["b"] == (1, math.inf)
+
+
+def test_history_is_incremental_and_keys_are_listed(notebook):
+    run = notebook.create_run({}, name="inc")
+    for step in range(1, 11):
+        notebook.log_metrics(run, step, {"loss/total": 10.0 - step, "lr": 0.1})
+    notebook.flush()
+    steps, values = notebook.metric_history(run, "loss/total", since_step=7)
+    assert steps.tolist() == [8, 9, 10] and values.tolist() == [2.0, 1.0, 0.0]
+    assert notebook.metric_keys(run) == ["loss/total", "lr"]
+    assert notebook.latest_metrics(run)["loss/total"] == (10, 0.0)
+
+
+def test_buffered_points_arrive_within_a_second_without_flush(notebook):
+    run = notebook.create_run({}, name="buffered")
+    notebook.log_metrics(run, 1, {"x": 1.0})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(notebook.metric_history(run, "x")[0]) == 0:
+        time.sleep(0.05)
+    assert len(notebook.metric_history(run, "x")[0]) == 1
+
+
+def test_downsampling_keeps_min_max_and_last(notebook):
+    run = notebook.create_run({}, name="long")
+    rng = np.random.default_rng(0)
+    n = 1_000_000 if notebook.dialect == "sqlite" else 200_000
+    values = np.cumsum(rng.normal(size=n))
+    values[123_457] = values.min() - 50
+    values[98_765] = values.max() + 50
+    values[77_777] = math.nan
+    rows = [(run, "loss", int(s), float(v), 0.0) for s, v in enumerate(values)]
+    notebook.log_batch(rows)
+    steps, got = notebook.metric_history(run, "loss", max_points=2000)
+    assert len(steps) <= 2000 and np.all(np.diff(steps) > 0)
+    assert 123_457 in steps and 98_765 in steps and steps[-1] == n - 1 and got[-1] == values[-1]
+    assert np.nanmin(got) == np.nanmin(values) and np.nanmax(got) == np.nanmax(values)
+    assert 77_777 in steps and np.isnan(got[steps.tolist().index(77_777)])
+
+
+def test_images_are_validated_and_kept_by_step(notebook):
+    run = notebook.create_run({}, name="img")
+    notebook.log_image(run, "reconstruction", 10, png(10))
+    notebook.log_image(run, "reconstruction", 20, png(20))
+    notebook.log_image(run, "reconstruction", 20, png(30))  # a second one at the same step replaces it
+    assert notebook.image_steps(run, "reconstruction") == [10, 20]
+    assert notebook.get_image(run, "reconstruction", 20) == png(30)
+    assert notebook.image_keys(run) == ["reconstruction"]
+    with pytest.raises(BadImage, match="not a readable image"):
+        notebook.log_image(run, "reconstruction", 30, b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(BadImage, match="cap"):
+        notebook.log_image(run, "reconstruction", 30, b"\x00" * (9 * 1024 * 1024))
+    with pytest.raises(NotFound):
+        notebook.get_image(run, "reconstruction", 30)
+
+
+def test_checkpoints_are_recorded(notebook):
+    run = notebook.create_run({}, name="ckpt")
+    notebook.add_checkpoint(run, 100, "/runs/1/step_100.pt")
+    notebook.add_checkpoint(run, 50, "/runs/1/step_50.pt")
+    assert [(c.step, c.path) for c in notebook.checkpoints(run)] == [(50, "/runs/1/step_50.pt"),
+                                                                     (100, "/runs/1/step_100.pt")]
+
+
+def test_notes_with_runs_figures_tags_search_update_delete(notebook):
+    run = notebook.create_run({}, name="r")
+    spec = {"kind": "line", "metric": "loss/total", "run": run}
+    first = notebook.add_note(dt.date(2022, 12, 14), "NaN at episode 3999", "InfoNCE 出现负值，然后 NaN。",
+                              run_ids=[run], figures=[Figure("loss.png", png(), "the loss", spec)], tags=["infonce"])
+    second = notebook.add_note(dt.date(2022, 12, 8), "baseline", "disc + ViT-1，准确率是disc计算的")
+    note = notebook.get_note(first)
+    assert note.run_ids == [run] and note.tags == ["infonce"] and note.figures[0].chart_spec == spec
+    assert note.figures[0].image == png()
+    assert [n.id for n in notebook.list_notes()] == [second, first]
+    assert [n.id for n in notebook.list_notes(newest_first=True)] == [first, second]
+    assert [n.id for n in notebook.list_notes(run_id=run)] == [first]
+    assert [n.id for n in notebook.search_notes("准确率")] == [second]
+    assert [n.id for n in notebook.search_notes("NaN")] == [first]
+    assert [n.id for n in notebook.search_notes('负值 "quoted')] == []
+    notebook.update_note(first, title="diverged", figures=[])
+    assert notebook.get_note(first).title == "diverged" and notebook.get_note(first).figures == []
+    assert [n.id for n in notebook.search_notes("diverged")] == [first]
+    notebook.delete_note(second)
+    assert [n.id for n in notebook.list_notes()] == [first]
+    with pytest.raises(BadImage):
+        notebook.add_note(dt.date(2023, 1, 1), "bad", "", figures=[Figure("x.png", b"not an image")])
+    assert len(notebook.list_notes()) == 1  # nothing partial
+
+
+def test_notebook_sink_speaks_the_engine_protocol(notebook):
+    run = notebook.create_run({}, name="sink")
+    sink = NotebookSink(notebook, run)
+    sink.log_event("started", {"device": "cpu", "precision": "fp32"})
+    sink.log_metrics(1, {"loss/total": 1.0})
+    sink.log_image("reconstruction", 1, png())
+    sink.log_event("checkpoint", {"step": 1, "path": "/tmp/x.pt"})
+    assert not sink.should_stop()
+    notebook.request_stop(run)
+    deadline = time.monotonic() + 5
+    while not sink.should_stop():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    report = {"reason": "loss/total is nan", "first_step": 2, "incidents": []}
+    sink.log_event("status", {"status": "diverged", "step": 2, "report": report})
+    stored = notebook.get_run(run)
+    assert stored.status == "diverged" and stored.divergence_report == report and stored.device == "cpu (fp32)"
+    assert notebook.metric_history(run, "loss/total")[1].tolist() == [1.0]
+    assert notebook.checkpoints(run)[0].step == 1 and notebook.image_steps(run, "reconstruction") == [1]
+
+
+def test_reopening_keeps_data_and_schema_is_at_head(notebook_url):
+    with Notebook(notebook_url) as book:
+        run = book.create_run({"k": 1}, name="persist")
+        book.log_metrics(run, 1, {"x": 2.0})
+    with Notebook(notebook_url) as again:  # close flushed the buffer; the upgrade on open is a no-op
+        assert again.get_run(run).name == "persist"
+        assert again.metric_history(run, "x")[1].tolist() == [2.0]
+        with again._reader.connect() as connection:
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+
+
+def _write_points(url: str, run_id: int, count: int) -> None:
+    book = Notebook(url)
+    for step in range(count):
+        book.log_metrics(run_id, step, {"loss": float(step)})
+    book.close()
+
+
+def test_concurrent_writers_and_a_polling_reader_lose_nothing(notebook, notebook_url):
+    writers, points = 4, 20_000
+    runs = [notebook.create_run({}, name=f"writer {i}") for i in range(writers)]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_write_points, args=(notebook_url, run, points)) for run in runs]
+    for process in processes:
+        process.start()
+    seen = {run: [] for run in runs}
+    cursor = {run: None for run in runs}
+    deadline = time.monotonic() + 240
+
+    def poll() -> None:
+        for run in runs:
+            steps, _ = notebook.metric_history(run, "loss", since_step=cursor[run])
+            if len(steps):
+                seen[run].extend(steps.tolist())
+                cursor[run] = int(steps[-1])
+
+    while any(p.is_alive() for p in processes):
+        assert time.monotonic() < deadline, "writers did not finish in time"
+        poll()
+        time.sleep(0.05)
+    poll()
+    assert [p.exitcode for p in processes] == [0] * writers  # a "database is locked" would fail a writer
+    for run in runs:
+        assert seen[run] == list(range(points))
