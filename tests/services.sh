@@ -1,0 +1,23 @@
+# Sourced by the test command: starts a local PostgreSQL (Debian's package) for the store tests and exports
+# LAB_NOTEBOOK_TEST_PG_URL. Where it cannot (no root, no apt), those tests skip and say why; under CI it must.
+_services_fail() {
+  echo "services: $1" >&2
+  if [ "${CI:-}" = "true" ]; then return 1; fi
+  return 0
+}
+if ! command -v pg_ctlcluster >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "services: installing postgresql (Debian package)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 || true
+fi
+if command -v pg_lsclusters >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  read -r _pg_version _pg_cluster _pg_port _rest < <(pg_lsclusters -h | head -n 1)
+  pg_ctlcluster "$_pg_version" "$_pg_cluster" start >/dev/null 2>&1 || true
+  if su postgres -c "psql -p $_pg_port -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null 2>&1; then
+    export LAB_NOTEBOOK_TEST_PG_URL="postgresql+psycopg://postgres:postgres@127.0.0.1:${_pg_port}/postgres"
+    echo "services: PostgreSQL $_pg_version on port $_pg_port"
+  else
+    _services_fail "PostgreSQL did not start; the PostgreSQL store tests will skip"
+  fi
+else
+  _services_fail "no PostgreSQL (needs root and apt); the PostgreSQL store tests will skip"
+fi
