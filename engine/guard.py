@@ -89,8 +89,6 @@ class DivergenceGuard:
                  diagnostics: dict[str, Any]) -> Incident:
         """Record an incident; its action is the policy's, or `stop` once `max_incidents` is reached."""
         action: Action = self.policy if len(self.incidents) + 1 < self.max_incidents else "stop"
-        if self.policy == "stop":
-            action = "stop"
         found = Incident(step, stage, reason, action, dict(self.last_finite), self.last_finite_step,
                          {**diagnostics, "grad_norm_history": list(self.grad_norms)})
         self.incidents.append(found)

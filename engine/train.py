@@ -263,10 +263,10 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
         if reason is not None:
             found = guard.incident(step, stage, reason,
                                    divergence_diagnostics(out.features, out.embedding, cfg.loss, lr))
-            if not _recover(found, guard, model, optimizer, checkpointer):
-                sink.log_event("divergence", asdict(found))
-                return finish("diverged")
+            recovered = _recover(found, guard, model, optimizer, checkpointer)
             sink.log_event("divergence", asdict(found))
+            if not recovered:
+                return finish("diverged")
             continue
         guard.record_finite(step, metrics)
 
