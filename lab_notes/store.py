@@ -247,9 +247,15 @@ class Notebook:
         with self._flush_lock:
             with self._buffer_lock:
                 pending, self._buffer = self._buffer, []
-            if pending:
+            if not pending:
+                return
+            try:
                 with self._writer.begin() as connection:
                     connection.exec_driver_sql(self._insert_metrics_sql, pending)
+            except Exception:
+                with self._buffer_lock:  # keep the points for the next flush rather than lose them
+                    self._buffer[:0] = pending
+                raise
 
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.wait(interval):

@@ -206,3 +206,15 @@ def test_concurrent_writers_and_a_polling_reader_lose_nothing(notebook, notebook
     assert [p.exitcode for p in processes] == [0] * writers  # a "database is locked" would fail a writer
     for run in runs:
         assert seen[run] == list(range(points))
+
+
+def test_a_failed_flush_keeps_the_points_for_the_next_one(notebook, monkeypatch):
+    run = notebook.create_run({}, name="retry")
+    real_sql = notebook._insert_metrics_sql
+    monkeypatch.setattr(notebook, "_insert_metrics_sql", "INSERT INTO no_such_table VALUES (1)")
+    notebook.log_metrics(run, 1, {"x": 1.0})  # every flush now fails, the background one included
+    with pytest.raises(Exception):
+        notebook.flush()
+    monkeypatch.setattr(notebook, "_insert_metrics_sql", real_sql)
+    notebook.flush()
+    assert notebook.metric_history(run, "x")[1].tolist() == [1.0]
