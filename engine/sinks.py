@@ -91,9 +91,8 @@ class ProgressSink:
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         self.inner.log_metrics(step, values)
         if "loss/total" in values:
-            self.bar.n = step
             self.bar.set_postfix(loss=f"{values['loss/total']:.4g}", refresh=False)
-            self.bar.update(0)
+            self.bar.update(step - self.bar.n)
 
     def log_image(self, key: str, step: int, png: bytes) -> None:
         self.inner.log_image(key, step, png)
