@@ -27,10 +27,6 @@ class Incident:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
-
-
 class DivergenceGuard:
     def __init__(self, cfg: GuardConfig) -> None:
         self.policy: Action = cfg.policy
@@ -46,18 +42,18 @@ class DivergenceGuard:
     @staticmethod
     def check_loss(terms: dict[str, float], total: float) -> str | None:
         for name, value in {"total": total, **terms}.items():
-            if not _finite(value):
+            if not math.isfinite(value):
                 return f"loss/{name} is {value}"
         return None
 
     def check_gradient(self, grad_norm: float) -> str | None:
         self.grad_norms.append(grad_norm)
-        return None if _finite(grad_norm) else f"gradient norm is {grad_norm}"
+        return None if math.isfinite(grad_norm) else f"gradient norm is {grad_norm}"
 
     @staticmethod
     def check_parameters(model: torch.nn.Module) -> str | None:
         params = [p for p in model.parameters()]
-        if _finite(float(torch.nn.utils.get_total_norm(params, foreach=True))):
+        if math.isfinite(float(torch.nn.utils.get_total_norm(params, foreach=True))):
             return None
         for name, p in model.named_parameters():  # only on an incident: find the culprit by name
             if not torch.isfinite(p).all():
@@ -67,7 +63,7 @@ class DivergenceGuard:
     # --- bookkeeping ---------------------------------------------------------------------------------------
 
     def record_finite(self, step: int, metrics: dict[str, float]) -> None:
-        self.last_finite.update({k: v for k, v in metrics.items() if _finite(v)})
+        self.last_finite.update({k: v for k, v in metrics.items() if math.isfinite(v)})
         self.last_finite_step = step
 
     def remember_parameters(self, model: torch.nn.Module) -> None:

@@ -331,9 +331,7 @@ class Notebook:
                                               Sequence[str]]]) -> list[int]:
         """Several notes in one transaction: all are written or none."""
         for _, _, _, _, figures, _ in notes:
-            for figure in figures:
-                if figure.image is not None:
-                    check_image(figure.image, f"figure {figure.name!r}")
+            _check_figures(figures)
         with self._write() as session:
             ids = []
             for entry_date, title, body, run_ids, figures, tags in notes:
@@ -350,9 +348,7 @@ class Notebook:
                     title: str | None = None, body_markdown: str | None = None, run_ids: Sequence[int] | None = None,
                     figures: Sequence[Figure] | None = None, tags: Sequence[str] | None = None) -> None:
         """Change what is given; `figures` and `run_ids`, when given, replace the old ones."""
-        for figure in figures or ():
-            if figure.image is not None:
-                check_image(figure.image, f"figure {figure.name!r}")
+        _check_figures(figures or ())
         with self._write() as session:
             row = _get(session, NoteRow, note_id)
             if entry_date is not ...:
@@ -452,6 +448,13 @@ def _get(session: Session, model: type, ident: int) -> Any:
     if row is None:
         raise NotFound(f"no {model.__tablename__[:-1]} {ident}")
     return row
+
+
+def _check_figures(figures: Sequence[Figure]) -> None:
+    """Validate every figure before anything is written, so a bad one leaves the notebook unchanged."""
+    for figure in figures:
+        if figure.image is not None:
+            check_image(figure.image, f"figure {figure.name!r}")
 
 
 def _link(session: Session, note_id: int, run_ids: Sequence[int], figures: Sequence[Figure]) -> None:

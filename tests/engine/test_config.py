@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from engine.config import PRESET_INFO, PRESETS, ConfigError, RunConfig, lint, preset, validate_config, with_overrides
 
@@ -41,7 +42,7 @@ def test_unknown_preset_lists_known_names():
 
 def test_configs_are_frozen_and_overrides_make_new_ones():
     cfg = PRESETS["tiny"]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.optim.lr = 1.0  # type: ignore[misc]
     changed = with_overrides(cfg, ["optim.lr=0.5"])
     assert changed.optim.lr == 0.5 and cfg.optim.lr != 0.5

@@ -1,7 +1,6 @@
 import math
 import time
 
-import pytest
 import torch
 
 from engine import train as train_module

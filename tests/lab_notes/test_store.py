@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy.exc import DBAPIError
 
 from lab_notes import BadImage, Figure, Notebook, NotebookSink, NotFound
 
@@ -213,7 +214,7 @@ def test_a_failed_flush_keeps_the_points_for_the_next_one(notebook, monkeypatch)
     real_sql = notebook._insert_metrics_sql
     monkeypatch.setattr(notebook, "_insert_metrics_sql", "INSERT INTO no_such_table VALUES (1)")
     notebook.log_metrics(run, 1, {"x": 1.0})  # every flush now fails, the background one included
-    with pytest.raises(Exception):
+    with pytest.raises(DBAPIError, match="no_such_table"):
         notebook.flush()
     monkeypatch.setattr(notebook, "_insert_metrics_sql", real_sql)
     notebook.flush()
