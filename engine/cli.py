@@ -1,4 +1,4 @@
-"""`python -m engine …`: list presets, train one into a folder."""
+"""`python -m engine …`: presets, training into a folder, and background jobs through the notebook."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 from data import DatasetError
 from engine.config import PRESET_INFO, ConfigError, lint, preset, with_overrides
+from lab_notes import Notebook, NotFound
+from lab_notes.store import default_url
 
 
-def _print_presets() -> int:
+def _print_presets(args: argparse.Namespace) -> int:
     width = max(len(name) for name in PRESET_INFO)
     for info in PRESET_INFO.values():
         print(f"{info.name:<{width}}  {info.journal_date or '—':<10}  {info.summary}")
@@ -44,28 +46,124 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if result.status in ("completed", "stopped") else 3
 
 
+def _submit(args: argparse.Namespace) -> int:
+    cfg = with_overrides(preset(args.preset), args.set)
+    warnings = lint(cfg)
+    for warning in warnings:
+        print(f"lint: {warning}", file=sys.stderr)
+    with Notebook(args.db) as notebook:
+        run_id = notebook.create_run(cfg.model_dump(mode="json"), name=args.name or args.preset, preset=args.preset,
+                                     lint=[{"path": w.path, "message": w.message} for w in warnings])
+    print(run_id)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    with Notebook(args.db) as notebook:
+        run = notebook.get_run(args.run)
+        if run.status == "queued":
+            notebook.set_status(run.id, "stopped", reason="stopped before it started")
+        elif run.status == "running":
+            notebook.request_stop(run.id)
+        else:
+            print(f"run {run.id} is already {run.status}")
+            return 0
+    print(f"run {args.run}: stop requested")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    with Notebook(args.db) as notebook:
+        notebook.requeue(args.run)
+    print(f"run {args.run}: queued to resume from its last checkpoint")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from engine.worker import STALE_AFTER_SECONDS
+
+    with Notebook(args.db) as notebook:
+        notebook.fail_stale_runs(STALE_AFTER_SECONDS)  # a reader that notices a dead run says so
+        if args.run is not None:
+            run = notebook.get_run(args.run)
+            latest = notebook.latest_metrics(run.id)
+            print(json.dumps({"id": run.id, "name": run.name, "preset": run.preset, "status": run.status,
+                              "reason": run.status_reason, "device": run.device, "exit_code": run.exit_code,
+                              "step": max((s for s, _ in latest.values()), default=0),
+                              "loss": latest.get("loss/total", (None, None))[1],
+                              "divergence": (run.divergence_report or {}).get("reason")}, indent=2, default=str))
+            return 0
+        workers = notebook.live_workers(STALE_AFTER_SECONDS)
+        print(f"{len(workers)} live worker(s)")
+        for run in notebook.list_runs():
+            latest = notebook.latest_metrics(run.id)
+            step = max((s for s, _ in latest.values()), default=0)
+            print(f"{run.id:>5}  {run.status:<9}  step {step:>7}  {run.name[:40]:<40}  {run.status_reason or ''}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from engine.worker import Worker
+
+    Worker(args.db, max_parallel=args.max_parallel, runs_dir=args.runs_dir,
+           stale_after=args.stale_after).serve(exit_when_idle=args.exit_when_idle)
+    return 0
+
+
+def _run_child(args: argparse.Namespace) -> int:
+    from engine.worker import run_one
+
+    return run_one(args.db, args.run, args.runs_dir, args.worker_pid)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("presets", help="list the presets with their journal date")
-    train = commands.add_parser("train", help="train a preset into a folder (metrics.jsonl, images, checkpoints)")
-    train.add_argument("--preset", required=True, help="preset name (see `presets`)")
-    train.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                       help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+    def command(name: str, handler, help_: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def with_db(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--db", default=default_url(),
+                         help="notebook URL (default: $LAB_NOTEBOOK_URL, else sqlite ./notebook.db)")
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--preset", required=True, help="preset name (see `presets`)")
+        sub.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+    command("presets", _print_presets, "list the presets with their journal date")
+    train = command("train", _train, "train a preset into a folder (metrics.jsonl, images, checkpoints)")
+    with_config(train)
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    submit = with_db(command("submit", _submit, "validate, lint and queue a run; prints its id"))
+    with_config(submit)
+    submit.add_argument("--name", help="run name (default: the preset's)")
+    for name, handler, help_ in (("stop", _stop, "ask a run to stop at its next step, with a checkpoint"),
+                                 ("resume", _resume, "queue a stopped or failed run to continue from its checkpoint")):
+        with_db(command(name, handler, help_)).add_argument("run", type=int)
+    with_db(command("status", _status, "runs and workers, or one run")).add_argument("run", type=int, nargs="?")
+    worker = with_db(command("worker", _worker, "claim and run queued runs until SIGTERM/Ctrl-C"))
+    worker.add_argument("--max-parallel", type=int, default=1, help="runs at once on CPU (GPU: one per GPU)")
+    worker.add_argument("--runs-dir", default="runs", help="where checkpoints and output logs go")
+    worker.add_argument("--stale-after", type=float, default=15.0,
+                        help="seconds without a heartbeat before a running run is marked failed")
+    worker.add_argument("--exit-when-idle", action="store_true", help="exit once nothing is queued or running")
+    child = with_db(command("run-child", _run_child, argparse.SUPPRESS))
+    child.add_argument("run", type=int)
+    child.add_argument("--runs-dir", default="runs")
+    child.add_argument("--worker-pid", type=int, help="exit when this worker is no longer the parent")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "presets":
-            return _print_presets()
-        return _train(args)
-    except (ConfigError, DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
+        return args.handler(args)
+    except (ConfigError, DatasetError, NotFound, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -220,6 +220,11 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
                     "classes": source.dataset.num_classes, "skipped_files": source.dataset.skipped},
     })
 
+    def save_checkpoint() -> None:
+        path = checkpointer.save(snapshot(step))
+        if path is not None:
+            sink.log_event("checkpoint", {"step": step, "path": str(path)})
+
     def finish(status: str) -> TrainResult:
         result = TrainResult(status, step, guard.report())
         sink.log_event("status", {"status": status, "step": step, "report": result.report})
@@ -231,7 +236,7 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
     model.train()
     while step < schedule.episodes:
         if sink.should_stop():
-            checkpointer.save(snapshot(step))
+            save_checkpoint()
             return finish("stopped")
         step += 1
         lr = learning_rate(cfg.optim, schedule.episodes, step)
@@ -277,9 +282,7 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
             sink.log_image("reconstruction", step,
                            reconstruction_figure(model, images, labels, is_query, cfg, device))
         if step % schedule.checkpoint_every == 0 or last:
-            path = checkpointer.save(snapshot(step))
-            if path is not None:
-                sink.log_event("checkpoint", {"step": step, "path": str(path)})
+            save_checkpoint()
     return finish("completed")
 
 

@@ -29,6 +29,18 @@ class Run:
     lint: list[Any]
     divergence_report: dict[str, Any] | None
     log_tail: str
+    worker_id: str | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    host: str
+    pid: int
+    max_parallel: int
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,21 @@ class RunRow(Base):
     lint: Mapped[list[Any]] = mapped_column(JSON, default=list)
     divergence_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     log_tail: Mapped[str] = mapped_column(Text, default="")
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class WorkerRow(Base):
+    """A worker's lease: alive while its heartbeat is fresh."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class MetricRow(Base):

@@ -21,8 +21,9 @@ from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, 
 from sqlalchemy.orm import Session
 
 from lab_notes.images import check_image
-from lab_notes.records import FINAL_STATUSES, RUN_STATUSES, Checkpoint, Figure, Note, Run
-from lab_notes.schema import CheckpointRow, FigureRow, ImageRow, MetricRow, NoteRow, NoteRunRow, RunRow
+from lab_notes.records import FINAL_STATUSES, RUN_STATUSES, Checkpoint, Figure, Note, Run, Worker
+from lab_notes.schema import (CheckpointRow, FigureRow, ImageRow, MetricRow, NoteRow, NoteRunRow, RunRow,
+                              WorkerRow)
 from lab_notes.series import downsample, from_sql, to_sql
 
 DEFAULT_PATH = "notebook.db"
@@ -210,6 +211,84 @@ class Notebook:
         with self._write() as session:
             if session.execute(update(RunRow).where(RunRow.id == run_id).values(**values)).rowcount == 0:
                 raise NotFound(f"no run {run_id}")
+
+    # --- jobs: claiming runs, workers' leases, stale heartbeats ----------------------------------------------
+
+    def claim_next_run(self, worker_id: str) -> Run | None:
+        """Atomically take the oldest queued run for `worker_id` (two workers never get the same run)."""
+        query = select(RunRow).where(RunRow.status == "queued").order_by(RunRow.id).limit(1)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # SQLite: BEGIN IMMEDIATE already serialises this
+        with self._write() as session:
+            row = session.scalars(query).first()
+            if row is None:
+                return None
+            stamp = now()
+            row.status, row.status_reason, row.worker_id, row.pid = "running", None, worker_id, None
+            row.started_at, row.heartbeat_at, row.ended_at, row.stop_requested = stamp, stamp, None, False
+            session.flush()
+            return _run(row)
+
+    def set_pid(self, run_id: int, pid: int) -> None:
+        self._update_run(run_id, pid=pid)
+
+    def set_exit_code(self, run_id: int, exit_code: int) -> None:
+        self._update_run(run_id, exit_code=exit_code)
+
+    def requeue(self, run_id: int) -> None:
+        """Queue a stopped or failed run again; it resumes from its last checkpoint."""
+        with self._write() as session:
+            row = _get(session, RunRow, run_id)
+            if row.status not in ("stopped", "failed"):
+                raise ValueError(f"run {run_id} is {row.status}: only a stopped or failed run can be resumed")
+            row.status, row.status_reason, row.stop_requested, row.exit_code = "queued", None, False, None
+
+    def discard_after(self, run_id: int, step: int) -> None:
+        """Drop metrics and images logged after `step` (a resumed run logs those steps again)."""
+        self.flush()
+        with self._write() as session:
+            session.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > step))
+            session.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.step > step))
+
+    def register_worker(self, worker_id: str, *, host: str, pid: int, max_parallel: int) -> None:
+        with self._write() as session:
+            session.add(WorkerRow(id=worker_id, host=host, pid=pid, max_parallel=max_parallel, started_at=now(),
+                                  heartbeat_at=now()))
+
+    def heartbeat_worker(self, worker_id: str, run_ids: Sequence[int] = ()) -> None:
+        """The worker's lease and its running runs' heartbeats, in one transaction."""
+        stamp = now()
+        with self._write() as session:
+            session.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(heartbeat_at=stamp))
+            if run_ids:
+                session.execute(update(RunRow).where(RunRow.id.in_(list(run_ids)), RunRow.status == "running")
+                                .values(heartbeat_at=stamp))
+
+    def retire_worker(self, worker_id: str) -> None:
+        with self._write() as session:
+            session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+
+    def live_workers(self, stale_after: float) -> list[Worker]:
+        cutoff = now() - dt.timedelta(seconds=stale_after)
+        with self._read() as session:
+            rows = session.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= cutoff).order_by(WorkerRow.id))
+            return [Worker(r.id, r.host, r.pid, r.max_parallel, as_utc(r.started_at), as_utc(r.heartbeat_at))
+                    for r in rows]
+
+    def fail_stale_runs(self, stale_after: float) -> list[int]:
+        """Mark failed every running run whose heartbeat is older than `stale_after` seconds; their ids."""
+        stamp = now()
+        cutoff = stamp - dt.timedelta(seconds=stale_after)
+        with self._write() as session:
+            rows = list(session.scalars(select(RunRow).where(RunRow.status == "running",
+                                                             RunRow.heartbeat_at < cutoff)))
+            for row in rows:
+                age = (stamp - as_utc(row.heartbeat_at)).total_seconds()
+                row.status, row.ended_at = "failed", stamp
+                row.status_reason = (f"heartbeat stale: no sign of life for {age:.0f} s "
+                                     f"(threshold {stale_after:g} s; worker {row.worker_id} gone?)")
+            session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff))
+            return [row.id for row in rows]
 
     # --- checkpoints ------------------------------------------------------------------------------------------
 
@@ -469,4 +548,4 @@ def _run(row: RunRow) -> Run:
     return Run(row.id, row.name, row.preset, row.config, row.parent_id, row.status, row.status_reason,
                as_utc(row.created_at), as_utc(row.started_at), as_utc(row.ended_at), as_utc(row.heartbeat_at),
                bool(row.stop_requested), row.device, row.exit_code, list(row.lint or []), row.divergence_report,
-               row.log_tail or "")
+               row.log_tail or "", row.worker_id, row.pid)

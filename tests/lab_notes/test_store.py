@@ -171,7 +171,31 @@ def test_reopening_keeps_data_and_schema_is_at_head(notebook_url):
         assert again.get_run(run).name == "persist"
         assert again.metric_history(run, "x")[1].tolist() == [2.0]
         with again._reader.connect() as connection:
-            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
+
+
+def test_a_notebook_from_the_first_schema_upgrades_with_its_data(notebook_url):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from lab_notes.store import MIGRATIONS
+
+    engine = create_engine(notebook_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO runs (name, config, status, created_at, stop_requested, lint, log_tail) "
+            "VALUES ('old run', '{}', 'completed', '2023-01-12 10:00:00', false, '[]', '')")
+    engine.dispose()
+    with Notebook(notebook_url) as book:
+        (run,) = book.list_runs()
+        assert (run.name, run.status, run.worker_id) == ("old run", "completed", None)
+        book.register_worker("w", host="h", pid=1, max_parallel=1)  # the new table is there
+        assert [w.id for w in book.live_workers(60)] == ["w"]
 
 
 def _write_points(url: str, run_id: int, count: int) -> None:
