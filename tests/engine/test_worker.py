@@ -202,3 +202,15 @@ def test_ensure_worker_starts_one_only_when_none_is_alive(book, tmp_path):
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not book.live_workers(15), 60, "the worker to retire its lease")
+
+
+def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(book, start_worker):
+    run_id = submit(book, "schedule.episodes=100000", "schedule.checkpoint_every=100000")
+    worker = start_worker()
+    wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 5, 120, "the run to train")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    run = book.get_run(run_id)
+    assert run.status == "stopped" and run.exit_code == 0
+    (checkpoint,) = book.checkpoints(run_id)
+    assert Path(checkpoint.path).exists() and not book.live_workers(60)
