@@ -1,0 +1,1 @@
+"""The Streamlit notebook app: display and input only (never torch, never SQL)."""

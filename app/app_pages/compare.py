@@ -1,0 +1,54 @@
+"""Compare runs (`?runs=1,2,3`): overlaid curves per metric aligned by step, the config fields that differ, and
+final metrics side by side."""
+
+import pandas as pd
+import streamlit as st
+
+from app.figures import config_diff, metric_figure
+from app.services import notebook
+from lab_notes import NotFound
+
+MAX_POINTS = 2000
+
+book = notebook()
+st.title("Compare runs")
+wanted = [p for p in st.query_params.get("runs", "").split(",") if p.strip()]
+all_runs = book.list_runs()
+default = [int(p) for p in wanted if p.strip().isdigit()]
+chosen = st.multiselect("Runs", [r.id for r in all_runs], default=[i for i in default if i in {r.id for r in all_runs}],
+                        format_func=lambda i: f"{i} · {next(r.name for r in all_runs if r.id == i)}")
+if ",".join(map(str, chosen)) != st.query_params.get("runs", ""):
+    st.query_params["runs"] = ",".join(map(str, chosen))
+missing = [p for p in wanted if not p.strip().isdigit() or int(p) not in {r.id for r in all_runs}]
+if missing:
+    st.warning(f"Not runs in this notebook: {', '.join(missing)}")
+if len(chosen) < 2:
+    st.info("Pick at least two runs to compare.")
+    st.stop()
+
+try:
+    runs = [book.get_run(i) for i in chosen]
+except NotFound as error:
+    st.error(str(error))
+    st.stop()
+labels = {r.id: f"{r.id} · {r.name}" for r in runs}
+
+st.subheader("Config: only the fields that differ")
+diff = config_diff({labels[r.id]: r.config for r in runs})
+if diff:
+    st.dataframe(pd.DataFrame(diff).T.astype(str), width="stretch")
+else:
+    st.info("These runs have identical configs.")
+
+st.subheader("Final metrics")
+finals = {labels[r.id]: {k: v for k, (_, v) in book.latest_metrics(r.id).items()} for r in runs}
+st.dataframe(pd.DataFrame(finals), width="stretch")
+
+st.subheader("Curves")
+smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
+log_y = st.toggle("Log y")
+keys = sorted(set().union(*(book.metric_keys(r.id) for r in runs)))
+for key in keys:
+    series = {labels[r.id]: book.metric_history(r.id, key, max_points=MAX_POINTS) for r in runs}
+    series = {label: s for label, s in series.items() if len(s[0])}
+    st.plotly_chart(metric_figure(series, title=key, smoothing=smoothing, log_y=log_y), key=f"compare:{key}")

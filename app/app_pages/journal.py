@@ -1,0 +1,172 @@
+"""The journal: dated entries rendered like the original (headings, prose, figures), written and edited in
+Markdown with a preview, linked to runs; search, import a journal file, export journal.md + pic/ as a zip.
+Note Markdown is rendered without raw HTML, so a note cannot run script in the page."""
+
+import datetime as dt
+import io
+import re
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import streamlit as st
+
+from app.services import notebook
+from lab_notes import BadImage, Figure, JournalError
+from lab_notes.images import MAX_IMAGE_BYTES, check_image
+from lab_notes.journal import IMG_TAG, MD_IMAGE
+
+book = notebook()
+st.title("Journal")
+
+
+def render_body(body: str, figures: list[Figure]) -> None:
+    """Prose as Markdown (HTML escaped), each figure reference replaced by the figure or a placeholder."""
+    by_name = {f.name: f for f in figures}
+    spans = sorted([(m.start(), m.end(), m.group("src")) for m in IMG_TAG.finditer(body)] +
+                   [(m.start(), m.end(), m.group("src").strip("<>")) for m in MD_IMAGE.finditer(body)])
+    shown, cursor = set(), 0
+    for start, end, src in spans:
+        if body[cursor:start].strip():
+            st.markdown(body[cursor:start])
+        name = PurePosixPath(src.replace("\\", "/")).name or src
+        show_figure(by_name.get(name) or by_name.get(src) or Figure(name, missing="not in this note"))
+        shown.add(name)
+        cursor = end
+    if body[cursor:].strip():
+        st.markdown(body[cursor:])
+    for figure in figures:
+        if figure.name not in shown:
+            show_figure(figure)
+
+
+def show_figure(figure: Figure) -> None:
+    if figure.image is not None:
+        st.image(figure.image, caption=figure.caption or figure.name, width=560)
+    else:
+        st.warning(f"🖼️ Missing figure **{figure.name}** — {figure.missing or 'no image stored'}")
+
+
+def uploaded_figures(files) -> tuple[list[Figure], list[str]]:
+    figures, problems = [], []
+    for file in files or []:
+        data = file.getvalue()
+        try:
+            check_image(data, file.name)
+        except BadImage as error:
+            problems.append(str(error))
+            continue
+        figures.append(Figure(Path(file.name).name, data, Path(file.name).stem))
+    return figures, problems
+
+
+def note_editor(key: str, *, note=None) -> None:
+    """Date, title, Markdown body with a preview, linked runs, tags and images; saves a new note or `note`."""
+    runs = book.list_runs()
+    run_names = {r.id: f"{r.id} · {r.name}" for r in runs}
+    day = st.date_input("Date", value=note.entry_date if note and note.entry_date else dt.date.today(),
+                        key=f"{key}:date")
+    title = st.text_input("Title", value=note.title if note else "", key=f"{key}:title")
+    write, preview = st.tabs(["Write", "Preview"])
+    with write:
+        body = st.text_area("Markdown", value=note.body if note else "", height=220, key=f"{key}:body",
+                            help="Markdown; figures are ![caption](./pic/name.png) or attached below. Raw HTML is "
+                                 "shown as text, never run.")
+    with preview:
+        render_body(body, list(note.figures) if note else [])
+    linked = st.multiselect("Linked runs", list(run_names), default=[i for i in (note.run_ids if note else [])
+                                                                   if i in run_names],
+                            format_func=run_names.get, key=f"{key}:runs")
+    tags = st.text_input("Tags (comma-separated)", value=", ".join(note.tags) if note else "", key=f"{key}:tags")
+    files = st.file_uploader(f"Attach images (PNG/JPEG, up to {MAX_IMAGE_BYTES // 2**20} MB each)",
+                             type=["png", "jpg", "jpeg", "gif", "webp"], accept_multiple_files=True,
+                             key=f"{key}:files")
+    if st.button("Save note", key=f"{key}:save", type="primary"):
+        figures, problems = uploaded_figures(files)
+        for problem in problems:
+            st.error(f"Not attached — {problem}")
+        if problems:
+            return
+        tag_list = [t.strip() for t in tags.split(",") if t.strip()]
+        if note is None:
+            book.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list)
+        else:
+            book.update_note(note.id, entry_date=day, title=title.strip(), body_markdown=body, run_ids=linked,
+                             figures=[*note.figures, *figures], tags=tag_list)
+            st.session_state.pop("editing", None)
+        st.rerun()
+
+
+with st.expander("✍️ New note"):
+    note_editor("new")
+
+with st.expander("⇅ Import / export"):
+    left, right = st.columns(2)
+    with left:
+        md_file = st.file_uploader("Journal file (.md)", type=["md", "markdown", "txt"], key="import:md")
+        pic_zip = st.file_uploader("Its pic/ folder as a .zip (optional)", type=["zip"], key="import:zip")
+        if st.button("Import", disabled=md_file is None):
+            with tempfile.TemporaryDirectory() as folder:
+                root = Path(folder)
+                (root / "journal.md").write_bytes(md_file.getvalue())
+                pic = root / "pic"
+                pic.mkdir()
+                try:
+                    if pic_zip is not None:
+                        with zipfile.ZipFile(io.BytesIO(pic_zip.getvalue())) as archive:
+                            for member in archive.infolist():
+                                name = PurePosixPath(member.filename).name  # flatten: nothing lands outside pic/
+                                if not member.is_dir() and name and member.file_size <= MAX_IMAGE_BYTES:
+                                    (pic / name).write_bytes(archive.read(member))
+                    ids = book.import_journal(root / "journal.md", pic_dir=pic)
+                    st.success(f"Imported {len(ids)} entries.")
+                except (JournalError, zipfile.BadZipFile) as error:
+                    st.error(f"Nothing imported: {error}")
+    with right:
+        if st.button("Prepare export"):
+            with tempfile.TemporaryDirectory() as folder:
+                book.export_journal(folder)
+                buffer = io.BytesIO()
+                with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                    for path in sorted(Path(folder).rglob("*")):
+                        if path.is_file():
+                            archive.write(path, path.relative_to(folder).as_posix())
+                st.session_state["export_zip"] = buffer.getvalue()
+        if "export_zip" in st.session_state:
+            st.download_button("⬇ Download journal.zip", st.session_state["export_zip"],
+                               file_name=f"journal-{dt.date.today():%Y%m%d}.zip", mime="application/zip")
+
+search_col, order_col = st.columns([3, 1])
+query = search_col.text_input("Search notes", placeholder="words in titles or text, e.g. 准确率 or NaN",
+                              key="journal:search")
+newest_first = order_col.radio("Order", ["Newest first", "Oldest first"], horizontal=True) == "Newest first"
+notes = book.search_notes(query) if query.strip() else book.list_notes(newest_first=newest_first)
+if query.strip() and newest_first:
+    notes = sorted(notes, key=lambda n: (n.entry_date or dt.date.min), reverse=True)
+if not notes:
+    st.info("No notes match." if query.strip() else "The journal is empty: write a note or import a journal file.")
+
+for note in notes:
+    st.markdown(f"### {note.entry_date:%Y.%m.%d}" if note.entry_date else "### (undated)")
+    if note.title:
+        st.markdown("**" + re.sub(r"([*_`\\])", r"\\\1", note.title) + "**")
+    meta = []
+    if note.run_ids:
+        meta.append("runs " + ", ".join(f"[{i}](/run?run={i})" for i in note.run_ids))
+    if note.tags:
+        meta.append("tags " + ", ".join(f"`{t}`" for t in note.tags))
+    if meta:
+        st.caption(" · ".join(meta))
+    if st.session_state.get("editing") == note.id:
+        note_editor(f"edit{note.id}", note=note)
+    else:
+        render_body(note.body, note.figures)
+        edit, delete = st.columns([1, 8])
+        if edit.button("Edit", key=f"edit:{note.id}"):
+            st.session_state["editing"] = note.id
+            st.rerun()
+        with delete.popover("Delete"):
+            if st.button("Yes, delete this note", key=f"delete:{note.id}"):
+                book.delete_note(note.id)
+                st.rerun()
+    st.divider()

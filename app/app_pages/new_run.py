@@ -1,0 +1,45 @@
+"""New run: pick a preset (or clone a run), edit the generated form, see lint, launch."""
+
+import streamlit as st
+
+from app.form import config_form
+from app.services import notebook, run_id_from, worker_started
+from engine.config import PRESET_INFO
+from lab_notes import NotFound
+
+book = notebook()
+clone_of = run_id_from(st.query_params.get("clone"))
+parent = None
+if clone_of is not None:
+    try:
+        parent = book.get_run(clone_of)
+    except NotFound:
+        st.error(f"There is no run {clone_of} to clone.")
+
+st.title("New run")
+if parent is not None:
+    st.info(f"Cloning run {parent.id} — {parent.name}. The new run records it as its parent; the original is "
+            "unchanged.")
+    values, preset_name, source = parent.config, parent.preset, f"clone{parent.id}"
+    name_default = f"{parent.name} (edit)"
+else:
+    names = list(PRESET_INFO)
+    preset_name = st.selectbox(
+        "Preset", names, index=names.index("tiny"),
+        format_func=lambda n: f"{PRESET_INFO[n].journal_date or '—'} · {n} — {PRESET_INFO[n].summary}")
+    values, source, name_default = PRESET_INFO[preset_name].config.model_dump(mode="json"), preset_name, preset_name
+
+name = st.text_input("Run name", value=name_default, key=f"name:{source}")
+edited, cfg, errors, warnings = config_form(values, key_prefix=source)
+
+if errors:
+    st.error(f"{len(errors)} field(s) need fixing before launch: " + ", ".join(p.path for p in errors))
+elif warnings:
+    st.warning(f"Lint: {len(warnings)} known pitfall(s) in this config (shown under the fields). You can still "
+               "launch; the warnings are stored with the run.")
+if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()):
+    run_id = book.create_run(cfg.model_dump(mode="json"), name=name.strip(), preset=preset_name,
+                             parent_id=parent.id if parent else None,
+                             lint=[{"path": w.path, "message": w.message} for w in warnings])
+    worker_started()
+    st.switch_page("app_pages/run.py", query_params={"run": str(run_id)})

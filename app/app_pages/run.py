@@ -1,0 +1,138 @@
+"""One run (`?run=ID`): live charts, reconstructions, config and lint, divergence report, output; stop, resume,
+clone, and pin any figure to a note."""
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from app.figures import chart_png, metric_figure, metric_groups
+from app.pinning import pin_popover
+from app.services import notebook, run_id_from
+from lab_notes import Figure, NotFound
+from lab_notes.series import downsample
+
+MAX_POINTS = 2000  # per series on screen; the server downsamples longer ones keeping min, max and last
+LIVE_STATUSES = ("queued", "running")
+
+book = notebook()
+run_id = run_id_from(st.query_params.get("run"))
+if run_id is None:
+    runs = book.list_runs()
+    if not runs:
+        st.info("No runs yet.")
+        st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
+        st.stop()
+    picked = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"{i} · {next(r.name for r in runs if r.id == i)}")
+    st.query_params["run"] = str(picked)
+    run_id = picked
+try:
+    run = book.get_run(run_id)
+except NotFound:
+    st.error(f"There is no run {run_id}.")
+    st.page_link("app_pages/runs.py", label="All runs", icon="📋")
+    st.stop()
+
+BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
+st.title(f"Run {run.id} — {run.name}")
+facts = [f"{BADGES.get(run.status, '')} **{run.status}**", f"preset `{run.preset or '—'}`",
+         f"device {run.device or '—'}"]
+if run.parent_id:
+    facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
+st.markdown(" · ".join(facts))
+if run.status_reason and run.status in ("failed", "stopped"):
+    st.caption(run.status_reason)
+
+actions = st.columns([1, 1, 1, 5])
+if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES):
+    if run.status == "queued":
+        book.set_status(run.id, "stopped", reason="stopped before it started")
+    else:
+        book.request_stop(run.id)
+    st.toast("Stop requested: the run stops at its next step, with a checkpoint.")
+if actions[1].button("▶ Resume", disabled=run.status not in ("stopped", "failed")):
+    book.requeue(run.id)
+    st.rerun()
+if actions[2].button("✎ Clone and edit"):
+    st.switch_page("app_pages/new_run.py", query_params={"clone": str(run.id)})
+
+if run.divergence_report:
+    report = run.divergence_report
+    st.error(f"💥 **Diverged at step {report.get('first_step')}**: {report.get('reason')} "
+             f"(guard policy `{report.get('policy')}`).")
+    with st.expander("Divergence report: last finite values and diagnostics"):
+        st.json(report)
+for warning in run.lint:
+    st.warning(f"Lint · **{warning.get('path')}**: {warning.get('message')}")
+
+charts_tab, images_tab, config_tab, output_tab = st.tabs(["Charts", "Reconstructions", "Config", "Output"])
+
+with charts_tab:
+    controls = st.columns([2, 1, 3])
+    smoothing = controls[0].slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
+    log_y = controls[1].toggle("Log y")
+
+
+def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The series on screen for `key`, reading only points newer than the last one this session has."""
+    cache = st.session_state.setdefault("series", {})
+    held = cache.get((run.id, key))
+    if held is None:
+        held = book.metric_history(run.id, key, max_points=MAX_POINTS)
+    else:
+        steps, values = book.metric_history(run.id, key, since_step=int(held[0][-1]) if len(held[0]) else None)
+        if len(steps):
+            held = (np.concatenate([held[0], steps]), np.concatenate([held[1], values]))
+            if len(held[0]) > 2 * MAX_POINTS:
+                held = downsample(held[0], held[1], MAX_POINTS)
+    cache[(run.id, key)] = held
+    return held
+
+
+def draw_charts() -> None:
+    status = book.get_run(run.id).status
+    keys = book.metric_keys(run.id)
+    if not keys:
+        st.info("No metrics yet: the run is " + status + ".")
+    for title, group in metric_groups(keys).items():
+        series = {key: read_series(key) for key in group}
+        st.plotly_chart(metric_figure(series, title=title, smoothing=smoothing, log_y=log_y),
+                        key=f"chart:{title}")
+        pin_popover(book, key=f"pin:{title}", run_ids=[run.id], default_title=f"Run {run.id}: {title.lower()}",
+                    caption=f"{title} of run {run.id} ({run.name})",
+                    make_figure=lambda caption, series=series, title=title, group=group: Figure(
+                        f"run{run.id}-{title.lower().replace(' ', '-')}.png",
+                        chart_png(series, title=f"run {run.id}: {title}", smoothing=smoothing), caption,
+                        {"kind": "metric_chart", "run_ids": [run.id], "keys": group, "smoothing": smoothing,
+                         "log_y": log_y}))
+    if status != run.status:
+        st.rerun()  # the run changed state: redraw the whole page (buttons, banner, polling)
+
+
+with charts_tab:
+    live = run.status in LIVE_STATUSES
+    st.fragment(draw_charts, run_every=1.0 if live else None)()
+
+with images_tab:
+    keys = book.image_keys(run.id)
+    if not keys:
+        st.info("No reconstructions: this run has no decoder, or none has been drawn yet.")
+    for key in keys:
+        steps = book.image_steps(run.id, key)
+        step = steps[0] if len(steps) == 1 else st.select_slider(f"{key} — step", options=steps, value=steps[-1])
+        png = book.get_image(run.id, key, step)
+        st.image(png, caption=f"{key} at step {step}: original | masked | decoder A | decoder B")
+        pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
+                    caption=f"{key} of run {run.id} at step {step}",
+                    make_figure=lambda caption, png=png, key=key, step=step: Figure(
+                        f"run{run.id}-{key}-step{step}.png", png, caption,
+                        {"kind": "image", "run_id": run.id, "key": key, "step": step}))
+
+with config_tab:
+    st.code(json.dumps(run.config, indent=2), language="json")
+
+with output_tab:
+    checkpoints = book.checkpoints(run.id)
+    if checkpoints:
+        st.caption(f"Last checkpoint: step {checkpoints[-1].step} — `{checkpoints[-1].path}`")
+    st.code(run.log_tail or "(no output yet)", language=None)

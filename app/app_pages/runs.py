@@ -1,0 +1,75 @@
+"""Runs: every run with its status and latest numbers; filter, open, compare, stop, resume, delete."""
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from app.services import notebook
+from lab_notes import RUN_STATUSES
+
+book = notebook()
+st.title("Runs")
+left, right = st.columns([2, 3])
+statuses = left.multiselect("Status", RUN_STATUSES, placeholder="any status")
+search = right.text_input("Search name or preset", placeholder="e.g. mae, 2022-12-14")
+runs = book.list_runs(status=statuses or None, search=search.strip() or None)
+if not runs:
+    st.info("No runs yet." if not (statuses or search) else "No run matches these filters.")
+    st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
+    st.stop()
+
+
+def duration(run) -> str:
+    if run.started_at is None:
+        return ""
+    end = run.ended_at or dt.datetime.now(dt.timezone.utc)
+    return str(dt.timedelta(seconds=int((end - run.started_at).total_seconds())))
+
+
+rows = []
+for run in runs:
+    latest = book.latest_metrics(run.id)
+    rows.append({
+        "id": run.id, "name": run.name, "preset": run.preset or "", "status": run.status,
+        "device": run.device or "", "step": max((s for s, _ in latest.values()), default=0),
+        "loss": latest.get("loss/total", (0, None))[1],
+        "accuracy": latest.get("acc/disc", latest.get("acc/prototype", (0, None)))[1],
+        "started": run.started_at.astimezone().strftime("%Y-%m-%d %H:%M") if run.started_at else "",
+        "duration": duration(run), "reason": run.status_reason or "",
+    })
+table = pd.DataFrame(rows)
+picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
+                      column_config={"loss": st.column_config.NumberColumn(format="%.4g"),
+                                     "accuracy": st.column_config.NumberColumn(format="%.3f")})
+chosen = [int(table.iloc[i]["id"]) for i in picked.selection.rows]
+st.caption("Select rows to act on them." if not chosen else f"Selected: {', '.join(map(str, chosen))}")
+
+cols = st.columns(5)
+if cols[0].button("Open", disabled=len(chosen) != 1):
+    st.switch_page("app_pages/run.py", query_params={"run": str(chosen[0])})
+if cols[1].button("Compare", disabled=len(chosen) < 2):
+    st.switch_page("app_pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
+by_id = {run.id: run for run in runs}
+if cols[2].button("Stop", disabled=not any(by_id[i].status in ("queued", "running") for i in chosen)):
+    for run_id in chosen:
+        if by_id[run_id].status == "running":
+            book.request_stop(run_id)
+        elif by_id[run_id].status == "queued":
+            book.set_status(run_id, "stopped", reason="stopped before it started")
+    st.rerun()
+if cols[3].button("Resume", disabled=not any(by_id[i].status in ("stopped", "failed") for i in chosen)):
+    for run_id in chosen:
+        if by_id[run_id].status in ("stopped", "failed"):
+            book.requeue(run_id)
+    st.rerun()
+with cols[4].popover("Delete", disabled=not chosen):
+    busy = [i for i in chosen if by_id[i].status == "running"]
+    if busy:
+        st.warning(f"Stop run(s) {busy} first: a running run cannot be deleted.")
+    else:
+        st.write(f"Delete run(s) {chosen} with their metrics, images and checkpoint records? Notes stay.")
+        if st.button("Yes, delete", type="primary"):
+            for run_id in chosen:
+                book.delete_run(run_id)
+            st.rerun()

@@ -1,0 +1,136 @@
+"""The run form, generated from RunConfig's schema: a widget per field, grouped by section, with the field's
+bounds and description as help. A new config field appears here without page code."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
+
+import annotated_types
+import streamlit as st
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from engine.config import ConfigError, Problem, RunConfig, lint, validate_config
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    path: str
+    annotation: Any
+    info: FieldInfo
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def leaf_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> Iterator[FieldSpec]:
+    for name, info in model.model_fields.items():
+        nested = _model_type(info.annotation)
+        if nested is not None:
+            yield from leaf_fields(nested, f"{prefix}{name}.")
+        else:
+            yield FieldSpec(f"{prefix}{name}", info.annotation, info)
+
+
+def bounds_text(info: FieldInfo) -> str:
+    words = []
+    for item in info.metadata:
+        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            if isinstance(item, getattr(annotated_types, attr.capitalize())):
+                words.append(f"{sign} {getattr(item, attr):g}")
+    return ", ".join(words)
+
+
+def _get(values: dict[str, Any], path: str) -> Any:
+    node: Any = values
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _set(values: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    node = values
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+def _is_optional(annotation: Any) -> tuple[bool, Any]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return True, rest[0]
+    return False, annotation
+
+
+def _widget(spec: FieldSpec, current: Any, key: str) -> Any:
+    """One input for one field; numbers are typed freely so that validation (not the widget) names bad ones."""
+    label = spec.path.rsplit(".", 1)[-1]
+    bounds = bounds_text(spec.info)
+    help_text = (spec.info.description or "") + (f" (range {bounds})" if bounds else "")
+    optional, annotation = _is_optional(spec.annotation)
+    if typing.get_origin(annotation) is Literal:
+        options = list(typing.get_args(annotation))
+        return st.selectbox(label, options, index=options.index(current) if current in options else 0, key=key,
+                            help=help_text)
+    if annotation is bool:
+        return st.checkbox(label, value=bool(current), key=key, help=help_text)
+    if annotation in (int, float) and not optional:
+        if annotation is int:
+            return int(st.number_input(label, value=int(current), step=1, key=key, help=help_text))
+        return float(st.number_input(label, value=float(current), key=key, help=help_text, format="%g"))
+    text = st.text_input(label, value="" if current is None else str(current), key=key,
+                         help=help_text + (" (empty = none)" if optional else ""))
+    if optional and not text.strip():
+        return None
+    if annotation in (int, float):
+        try:
+            return annotation(text)
+        except ValueError:
+            return text  # validation names the field
+    return text
+
+
+def config_form(values: dict[str, Any], *, key_prefix: str) -> tuple[dict[str, Any], RunConfig | None,
+                                                                     list[Problem], list[Problem]]:
+    """Render the form starting from `values`; returns (edited values, config or None, errors, lint warnings).
+    Errors and warnings are shown under the field they name."""
+    edited: dict[str, Any] = {}
+    slots = {}
+    sections: dict[str, list[FieldSpec]] = {}
+    for spec in leaf_fields():
+        sections.setdefault(spec.path.split(".")[0], []).append(spec)
+    for section, specs in sections.items():
+        description = RunConfig.model_fields[section].description
+        with st.expander(f"{section} — {description}", expanded=section in ("data", "model", "loss", "optim")):
+            columns = st.columns(3)
+            for i, spec in enumerate(specs):
+                with columns[i % 3]:
+                    group = ".".join(spec.path.split(".")[1:-1])
+                    if group:
+                        st.caption(group)
+                    _set(edited, spec.path, _widget(spec, _get(values, spec.path), f"{key_prefix}:{spec.path}"))
+                    slots[spec.path] = st.empty()
+    try:
+        cfg = validate_config(edited)
+        errors: list[Problem] = []
+    except ConfigError as error:
+        cfg, errors = None, error.problems
+    warnings = lint(cfg) if cfg else []
+    unplaced = []
+    for problem in errors + warnings:
+        slot = slots.get(problem.path)
+        show = st.error if problem in errors else st.warning
+        if slot is None:
+            unplaced.append((show, problem))
+        else:
+            with slot.container():
+                show(f"**{problem.path}**: {problem.message}")
+    for show, problem in unplaced:
+        show(f"**{problem.path}**: {problem.message}")
+    return edited, cfg, errors, warnings

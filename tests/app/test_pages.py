@@ -1,0 +1,176 @@
+"""Page logic with Streamlit's AppTest (no browser): every page against a seeded temporary notebook."""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from engine.config import PRESETS, with_overrides
+from lab_notes import Notebook
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'notebook.db'}"
+    monkeypatch.setenv("LAB_NOTEBOOK_URL", url)
+    monkeypatch.setenv("LAB_START_WORKER", "0")
+    st.cache_resource.clear()  # the app opens the notebook named by this test's environment
+    notebook = Notebook(url)
+    yield notebook
+    notebook.close()
+    st.cache_resource.clear()
+
+
+def page(name: str, **query: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page(f"app_pages/{name}.py")
+    for key, value in query.items():
+        app.query_params[key] = value
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def png(colour: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (24, 12), (colour, 40, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def seeded_run(book: Notebook, *, name: str = "seeded", lr: float = 0.001, diverged: bool = False) -> int:
+    cfg = with_overrides(PRESETS["2023-01-12-mae-two-decoders"], [f"optim.lr={lr}"])
+    run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset="2023-01-12-mae-two-decoders",
+                             lint=[{"path": "loss.denominator", "message": "negatives only"}])
+    book.set_status(run_id, "running")
+    for step in range(1, 51):
+        loss = math.nan if diverged and step == 50 else 5.0 - step * 0.05
+        book.log_metrics(run_id, step, {"loss/total": loss, "loss/recon_a": 0.3, "acc/prototype": step / 50,
+                                        "grad_norm": 1.0, "lr": lr})
+    book.log_image(run_id, "reconstruction", 25, png(100))
+    book.log_image(run_id, "reconstruction", 50, png(200))
+    book.flush()
+    if diverged:
+        book.set_divergence_report(run_id, {"policy": "stop", "first_step": 50, "reason": "loss/total is nan",
+                                            "incidents": []})
+        book.set_status(run_id, "diverged", reason="loss/total is nan")
+    else:
+        book.set_status(run_id, "completed")
+    return run_id
+
+
+def test_new_run_rejects_bad_values_naming_the_field(book):
+    app = page("new_run")
+    app.number_input(key="tiny:optim.lr").set_value(-1.0).run()
+    errors = " ".join(e.value for e in app.error)
+    assert "optim.lr" in errors and "greater than 0" in errors
+    assert app.button[-1].label == "🚀 Launch" and app.button[-1].disabled
+    app.number_input(key="tiny:optim.lr").set_value(0.01).run()  # field errors first, then cross-field ones
+    app.number_input(key="tiny:model.encoder.patch_size").set_value(5).run()
+    assert "model.encoder.patch_size" in " ".join(e.value for e in app.error)
+    assert "does not divide" in " ".join(e.value for e in app.error)
+    assert book.list_runs() == []
+
+
+def test_new_run_shows_lint_and_launch_queues_a_run(book):
+    app = page("new_run")
+    app.checkbox(key="tiny:loss.normalize").set_value(True).run()
+    app.number_input(key="tiny:model.contrastive.feature_dim").set_value(1).run()
+    assert any("model.contrastive.feature_dim" in w.value for w in app.warning)
+    app.text_input(key="name:tiny").set_value("one-d features").run()
+    app.button[-1].click().run()
+    (run,) = book.list_runs()
+    assert (run.name, run.status, run.preset) == ("one-d features", "queued", "tiny")
+    assert run.config["model"]["contrastive"]["feature_dim"] == 1
+    assert [w["path"] for w in run.lint] == ["model.contrastive.feature_dim"]
+
+
+def test_clone_prefills_from_the_run_and_records_its_parent(book):
+    parent = seeded_run(book, lr=0.005)
+    app = page("new_run", clone=str(parent))
+    assert app.number_input(key=f"clone{parent}:optim.lr").value == 0.005
+    app.number_input(key=f"clone{parent}:optim.lr").set_value(0.01).run()
+    app.button[-1].click().run()
+    child = book.list_runs()[0]
+    assert child.parent_id == parent and child.config["optim"]["lr"] == 0.01
+    assert book.get_run(parent).config["optim"]["lr"] == 0.005  # the original never changes
+
+
+def test_run_page_shows_charts_reconstructions_banner_and_lint(book):
+    run_id = seeded_run(book, diverged=True)
+    app = page("run", run=str(run_id))
+    assert app.title[0].value == f"Run {run_id} — seeded"
+    assert any("Diverged at step 50" in e.value for e in app.error)
+    assert any("loss.denominator" in w.value for w in app.warning)
+    charts = app.get("plotly_chart")
+    assert len(charts) == 4  # losses, accuracy, gradient norm, learning rate
+    assert app.get("image")  # the reconstruction at the latest step
+    assert app.select_slider[0].options == ["25", "50"] and app.select_slider[0].value == 50
+
+
+def test_run_page_for_a_missing_run_says_so(book):
+    app = page("run", run="404")
+    assert "There is no run 404." in [e.value for e in app.error]
+
+
+def test_compare_shows_only_differing_config_fields(book):
+    first, second = seeded_run(book, name="a", lr=0.001), seeded_run(book, name="b", lr=0.002)
+    app = page("compare", runs=f"{first},{second}")
+    diff = app.dataframe[0].value
+    assert list(diff.index) == ["optim.lr"]
+    assert len(app.get("plotly_chart")) == 5  # one overlaid chart per metric
+
+
+def test_a_pinned_chart_appears_in_the_journal(book):
+    run_id = seeded_run(book)
+    app = page("run", run=str(run_id))
+    app.button(key="pin:Losses:pin").click().run()
+    assert not app.exception
+    (note,) = book.list_notes()
+    assert note.run_ids == [run_id] and note.figures[0].chart_spec["keys"] == ["loss/recon_a", "loss/total"]
+    assert note.figures[0].image.startswith(b"\x89PNG")
+    journal = page("journal")
+    markdown = " ".join(m.value for m in journal.markdown)
+    assert f"Run {run_id}: losses" in markdown
+    assert journal.get("image")
+
+
+def test_journal_renders_the_original_with_missing_figures_and_no_raw_html(book):
+    book.import_journal(ROOT / "tests" / "lab_notes" / "original-journal.md")
+    book.add_note(None, "", "<script>alert(1)</script> plain words")
+    app = page("journal")
+    markdown = [m.value for m in app.markdown]
+    assert markdown.index("### 2023.01.12") < markdown.index("### 2022.12.08")  # newest first
+    assert any("Missing figure **image-20221214211710614.png**" in w.value for w in app.warning)
+    app.text_input(key="journal:search").set_value("准确率").run()
+    headings = [m.value for m in app.markdown if m.value.startswith("###")]
+    assert headings == ["### 2022.12.14", "### 2022.12.08"]
+
+
+def test_runs_page_lists_and_filters(book):
+    seeded_run(book, name="alpha")
+    seeded_run(book, name="beta", diverged=True)
+    app = page("runs")
+    table = app.dataframe[0].value
+    assert list(table["name"]) == ["beta", "alpha"] and list(table["status"]) == ["diverged", "completed"]
+    app.multiselect[0].set_value(["diverged"]).run()
+    assert list(app.dataframe[0].value["name"]) == ["beta"]
+
+
+def test_pages_never_import_torch():
+    code = ("import sys; sys.argv=['x']; import app.figures, app.form, app.pinning, app.services; "
+            "import runpy; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
