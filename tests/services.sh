@@ -1,13 +1,18 @@
-# Sourced by the test command: starts a local PostgreSQL (Debian's package) for the store tests and exports
-# LAB_NOTEBOOK_TEST_PG_URL. Where it cannot (no root, no apt), those tests skip and say why; under CI it must.
+# Sourced by the test command: installs Debian's Chromium for the browser tests, starts a local PostgreSQL
+# (Debian's package) for the store tests and exports LAB_NOTEBOOK_TEST_PG_URL. Where it cannot (no root, no apt),
+# those tests skip and say why; under CI they must run.
 _services_fail() {
   echo "services: $1" >&2
   if [ "${CI:-}" = "true" ]; then return 1; fi
   return 0
 }
-if ! command -v pg_ctlcluster >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "services: installing postgresql (Debian package)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 || true
+_services_missing=""
+command -v pg_ctlcluster >/dev/null 2>&1 || _services_missing="$_services_missing postgresql"
+command -v chromium >/dev/null 2>&1 || _services_missing="$_services_missing chromium fonts-noto-color-emoji"
+if [ -n "$_services_missing" ] && [ "$(id -u)" = 0 ]; then
+  echo "services: installing$_services_missing (Debian packages)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $_services_missing) >/dev/null 2>&1 \
+    || _services_fail "apt-get could not install$_services_missing"
 fi
 if command -v pg_lsclusters >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   read -r _pg_version _pg_cluster _pg_port _rest < <(pg_lsclusters -h | head -n 1)

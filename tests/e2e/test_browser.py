@@ -1,0 +1,72 @@
+"""A researcher's path through the app in Chromium: launch the tiny preset, watch the loss chart grow, stop the
+run, pin the chart to a new note, find it in the journal, export the journal. Screenshots go to
+test-output/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+from tests.e2e.conftest import shoot, wait_for
+
+POINTS_IN_FIRST_CHART = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  return plot && plot._fullData ? Math.max(0, ...plot._fullData.map(trace => (trace.x || []).length)) : 0;
+}"""
+
+
+def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
+    base = app_server["base"]
+    page.goto(f"{base}/new")
+    page.get_by_role("heading", name="New run").wait_for()
+    page.get_by_text("schedule —").click()
+    episodes = page.get_by_label("episodes", exact=True)
+    episodes.fill("100000")
+    episodes.press("Enter")
+    page.get_by_label("Run name").fill("browser run")
+    page.get_by_label("Run name").press("Enter")
+    shoot(page, "1-new-run")
+    page.get_by_role("button", name="🚀 Launch").click()
+    page.wait_for_url(re.compile(r".*/run\?run=\d+"))
+    page.get_by_role("heading", name=re.compile(r"Run \d+ — browser run")).wait_for()
+
+    first = wait_for(lambda: page.evaluate(POINTS_IN_FIRST_CHART), 120, "the loss chart's first points")
+    later = wait_for(lambda: (n := page.evaluate(POINTS_IN_FIRST_CHART)) > first and n, 30,
+                     "the loss chart to gain points while the run trains")
+    assert later > first
+    shoot(page, "2-run-live")
+
+    page.get_by_role("button", name="⏹ Stop").click()
+    page.get_by_text("stopped", exact=True).wait_for(timeout=30_000)
+    shoot(page, "3-run-stopped")
+
+    page.get_by_role("button", name="📌 Pin to a note").first.click()
+    page.get_by_role("button", name="Pin", exact=True).click()
+    page.get_by_text(re.compile(r"Pinned to note \d+")).wait_for()
+
+    page.goto(f"{base}/journal")
+    page.get_by_role("heading", name="Journal").wait_for()
+    page.get_by_text(re.compile(r"Run \d+: losses")).first.wait_for()
+    page.locator("[data-testid='stImage'] img").first.wait_for()  # the pinned chart, drawn as a PNG
+    shoot(page, "4-journal")
+
+    page.get_by_text("⇅ Import / export").click()
+    page.get_by_role("button", name="Prepare export").click()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="⬇ Download journal.zip").click()
+    archive = tmp_path / "journal.zip"
+    download_info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as exported:
+        names = exported.namelist()
+        assert "journal.md" in names and any(re.fullmatch(r"pic/run\d+-losses\.png", n) for n in names)
+        assert re.search(r"!\[.*\]\(\./pic/run\d+-losses\.png\)", exported.read("journal.md").decode())
+
+
+def test_runs_and_compare_pages_render(app_server, page):
+    page.goto(f"{app_server['base']}/runs")
+    page.get_by_role("heading", name="Runs").wait_for()
+    page.get_by_text("browser run").first.wait_for(state="attached")  # the table draws on a canvas
+    shoot(page, "5-runs")
+    page.goto(f"{app_server['base']}/compare")
+    page.get_by_role("heading", name="Compare runs").wait_for()
+    shoot(page, "6-compare")
