@@ -64,6 +64,27 @@ class MetricRow(Base):
     wall_time: Mapped[float] = mapped_column(Float)
 
 
+class MetricRollupRow(Base):
+    """A summary of one series over BUCKET_STEPS steps (lab_notes.series), written with the points, so a long
+    series is charted from ~2 points per bucket instead of every point. Values as in `metrics` (NULL = NaN)."""
+
+    __tablename__ = "metric_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    min_step: Mapped[int | None] = mapped_column(Integer)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_step: Mapped[int | None] = mapped_column(Integer)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    last_step: Mapped[int] = mapped_column(Integer)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    nan_step: Mapped[int | None] = mapped_column(Integer)
+    posinf_step: Mapped[int | None] = mapped_column(Integer)
+    neginf_step: Mapped[int | None] = mapped_column(Integer)
+
+
 class ImageRow(Base):
     __tablename__ = "images"
     __table_args__ = (Index("ix_images_run_key_step", "run_id", "key", "step", unique=True),)

@@ -17,14 +17,14 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from lab_notes.images import check_image
 from lab_notes.records import FINAL_STATUSES, RUN_STATUSES, Checkpoint, Figure, Note, Run, Worker
-from lab_notes.schema import (CheckpointRow, FigureRow, ImageRow, MetricRow, NoteRow, NoteRunRow, RunRow,
-                              WorkerRow)
-from lab_notes.series import downsample, from_sql, to_sql
+from lab_notes.schema import (CheckpointRow, FigureRow, ImageRow, MetricRollupRow, MetricRow, NoteRow, NoteRunRow,
+                              RunRow, WorkerRow)
+from lab_notes.series import BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, merge, overview, summarise, to_sql
 
 DEFAULT_PATH = "notebook.db"
 LOG_TAIL_CHARS = 20_000
@@ -87,9 +87,9 @@ class Notebook:
             self._writer = self._reader = create_engine(self.url, pool_pre_ping=True)
         self.dialect = self._writer.dialect.name
         self._upgrade_schema()
-        placeholder = "?" if self._writer.dialect.paramstyle == "qmark" else "%s"
+        self._placeholder = "?" if self._writer.dialect.paramstyle == "qmark" else "%s"
         self._insert_metrics_sql = ("INSERT INTO metrics (run_id, key, step, value, wall_time) VALUES "
-                                    f"({', '.join([placeholder] * 5)})")
+                                    f"({', '.join([self._placeholder] * 5)})")
         self._buffer: list[tuple[int, str, int, float | None, float]] = []
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -246,9 +246,16 @@ class Notebook:
     def discard_after(self, run_id: int, step: int) -> None:
         """Drop metrics and images logged after `step` (a resumed run logs those steps again)."""
         self.flush()
-        with self._write() as session:
-            session.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > step))
-            session.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.step > step))
+        first_bucket = step // BUCKET_STEPS
+        with self._writer.begin() as connection:
+            connection.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > step))
+            connection.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.step > step))
+            connection.execute(delete(MetricRollupRow).where(MetricRollupRow.run_id == run_id,
+                                                             MetricRollupRow.bucket >= first_bucket))
+            kept = connection.execute(select(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.value)
+                                      .where(MetricRow.run_id == run_id,
+                                             MetricRow.step >= first_bucket * BUCKET_STEPS)).all()
+            self._write_rollups(connection, kept)
 
     def register_worker(self, worker_id: str, *, host: str, pid: int, max_parallel: int) -> None:
         with self._write() as session:
@@ -319,7 +326,7 @@ class Notebook:
         prepared = [(run_id, key, step, to_sql(value), wall_time) for run_id, key, step, value, wall_time in rows]
         if prepared:
             with self._writer.begin() as connection:
-                connection.exec_driver_sql(self._insert_metrics_sql, prepared)
+                self._write_points(connection, prepared)
 
     def flush(self) -> None:
         # One flusher at a time keeps each writer's points in step order in the database.
@@ -330,11 +337,43 @@ class Notebook:
                 return
             try:
                 with self._writer.begin() as connection:
-                    connection.exec_driver_sql(self._insert_metrics_sql, pending)
+                    self._write_points(connection, pending)
             except Exception:
                 with self._buffer_lock:  # keep the points for the next flush rather than lose them
                     self._buffer[:0] = pending
                 raise
+
+    def _write_points(self, connection: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> None:
+        connection.exec_driver_sql(self._insert_metrics_sql, rows)
+        self._write_rollups(connection, [row[:4] for row in rows])
+
+    def _write_rollups(self, connection: Connection, points: Sequence[tuple[int, str, int, float | None]]) -> None:
+        """Fold new points into their buckets' summaries (read, merge, replace), inside the caller's transaction.
+        Plain driver SQL: this runs on every flush, and building statements would cost more than running them."""
+        fresh = summarise(points)
+        if not fresh:
+            return
+        mark = self._placeholder
+        wanted: dict[tuple[int, str], list[int]] = {}
+        for run_id, key, bucket in fresh:
+            wanted.setdefault((run_id, key), []).append(bucket)
+        existing = {}
+        for (run_id, key), buckets in wanted.items():
+            where = f"run_id = {mark} AND key = {mark} AND bucket IN ({', '.join([mark] * len(buckets))})"
+            found = connection.exec_driver_sql(
+                f"SELECT bucket, {', '.join(ROLLUP_COLUMNS)} FROM metric_rollups WHERE {where}",
+                (run_id, key, *buckets)).all()
+            if found:
+                existing.update({(run_id, key, row[0]): dict(zip(ROLLUP_COLUMNS, row[1:])) for row in found})
+                connection.exec_driver_sql(f"DELETE FROM metric_rollups WHERE {where}", (run_id, key, *buckets))
+        rows = []
+        for where, summary in fresh.items():
+            if where in existing:
+                summary = merge(existing[where], summary)
+            rows.append((*where, *(summary[c] for c in ROLLUP_COLUMNS)))
+        connection.exec_driver_sql(
+            f"INSERT INTO metric_rollups (run_id, key, bucket, {', '.join(ROLLUP_COLUMNS)}) VALUES "
+            f"({', '.join([mark] * (3 + len(ROLLUP_COLUMNS)))})", rows)
 
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.wait(interval):
@@ -345,22 +384,33 @@ class Notebook:
 
     def metric_keys(self, run_id: int) -> list[str]:
         with self._read() as session:
-            return list(session.scalars(select(MetricRow.key).where(MetricRow.run_id == run_id).distinct()
-                                        .order_by(MetricRow.key)))
+            return list(session.scalars(select(MetricRollupRow.key).where(MetricRollupRow.run_id == run_id)
+                                        .distinct().order_by(MetricRollupRow.key)))
 
     def latest_metrics(self, run_id: int) -> dict[str, tuple[int, float]]:
-        """key -> (step, value) of each key's last point."""
-        last = (select(MetricRow.key, func.max(MetricRow.id).label("id")).where(MetricRow.run_id == run_id)
-                .group_by(MetricRow.key).subquery())
-        query = select(MetricRow.key, MetricRow.step, MetricRow.value).join(last, MetricRow.id == last.c.id)
+        """key -> (step, value) of each key's last point (highest step)."""
+        last = (select(MetricRollupRow.key, func.max(MetricRollupRow.bucket).label("bucket"))
+                .where(MetricRollupRow.run_id == run_id).group_by(MetricRollupRow.key).subquery())
+        query = (select(MetricRollupRow.key, MetricRollupRow.last_step, MetricRollupRow.last_value)
+                 .join(last, (MetricRollupRow.key == last.c.key) & (MetricRollupRow.bucket == last.c.bucket))
+                 .where(MetricRollupRow.run_id == run_id))
         with self._read() as session:
             rows = session.execute(query).all()
         return {key: (step, float(from_sql([value])[0])) for key, step, value in rows}
 
     def metric_history(self, run_id: int, key: str, *, since_step: int | None = None,
                        max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) in step order; only steps after `since_step` when given; downsampled on the server to
-        at most `max_points` keeping the global min, max and last point (and non-finite points as markers)."""
+        """(steps, values) in step order; only steps after `since_step` when given. With `max_points`, a longer
+        series is downsampled on the server keeping the global min, max, the last point and non-finite points
+        as markers: from the per-bucket rollups (no scan of every point), then MinMaxLTTB if still too many."""
+        if max_points is not None and since_step is None:
+            with self._read() as session:
+                summaries = [{c: getattr(r, c) for c in ROLLUP_COLUMNS} for r in session.scalars(
+                    select(MetricRollupRow).where(MetricRollupRow.run_id == run_id, MetricRollupRow.key == key)
+                    .order_by(MetricRollupRow.bucket))]
+            if sum(b["n"] for b in summaries) > max_points:
+                steps, values = overview(summaries)
+                return downsample(steps, values, max_points) if len(steps) > max_points else (steps, values)
         query = (select(MetricRow.step, MetricRow.value).where(MetricRow.run_id == run_id, MetricRow.key == key)
                  .order_by(MetricRow.step, MetricRow.id))
         if since_step is not None:

@@ -243,3 +243,38 @@ def test_a_failed_flush_keeps_the_points_for_the_next_one(notebook, monkeypatch)
     monkeypatch.setattr(notebook, "_insert_metrics_sql", real_sql)
     notebook.flush()
     assert notebook.metric_history(run, "x")[1].tolist() == [1.0]
+
+
+def test_rollups_summarise_each_bucket_like_a_brute_force_pass():
+    import random
+
+    from lab_notes.series import BUCKET_STEPS, merge, summarise
+
+    rng = random.Random(3)
+    rows = [(1, "k", step, rng.choice([None, math.inf, -math.inf] + [rng.uniform(-5, 5) for _ in range(20)]))
+            for step in range(3 * BUCKET_STEPS + 17)]
+    rng.shuffle(rows)
+    halves = summarise(rows[: len(rows) // 2]), summarise(rows[len(rows) // 2:])
+    merged = {w: merge(halves[0][w], halves[1][w]) if w in halves[0] and w in halves[1]
+              else halves[0].get(w) or halves[1][w] for w in halves[0].keys() | halves[1].keys()}
+    for summaries in (summarise(rows), merged):
+        for (_, _, bucket), summary in summaries.items():
+            points = [(s, v) for _, _, s, v in rows if s // BUCKET_STEPS == bucket]
+            finite = [(s, v) for s, v in points if v is not None and math.isfinite(v)]
+            assert summary["n"] == len(points)
+            assert (summary["min_step"], summary["min_value"]) == min(finite, key=lambda p: p[1])
+            assert (summary["max_step"], summary["max_value"]) == max(finite, key=lambda p: p[1])
+            assert summary["last_step"] == max(s for s, _ in points)
+            assert summary["nan_step"] == min((s for s, v in points if v is None), default=None)
+            assert summary["posinf_step"] == min((s for s, v in points if v == math.inf), default=None)
+            assert summary["neginf_step"] == min((s for s, v in points if v == -math.inf), default=None)
+
+
+def test_resumed_runs_recompute_their_rollups(notebook):
+    run = notebook.create_run({}, name="resumed")
+    notebook.log_batch([(run, "loss", step, float(step), 0.0) for step in range(1, 3001)])
+    notebook.discard_after(run, 1500)
+    notebook.log_batch([(run, "loss", step, -1.0, 0.0) for step in range(1501, 1601)])
+    steps, values = notebook.metric_history(run, "loss", max_points=50)
+    assert steps[-1] == 1600 and values.min() == -1.0 and values.max() == 1500.0
+    assert notebook.latest_metrics(run)["loss"] == (1600, -1.0)
