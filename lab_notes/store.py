@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from lab_notes.images import check_image
