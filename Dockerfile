@@ -1,0 +1,35 @@
+# The notebook app. CPU by default:
+#   docker build -t lab-notebook .
+#   docker run -p 8501:8501 -v lab-notebook:/data lab-notebook
+# With CUDA (needs the NVIDIA container toolkit on the host; run with --gpus all):
+#   docker build --build-arg BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 -t lab-notebook:cuda .
+# requirements.txt pins torch 2.14.1, whose Linux wheel carries its own CUDA libraries: the same install serves
+# both bases; the CUDA base only adds the driver-facing runtime.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DEBIAN_FRONTEND=noninteractive \
+    LAB_NOTEBOOK_URL=sqlite:////data/notebook.db LAB_RUNS_DIR=/data/runs
+RUN if ! command -v python3.11 >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv curl \
+      && rm -rf /var/lib/apt/lists/*; \
+    else apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*; fi \
+    && python3.11 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /srv/notebook
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY app ./app
+COPY engine ./engine
+COPY lab_notes ./lab_notes
+COPY data ./data
+
+RUN useradd --create-home --uid 1000 researcher && mkdir -p /data && chown researcher /data
+USER researcher
+VOLUME ["/data"]
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+  CMD curl --fail --silent http://127.0.0.1:8501/_stcore/health || exit 1
+CMD ["streamlit", "run", "app/streamlit_app.py", "--server.address=0.0.0.0", "--server.port=8501", \
+     "--server.headless=true", "--browser.gatherUsageStats=false"]
