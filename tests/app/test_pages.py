@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,9 +169,15 @@ def test_runs_page_lists_and_filters(book):
     assert list(app.dataframe[0].value["name"]) == ["beta"]
 
 
-def test_pages_never_import_torch():
-    code = ("import sys; sys.argv=['x']; import app.figures, app.form, app.pinning, app.services; "
-            "import runpy; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+def test_pages_never_import_torch(book, tmp_path):
+    """Each page module, run in a fresh interpreter (Streamlit's bare mode), leaves torch out of sys.modules."""
+    seeded_run(book, name="a")
+    seeded_run(book, name="b")
+    pages = sorted(str(p) for p in (ROOT / "app" / "app_pages").glob("*.py"))
+    code = ("import runpy, sys; sys.path.insert(0, '.'); "
+            f"[runpy.run_path(page) for page in {pages!r}]; print('torch' in sys.modules)")
+    env = {**os.environ, "LAB_NOTEBOOK_URL": book.url, "LAB_START_WORKER": "0"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
