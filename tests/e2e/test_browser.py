@@ -70,3 +70,31 @@ def test_runs_and_compare_pages_render(app_server, page):
     page.goto(f"{app_server['base']}/compare")
     page.get_by_role("heading", name="Compare runs").wait_for()
     shoot(page, "6-compare")
+
+
+def test_import_the_original_journal_with_its_pictures(app_server, page, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from tests.lab_notes.test_journal import ORIGINAL
+
+    pictures = tmp_path / "pic.zip"
+    with zipfile.ZipFile(pictures, "w") as archive:
+        picture = io.BytesIO()
+        Image.new("RGB", (40, 20), (30, 120, 200)).save(picture, format="PNG")
+        archive.writestr("pic/image-20230114171432827.png", picture.getvalue())  # one of its 20 figures
+        archive.writestr("../../escape.png", picture.getvalue())  # flattened into pic/, never written outside
+    page.goto(f"{app_server['base']}/journal")
+    page.get_by_text("⇅ Import / export").click()
+    page.locator("input[type=file]").nth(1).set_input_files(str(ORIGINAL))
+    page.locator("input[type=file]").nth(2).set_input_files(str(pictures))
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported 3 entries.").wait_for()
+    page.get_by_role("radio", name="Oldest first").check(force=True)
+    wait_for(lambda: "2022.12.08" in page.locator("h3").first.inner_text(), 30, "the oldest entry first")
+    page.locator("[data-testid='stImage'] img").first.wait_for()  # the one figure the zip brought
+    page.get_by_text(re.compile("Missing figure image-20221214211710614.png")).wait_for()
+    page.get_by_text("网络结构").wait_for()
+    assert not (tmp_path.parent / "escape.png").exists()
+    shoot(page, "7-journal-imported")
