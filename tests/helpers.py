@@ -1,6 +1,9 @@
-"""Tiny configs so every test trains in seconds on two CPU cores."""
+"""Tiny configs so every test trains in seconds on two CPU cores, and polling with a deadline."""
 
 from __future__ import annotations
+
+import time
+from typing import Any, Callable
 
 from engine.config import RunConfig, with_overrides
 
@@ -14,3 +17,14 @@ TINY = [
 def tiny(cfg: RunConfig, *extra: str) -> RunConfig:
     """`cfg` shrunk to a 1-layer, width-32 ViT on 16-px images, 3-way episodes."""
     return with_overrides(cfg, [*TINY, *extra])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    """Poll `predicate` until it returns something truthy (and return that), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

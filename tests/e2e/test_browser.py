@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 import zipfile
 
-from tests.e2e.conftest import shoot, wait_for
+from tests.e2e.conftest import shoot
+from tests.helpers import wait_for
 
 POINTS_IN_FIRST_CHART = """() => {
   const plot = document.querySelector('.js-plotly-plot');

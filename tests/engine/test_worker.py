@@ -16,7 +16,7 @@ import pytest
 from engine.config import PRESETS
 from engine.worker import device_slots, ensure_worker, exit_reason
 from lab_notes import Notebook
-from tests.helpers import tiny
+from tests.helpers import tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,16 +52,6 @@ def start_worker(book, tmp_path):
 def submit(book: Notebook, *overrides: str, preset: str = "tiny", name: str = "run") -> int:
     cfg = tiny(PRESETS[preset], *overrides)
     return book.create_run(cfg.model_dump(mode="json"), name=name, preset=preset)
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def status(book: Notebook, run_id: int) -> str:
