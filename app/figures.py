@@ -75,11 +75,11 @@ def metric_figure(series: Mapping[str, Series], *, title: str, smoothing: float 
         colour = PALETTE[i % len(PALETTE)]
         finite = np.where(np.isfinite(values), values, np.nan)
         smoothed = smoothing > 0 and len(values) > 1
-        figure.add_trace(go.Scattergl(x=steps, y=finite, mode="lines", name=name if not smoothed else f"{name} (raw)",
+        figure.add_trace(go.Scatter(x=steps, y=finite, mode="lines", name=name if not smoothed else f"{name} (raw)",
                                       line={"color": colour, "width": 1}, opacity=0.3 if smoothed else 1.0,
                                       showlegend=not smoothed, legendgroup=name))
         if smoothed:
-            figure.add_trace(go.Scattergl(x=steps, y=debiased_ema(values, smoothing), mode="lines", name=name,
+            figure.add_trace(go.Scatter(x=steps, y=debiased_ema(values, smoothing), mode="lines", name=name,
                                           line={"color": colour, "width": 2}, legendgroup=name))
         for label, marker_steps, y in nonfinite_markers(steps, values):
             figure.add_trace(go.Scatter(

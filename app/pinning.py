@@ -17,10 +17,10 @@ def pin_popover(book: Notebook, *, key: str, run_ids: list[int], default_title: 
     """A 📌 popover: choose a note (or a new one dated today), a caption, and pin. `make_figure(caption)` builds
     the figure only when the button is pressed."""
     with st.popover("📌 Pin to a note"):
-        notes = book.list_notes(newest_first=True)
-        choices = [NEW_NOTE] + [n.id for n in notes]
-        labels = {n.id: f"{n.entry_date or 'undated'} · {n.title or n.body[:40].strip() or 'note ' + str(n.id)}"
-                  for n in notes}
+        headings = book.note_headings()
+        choices = [NEW_NOTE] + [note_id for note_id, *_ in headings]
+        labels = {note_id: f"{day or 'undated'} · {title or start.strip()[:40] or 'note ' + str(note_id)}"
+                  for note_id, day, title, start in headings}
         target = st.selectbox("Note", choices, key=f"{key}:note",
                               format_func=lambda i: "➕ New note, dated today" if i == NEW_NOTE else labels[i])
         text = st.text_input("Caption", value=caption, key=f"{key}:caption")

@@ -514,6 +514,14 @@ class Notebook:
         query = query.order_by(NoteRow.entry_date.is_(None), order, NoteRow.id)
         return self._notes(query)
 
+    def note_headings(self, *, newest_first: bool = True) -> list[tuple[int, dt.date | None, str, str]]:
+        """(id, entry date, title, start of the body) of every note, without loading figures: for pickers."""
+        order = NoteRow.entry_date.desc() if newest_first else NoteRow.entry_date.asc()
+        with self._read() as session:
+            query = select(NoteRow.id, NoteRow.entry_date, NoteRow.title, func.substr(NoteRow.body, 1, 60))
+            rows = session.execute(query.order_by(NoteRow.entry_date.is_(None), order, NoteRow.id)).all()
+        return [(r[0], r[1], r[2], r[3] or "") for r in rows]
+
     def search_notes(self, text_: str) -> list[Note]:
         """Notes whose title or body contains `text_` (every word of it), best match first on SQLite."""
         words = [w for w in text_.split() if w]

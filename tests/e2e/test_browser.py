@@ -5,10 +5,19 @@ test-output/screenshots/."""
 from __future__ import annotations
 
 import re
+import time
 import zipfile
+
+from lab_notes import Notebook
 
 from tests.e2e.conftest import shoot
 from tests.helpers import wait_for
+
+LAST_STEP_IN_FIRST_CHART = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  if (!plot || !plot._fullData) return 0;
+  return Math.max(0, ...plot._fullData.map(trace => trace.x && trace.x.length ? trace.x[trace.x.length - 1] : 0));
+}"""
 
 POINTS_IN_FIRST_CHART = """() => {
   const plot = document.querySelector('.js-plotly-plot');
@@ -35,6 +44,15 @@ def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
     later = wait_for(lambda: (n := page.evaluate(POINTS_IN_FIRST_CHART)) > first and n, 30,
                      "the loss chart to gain points while the run trains")
     assert later > first
+    run_id = int(re.search(r"run=(\d+)", page.url).group(1))
+    with Notebook(app_server["db"]) as book:  # a point the notebook holds now is on screen within 2 s
+        flushed = book.latest_metrics(run_id)["loss/total"][0]
+        asked = time.monotonic()
+        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= flushed, 5, f"step {flushed} on the chart",
+                 every=0.05)
+        latency = time.monotonic() - asked
+        print(f"flushed step {flushed} on screen after {latency:.2f} s")
+        assert latency < 2.0
     shoot(page, "2-run-live")
 
     page.get_by_role("button", name="⏹ Stop").click()

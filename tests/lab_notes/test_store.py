@@ -278,3 +278,12 @@ def test_resumed_runs_recompute_their_rollups(notebook):
     steps, values = notebook.metric_history(run, "loss", max_points=50)
     assert steps[-1] == 1600 and values.min() == -1.0 and values.max() == 1500.0
     assert notebook.latest_metrics(run)["loss"] == (1600, -1.0)
+
+
+def test_note_headings_list_notes_without_their_figures(notebook):
+    old = notebook.add_note(dt.date(2022, 12, 8), "", "disc + ViT-1，准确率是disc计算的", figures=[Figure("a.png", png())])
+    new = notebook.add_note(dt.date(2023, 1, 12), "AE", "two decoders")
+    undated = notebook.add_note(None, "", "preamble")
+    assert notebook.note_headings() == [(new, dt.date(2023, 1, 12), "AE", "two decoders"),
+                                        (old, dt.date(2022, 12, 8), "", "disc + ViT-1，准确率是disc计算的"),
+                                        (undated, None, "", "preamble")]
