@@ -102,26 +102,30 @@ with st.expander("✍️ New note"):
 
 with st.expander("⇅ Import / export"):
     left, right = st.columns(2)
-    with left:
+    # A form, so both files arrive with the click: no rerun between one upload and the other.
+    with left, st.form("import", clear_on_submit=True):
         md_file = st.file_uploader("Journal file (.md)", type=["md", "markdown", "txt"], key="import:md")
         pic_zip = st.file_uploader("Its pic/ folder as a .zip (optional)", type=["zip"], key="import:zip")
-        if st.button("Import", disabled=md_file is None):
-            with tempfile.TemporaryDirectory() as folder:
-                root = Path(folder)
-                (root / "journal.md").write_bytes(md_file.getvalue())
-                pic = root / "pic"
-                pic.mkdir()
-                try:
-                    if pic_zip is not None:
-                        with zipfile.ZipFile(io.BytesIO(pic_zip.getvalue())) as archive:
-                            for member in archive.infolist():
-                                name = PurePosixPath(member.filename).name  # flatten: nothing lands outside pic/
-                                if not member.is_dir() and name and member.file_size <= MAX_IMAGE_BYTES:
-                                    (pic / name).write_bytes(archive.read(member))
-                    ids = book.import_journal(root / "journal.md", pic_dir=pic)
-                    st.success(f"Imported {len(ids)} entries.")
-                except (JournalError, zipfile.BadZipFile) as error:
-                    st.error(f"Nothing imported: {error}")
+        if st.form_submit_button("Import"):
+            if md_file is None:
+                st.error("Choose a journal file (.md) to import.")
+            else:
+                with tempfile.TemporaryDirectory() as folder:
+                    root = Path(folder)
+                    (root / "journal.md").write_bytes(md_file.getvalue())
+                    pic = root / "pic"
+                    pic.mkdir()
+                    try:
+                        if pic_zip is not None:
+                            with zipfile.ZipFile(io.BytesIO(pic_zip.getvalue())) as archive:
+                                for member in archive.infolist():
+                                    name = PurePosixPath(member.filename).name  # flat: nothing lands outside pic/
+                                    if not member.is_dir() and name and member.file_size <= MAX_IMAGE_BYTES:
+                                        (pic / name).write_bytes(archive.read(member))
+                        ids = book.import_journal(root / "journal.md", pic_dir=pic)
+                        st.success(f"Imported {len(ids)} entries.")
+                    except (JournalError, zipfile.BadZipFile) as error:
+                        st.error(f"Nothing imported: {error}")
     with right:
         if st.button("Prepare export"):
             with tempfile.TemporaryDirectory() as folder:

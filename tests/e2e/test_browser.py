@@ -108,6 +108,8 @@ def test_import_the_original_journal_with_its_pictures(app_server, page, tmp_pat
     page.get_by_text("⇅ Import / export").click()
     page.locator("input[type=file]").nth(1).set_input_files(str(ORIGINAL))
     page.locator("input[type=file]").nth(2).set_input_files(str(pictures))
+    for name in (ORIGINAL.name, pictures.name):  # both uploads listed before the form is submitted
+        page.get_by_text(name, exact=True).wait_for()
     page.get_by_role("button", name="Import", exact=True).click()
     page.get_by_text("Imported 3 entries.").wait_for()
     page.get_by_role("radio", name="Oldest first").check(force=True)
