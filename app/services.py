@@ -22,8 +22,10 @@ def notebook() -> Notebook:
 
 @st.cache_resource
 def worker_started() -> int | None:
-    """Start a detached worker if no live one holds a lease ($LAB_START_WORKER=0 turns this off, for tests)."""
-    if os.environ.get("LAB_START_WORKER", "1") == "0":
+    """Start a detached worker if no live one holds a lease. Only under a Streamlit server: the app's script can
+    also be imported elsewhere (a multiprocessing child re-imports `__main__`) and must not start workers there.
+    $LAB_START_WORKER=0 turns this off (page tests)."""
+    if not st.runtime.exists() or os.environ.get("LAB_START_WORKER", "1") == "0":
         return None
     return ensure_worker(notebook().url, runs_dir=RUNS_DIR)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,3 +20,32 @@ torch.set_num_threads(2)
 def tiny_config() -> RunConfig:
     return tiny(PRESETS["tiny"], "schedule.episodes=8", "schedule.eval_every=4", "schedule.image_every=4",
                 "schedule.checkpoint_every=4")
+
+
+def _our_engine_processes() -> list[str]:
+    """Worker and run processes started from this checkout (Linux /proc), other than this one."""
+    root = str(Path(__file__).resolve().parents[1])
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv]
+        if cwd.startswith(root) and "engine" in words and ("worker" in words or "run-child" in words):
+            found.append(f"{proc.name}: {' '.join(words)[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_engine_process_outlives_the_tests():
+    """Every worker or run process a test starts must be gone when the suite ends (none left to run on)."""
+    yield
+    if not Path("/proc").is_dir():
+        return
+    deadline = time.monotonic() + 60
+    while _our_engine_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _our_engine_processes()
+    assert not left, "engine processes left running after the tests:\n" + "\n".join(left)

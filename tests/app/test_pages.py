@@ -181,3 +181,14 @@ def test_pages_never_import_torch(book, tmp_path):
                          env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_app_starts_no_worker_outside_a_streamlit_server(monkeypatch, tmp_path):
+    """Importing the app script elsewhere (a multiprocessing child re-imports __main__) must not spawn workers."""
+    from app.services import worker_started
+
+    monkeypatch.delenv("LAB_START_WORKER", raising=False)
+    monkeypatch.setenv("LAB_NOTEBOOK_URL", f"sqlite:///{tmp_path / 'notebook.db'}")
+    st.cache_resource.clear()
+    assert worker_started() is None
+    st.cache_resource.clear()

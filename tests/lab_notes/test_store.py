@@ -1,8 +1,10 @@
 import datetime as dt
 import io
 import math
-import multiprocessing
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from PIL import Image
 from sqlalchemy.exc import DBAPIError
 
 from lab_notes import BadImage, Figure, Notebook, NotebookSink, NotFound
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def png(colour: int = 128, size: int = 8) -> bytes:
@@ -208,10 +212,10 @@ def _write_points(url: str, run_id: int, count: int) -> None:
 def test_concurrent_writers_and_a_polling_reader_lose_nothing(notebook, notebook_url):
     writers, points = 4, 20_000
     runs = [notebook.create_run({}, name=f"writer {i}") for i in range(writers)]
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_write_points, args=(notebook_url, run, points)) for run in runs]
-    for process in processes:
-        process.start()
+    # Plain subprocesses: a multiprocessing child would re-import whatever module is __main__ in this process.
+    code = "import sys; from tests.lab_notes.test_store import _write_points; _write_points(sys.argv[1], {}, {})"
+    processes = [subprocess.Popen([sys.executable, "-c", code.format(run, points), notebook_url], cwd=ROOT)
+                 for run in runs]
     seen = {run: [] for run in runs}
     cursor = {run: None for run in runs}
     deadline = time.monotonic() + 240
@@ -223,12 +227,12 @@ def test_concurrent_writers_and_a_polling_reader_lose_nothing(notebook, notebook
                 seen[run].extend(steps.tolist())
                 cursor[run] = int(steps[-1])
 
-    while any(p.is_alive() for p in processes):
+    while any(p.poll() is None for p in processes):
         assert time.monotonic() < deadline, "writers did not finish in time"
         poll()
         time.sleep(0.05)
     poll()
-    assert [p.exitcode for p in processes] == [0] * writers  # a "database is locked" would fail a writer
+    assert [p.returncode for p in processes] == [0] * writers  # a "database is locked" would fail a writer
     for run in runs:
         assert seen[run] == list(range(points))
 
