@@ -18,9 +18,9 @@ def pin_popover(book: Notebook, *, key: str, run_ids: list[int], default_title: 
     the figure only when the button is pressed."""
     with st.popover("📌 Pin to a note"):
         headings = book.note_headings()
-        choices = [NEW_NOTE] + [note_id for note_id, *_ in headings]
-        labels = {note_id: f"{day or 'undated'} · {title or start.strip()[:40] or 'note ' + str(note_id)}"
-                  for note_id, day, title, start in headings}
+        choices = [NEW_NOTE] + [h.id for h in headings]
+        labels = {h.id: f"{h.entry_date or 'undated'} · {h.title or h.start.strip()[:40] or 'note ' + str(h.id)}"
+                  for h in headings}
         target = st.selectbox("Note", choices, key=f"{key}:note",
                               format_func=lambda i: "➕ New note, dated today" if i == NEW_NOTE else labels[i])
         text = st.text_input("Caption", value=caption, key=f"{key}:caption")

@@ -1,4 +1,5 @@
-"""Entry point: `streamlit run app/streamlit_app.py`. Routes to the pages; starts a worker on first launch."""
+"""Entry point: `streamlit run app/streamlit_app.py`. Routes to the pages; the sidebar shows the workers' health
+and starts one when none is alive."""
 
 import sys
 from pathlib import Path
@@ -7,10 +8,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import streamlit as st  # noqa: E402
 
-from app.services import worker_started  # noqa: E402
+from app.sidebar import worker_health  # noqa: E402
 
 st.set_page_config(page_title="Lab notebook", page_icon="🧪", layout="wide")
-worker_started()
+with st.sidebar:
+    worker_health()
 pages = [
     st.Page("app_pages/runs.py", title="Runs", icon="📋", url_path="runs", default=True),
     st.Page("app_pages/new_run.py", title="New run", icon="🚀", url_path="new"),

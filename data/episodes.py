@@ -50,10 +50,6 @@ class EpisodeSampler:
                              f"{short[:5]} have fewer")
         self.rng = np.random.default_rng(seed)
 
-    @property
-    def episode_size(self) -> int:
-        return self.n_way * (self.k_shot + self.q_queries)
-
     def sample(self) -> Episode:
         per_class = self.k_shot + self.q_queries
         chosen = self.rng.choice(self.classes, size=self.n_way, replace=False)

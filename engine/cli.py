@@ -47,49 +47,65 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from engine import jobs
+
     cfg = with_overrides(preset(args.preset), args.set)
-    warnings = lint(cfg)
-    for warning in warnings:
-        print(f"lint: {warning}", file=sys.stderr)
     with Notebook(args.db) as notebook:
-        run_id = notebook.create_run(cfg.model_dump(mode="json"), name=args.name or args.preset, preset=args.preset,
-                                     lint=[{"path": w.path, "message": w.message} for w in warnings])
-    print(run_id)
+        submitted = jobs.submit(notebook, cfg, name=args.name or args.preset, preset=args.preset)
+        for warning in submitted.warnings:
+            print(f"lint: {warning}", file=sys.stderr)
+        if not jobs.live_workers(notebook):
+            print("no live worker: start one with `python -m engine worker`", file=sys.stderr)
+    print(submitted.run_id)
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from engine import jobs
+
     with Notebook(args.db) as notebook:
-        run = notebook.get_run(args.run)
-        if run.status == "queued":
-            notebook.set_status(run.id, "stopped", reason="stopped before it started")
-        elif run.status == "running":
-            notebook.request_stop(run.id)
-        else:
-            print(f"run {run.id} is already {run.status}")
-            return 0
-    print(f"run {args.run}: stop requested")
+        print(jobs.stop(notebook, args.run))
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from engine import jobs
+
     with Notebook(args.db) as notebook:
-        notebook.requeue(args.run)
-    print(f"run {args.run}: queued to resume from its last checkpoint")
+        step = jobs.resume(notebook, args.run)
+    print(f"run {args.run}: queued to resume from " + (f"step {step}" if step else "the start (no checkpoint)"))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from engine import jobs
+
+    with Notebook(args.db) as notebook:
+        jobs.delete(notebook, args.run, Path(args.runs_dir))
+    print(f"run {args.run}: deleted, with its metrics, images, checkpoints and folder")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    """Reads only: a run whose heartbeat is stale is shown so; a worker's sweep is what marks it failed."""
     from engine.worker import STALE_AFTER_SECONDS
 
     with Notebook(args.db) as notebook:
-        notebook.fail_stale_runs(STALE_AFTER_SECONDS)  # a reader that notices a dead run says so
+        clock = notebook.database_time()
+
+        def silence(run) -> str:
+            if run.status != "running" or run.heartbeat_at is None:
+                return ""
+            age = (clock - run.heartbeat_at).total_seconds()
+            return f"no heartbeat for {age:.0f} s" if age > STALE_AFTER_SECONDS else ""
+
         if args.run is not None:
             run = notebook.get_run(args.run)
             latest = notebook.latest_metrics(run.id)
             print(json.dumps({"id": run.id, "name": run.name, "preset": run.preset, "status": run.status,
-                              "reason": run.status_reason, "device": run.device, "exit_code": run.exit_code,
-                              "step": max((s for s, _ in latest.values()), default=0),
+                              "attempt": run.attempt, "reason": run.status_reason or silence(run) or None,
+                              "stop_requested": run.stop_requested, "device": run.device,
+                              "exit_code": run.exit_code, "step": max((s for s, _ in latest.values()), default=0),
                               "loss": latest.get("loss/total", (None, None))[1],
                               "divergence": (run.divergence_report or {}).get("reason")}, indent=2, default=str))
             return 0
@@ -98,7 +114,8 @@ def _status(args: argparse.Namespace) -> int:
         for run in notebook.list_runs():
             latest = notebook.latest_metrics(run.id)
             step = max((s for s, _ in latest.values()), default=0)
-            print(f"{run.id:>5}  {run.status:<9}  step {step:>7}  {run.name[:40]:<40}  {run.status_reason or ''}")
+            reason = run.status_reason or silence(run)
+            print(f"{run.id:>5}  {run.status:<9}  step {step:>7}  {run.name[:40]:<40}  {reason}")
     return 0
 
 
@@ -112,8 +129,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _run_child(args: argparse.Namespace) -> int:
     from engine.worker import run_one
+    from lab_notes import Attempt
 
-    return run_one(args.db, args.run, args.runs_dir, args.worker_pid)
+    return run_one(args.db, Attempt(args.run, args.attempt, args.token), args.runs_dir, args.worker_pid)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(submit)
     submit.add_argument("--name", help="run name (default: the preset's)")
     for name, handler, help_ in (("stop", _stop, "ask a run to stop at its next step, with a checkpoint"),
-                                 ("resume", _resume, "queue a stopped or failed run to continue from its checkpoint")):
+                                 ("resume", _resume, "queue a stopped, failed or diverged run to continue from its "
+                                                     "last checkpoint")):
         with_db(command(name, handler, help_)).add_argument("run", type=int)
+    delete = with_db(command("delete", _delete, "delete a run that is not running, with its data and folder"))
+    delete.add_argument("run", type=int)
+    delete.add_argument("--runs-dir", default="runs", help="where the worker keeps run folders")
     with_db(command("status", _status, "runs and workers, or one run")).add_argument("run", type=int, nargs="?")
     worker = with_db(command("worker", _worker, "claim and run queued runs until SIGTERM/Ctrl-C"))
     worker.add_argument("--max-parallel", type=int, default=1, help="runs at once on CPU (GPU: one per GPU)")
@@ -155,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--exit-when-idle", action="store_true", help="exit once nothing is queued or running")
     child = with_db(command("run-child", _run_child, argparse.SUPPRESS))
     child.add_argument("run", type=int)
+    child.add_argument("--attempt", type=int, required=True)
+    child.add_argument("--token", required=True)
     child.add_argument("--runs-dir", default="runs")
     child.add_argument("--worker-pid", type=int, help="exit when this worker is no longer the parent")
     return parser

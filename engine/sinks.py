@@ -1,6 +1,6 @@
 """Where a training run's output goes. The loop knows only the `Sink` protocol; the notebook implements one
-(`lab_notes.NotebookSink`), and here are the JSON-lines file sink for the CLI and tests, a null sink, and a
-terminal progress bar that wraps any sink."""
+(`lab_notes.NotebookSink`), and here are the JSON-lines file sink for the CLI and tests and a terminal progress
+bar that wraps any sink."""
 
 from __future__ import annotations
 
@@ -20,22 +20,6 @@ class Sink(Protocol):
     def log_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
     def should_stop(self) -> bool: ...
-
-
-class NullSink:
-    """Discards everything; never asks to stop."""
-
-    def log_metrics(self, step: int, values: dict[str, float]) -> None:
-        pass
-
-    def log_image(self, key: str, step: int, png: bytes) -> None:
-        pass
-
-    def log_event(self, kind: str, payload: dict[str, Any]) -> None:
-        pass
-
-    def should_stop(self) -> bool:
-        return False
 
 
 class JsonlSink:

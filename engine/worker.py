@@ -1,15 +1,18 @@
 """Background jobs. A worker claims queued runs from the notebook and runs each in its own subprocess; the
 notebook is the only truth, so any process may die and the runs still end with an honest status.
 
-- `Worker.serve()`: claim, spawn, heartbeat (~2 s), reap, mark stale runs failed; on SIGTERM/Ctrl-C it asks its
-  runs to stop (each saves a checkpoint) and waits for them.
-- `run_one(url, run_id, runs_dir)`: what a run's subprocess does (`python -m engine run-child …`).
+- `Worker.serve()`: claim (a new attempt of the run), spawn, reap, fail runs whose attempt stopped heartbeating;
+  one run's error is that run's, and a database outage is waited out. On SIGTERM/Ctrl-C it asks its runs to stop
+  (each saves a checkpoint) and waits for them.
+- `run_one(url, attempt, runs_dir)`: what a run's subprocess does (`python -m engine run-child …`): it heartbeats
+  its own lease and stops by itself, writing nothing more, once the run no longer belongs to it.
 - `ensure_worker(url)`: start a detached worker when no live lease says one is running.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,14 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from engine.config import ConfigError, validate_config
-from lab_notes import Notebook, NotebookSink
+from sqlalchemy.exc import OperationalError
 
-HEARTBEAT_SECONDS = 2.0
+from engine.config import ConfigError, validate_config
+from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
+from lab_notes.sink import HEARTBEAT_SECONDS, patiently
+
 STALE_AFTER_SECONDS = 15.0
 SHUTDOWN_GRACE_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 10.0
 ORPHAN_EXIT_CODE = 70
+LEASE_LOST_EXIT_CODE = 71
 ENGINE_ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT_STEP = re.compile(r"step_(\d+)\.pt(\.partial)?$")
 
 
 def device_slots(gpu_ids: list[str], max_parallel: int) -> list[dict[str, str]]:
@@ -60,12 +68,14 @@ def exit_reason(returncode: int) -> str:
         return f"process died, signal {-returncode} ({name})"
     if returncode == ORPHAN_EXIT_CODE:
         return "process stopped: its worker died"
+    if returncode == LEASE_LOST_EXIT_CODE:
+        return "process stopped: the run no longer belonged to it (reaped, resumed or deleted meanwhile)"
     return f"process exited with code {returncode} without a final status"
 
 
 @dataclass
 class Child:
-    run_id: int
+    attempt: Attempt
     process: subprocess.Popen
     log_path: Path
     log: IO[bytes]
@@ -77,7 +87,7 @@ class Worker:
                  stale_after: float = STALE_AFTER_SECONDS, gpu_ids: list[str] | None = None,
                  poll_seconds: float = 0.2) -> None:
         self.url = url
-        self.notebook = Notebook(url)
+        self.notebook = patiently(lambda: Notebook(url))
         self.runs_dir = Path(runs_dir).resolve()
         self.stale_after = stale_after
         self.poll_seconds = poll_seconds
@@ -86,64 +96,88 @@ class Worker:
         self.children: dict[int, Child] = {}  # slot index -> child
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
+        self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
     def serve(self, *, exit_when_idle: bool = False) -> None:
         """Run until SIGTERM/SIGINT (or, with exit_when_idle, until nothing is queued or running)."""
-        self.notebook.register_worker(self.id, host=socket.gethostname(), pid=os.getpid(),
-                                      max_parallel=len(self.slots))
+        patiently(lambda: self.notebook.register_worker(self.id, host=socket.gethostname(), pid=os.getpid(),
+                                                        max_parallel=len(self.slots)))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
-        print(f"worker {self.id}: {len(self.slots)} slot(s) "
-              f"{[s.get('CUDA_VISIBLE_DEVICES') or 'cpu' for s in self.slots]}", flush=True)
-        next_heartbeat = 0.0
+        say(f"worker {self.id}: {len(self.slots)} slot(s) "
+            f"{[s.get('CUDA_VISIBLE_DEVICES') or 'cpu' for s in self.slots]}")
+        next_heartbeat, backoff = 0.0, 0.0
         try:
-            while True:
-                self._reap()
-                if time.monotonic() >= next_heartbeat:
-                    self._heartbeat()
-                    next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
-                if self._stopping.is_set():
-                    break
-                self._fill_slots()
-                if exit_when_idle and not self.children and not self.notebook.list_runs(status="queued"):
-                    break
+            while not self._stopping.is_set():
+                try:
+                    self._reap()
+                    if time.monotonic() >= next_heartbeat:
+                        self._heartbeat()
+                        next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+                    self._fill_slots()
+                    if exit_when_idle and not self.children and not self.notebook.list_runs(status="queued"):
+                        break
+                    backoff = 0.0
+                except OperationalError as error:
+                    backoff = min(max(2 * backoff, 0.5), MAX_BACKOFF_SECONDS)
+                    self._blind_until = time.monotonic() + backoff + self.stale_after
+                    say(f"notebook unreachable ({type(error.orig).__name__}: {str(error.orig)[:120]}); "
+                        f"retrying in {backoff:.1f} s")
+                    self._stopping.wait(backoff)
+                    continue
                 self._stopping.wait(self.poll_seconds)
             self._shut_down()
         finally:
-            self.notebook.retire_worker(self.id)
+            try:
+                self.notebook.retire_worker(self.id)
+            except OperationalError:
+                pass  # the lease expires by itself
             self.notebook.close()
 
     def _heartbeat(self) -> None:
-        self.notebook.heartbeat_worker(self.id, [c.run_id for c in self.children.values()])
+        self.notebook.heartbeat_worker(self.id)
         for child in self.children.values():
             self._copy_output(child)
-        for run_id in self.notebook.fail_stale_runs(self.stale_after):
-            print(f"run {run_id}: marked failed (stale heartbeat)", flush=True)
+        if time.monotonic() < self._blind_until:
+            return  # this worker could not see the database a moment ago: neither could the runs
+        for run_id in self.notebook.fail_stale_attempts(self.stale_after):
+            say(f"run {run_id}: marked failed (stale heartbeat)")
 
     def _fill_slots(self) -> None:
         for slot, env in enumerate(self.slots):
             if slot in self.children:
                 continue
-            run = self.notebook.claim_next_run(self.id)
-            if run is None:
+            attempt = self.notebook.claim_next_run(self.id)
+            if attempt is None:
                 return
-            self.children[slot] = self._spawn(run.id, env)
-            print(f"run {run.id}: started in slot {slot} (pid {self.children[slot].process.pid})", flush=True)
+            try:
+                self.children[slot] = self._spawn(attempt, env)
+            except OSError as error:  # the run cannot start here: that is the run's failure, not the worker's
+                self._end(attempt, f"could not start the run process: {error}")
+                continue
+            say(f"run {attempt.run_id}: attempt {attempt.number} started in slot {slot} "
+                f"(pid {self.children[slot].process.pid})")
 
-    def _spawn(self, run_id: int, env: dict[str, str]) -> Child:
-        run_dir = self.runs_dir / str(run_id)
+    def _spawn(self, attempt: Attempt, env: dict[str, str]) -> Child:
+        run_dir = self.runs_dir / str(attempt.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "output.log"
         log = open(log_path, "ab")
         offset = log.tell()
-        command = [sys.executable, "-u", "-m", "engine", "run-child", str(run_id), "--db", self.url,
-                   "--runs-dir", str(self.runs_dir), "--worker-pid", str(os.getpid())]
+        command = [sys.executable, "-u", "-m", "engine", "run-child", str(attempt.run_id), "--attempt",
+                   str(attempt.number), "--token", attempt.token, "--runs-dir", str(self.runs_dir),
+                   "--worker-pid", str(os.getpid())]
+        # The database URL (and any password in it) goes by environment, never on a command line `ps` shows.
         process = subprocess.Popen(command, cwd=ENGINE_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **env}, start_new_session=True)
-        self.notebook.set_pid(run_id, process.pid)
-        return Child(run_id, process, log_path, log, offset)
+                                   env={**os.environ, **env, "LAB_NOTEBOOK_URL": self.url}, start_new_session=True)
+        child = Child(attempt, process, log_path, log, offset)
+        try:
+            self.notebook.set_pid(attempt, process.pid)
+        except LeaseLost:
+            pass  # stopped or reaped already: the child sees it at its first heartbeat and exits
+        return child
 
     def _reap(self) -> None:
         for slot, child in list(self.children.items()):
@@ -153,12 +187,16 @@ class Worker:
             del self.children[slot]
             child.log.close()
             self._copy_output(child)
-            run = self.notebook.get_run(child.run_id)
-            if run.status == "running":  # the process ended without saying how: that is a failure
-                self.notebook.set_status(child.run_id, "failed", reason=exit_reason(code), exit_code=code)
-            else:
-                self.notebook.set_exit_code(child.run_id, code)
-            print(f"run {child.run_id}: exit code {code}", flush=True)
+            self._end(child.attempt, exit_reason(code), code)  # only if it ended without saying how
+            say(f"run {child.attempt.run_id}: exit code {code}")
+
+    def _end(self, attempt: Attempt, reason: str, exit_code: int | None = None) -> None:
+        """Fail `attempt` if it is still the run's live one; record its exit code either way."""
+        try:
+            self.notebook.finish_attempt(attempt, "failed", reason=reason, exit_code=exit_code)
+        except LeaseLost:
+            if exit_code is not None:
+                self.notebook.record_exit(attempt, exit_code)
 
     def _copy_output(self, child: Child) -> None:
         """Append what the run printed since last time to its log tail in the notebook."""
@@ -170,67 +208,105 @@ class Worker:
             return
         if fresh:
             child.offset += len(fresh)
-            self.notebook.append_log(child.run_id, fresh.decode("utf-8", errors="replace"))
+            self.notebook.append_log(child.attempt.run_id, fresh.decode("utf-8", errors="replace"))
 
     def _shut_down(self) -> None:
         """Ask every run to stop at its next step (with a checkpoint) and wait for them."""
         for child in self.children.values():
-            self.notebook.request_stop(child.run_id)
+            try:
+                self.notebook.ask_to_stop(child.attempt)
+            except OperationalError:
+                pass  # the notebook is away: the grace period and the kill below still hold
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
-            self._reap()
+            try:
+                self._reap()
+            except OperationalError:
+                pass
             time.sleep(0.1)
         for child in self.children.values():
             child.process.kill()
-        self._reap()
+        try:
+            self._reap()
+        except OperationalError:
+            pass
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
 
 
 # --- a run's subprocess ---------------------------------------------------------------------------------------
 
 
-def _exit_if_orphaned(parent: int) -> None:
-    """A run's process lives only as long as its worker: if the worker dies, the run stops at once, and the
-    stale heartbeat (which only the worker writes) tells the notebook. `parent` is the worker's pid as the worker
-    said it, so a worker that died while this process was still starting is noticed too."""
-    while True:
-        if os.getppid() != parent:
-            os._exit(ORPHAN_EXIT_CODE)
+def _watch_worker(parent: int, sink: NotebookSink) -> None:
+    """A run's process lives only as long as its worker: if the worker dies, the run ends as failed at once,
+    saying so. `parent` is the worker's pid as the worker said it, so a worker that died while this process was
+    still starting is noticed too."""
+    while os.getppid() == parent:
         time.sleep(0.5)
-
-
-def run_one(url: str, run_id: int, runs_dir: str | Path, worker_pid: int | None = None) -> int:
-    """Train run `run_id` of the notebook at `url`, resuming from its last checkpoint if it has one; when
-    `worker_pid` is given, exit as soon as that worker is no longer this process's parent."""
-    if worker_pid is not None:
-        threading.Thread(target=_exit_if_orphaned, args=(worker_pid,), daemon=True).start()
-    from engine.train import train  # torch loads here, in the run's own process
-    notebook = Notebook(url)
     try:
-        run = notebook.get_run(run_id)
-        try:
-            cfg = validate_config(run.config)
-        except ConfigError as error:
-            notebook.set_status(run_id, "failed", reason=f"stored config no longer validates: {error}")
-            print(f"run {run_id}: stored config no longer validates: {error}", flush=True)
-            return 2
-        checkpoint_dir = Path(runs_dir) / str(run_id) / "checkpoints"
-        resume_from = None
-        saved = [c for c in notebook.checkpoints(run_id) if Path(c.path).exists()]
-        if saved:
-            resume_from = saved[-1].path
-            notebook.discard_after(run_id, saved[-1].step)  # those steps are trained again: no duplicates
-            print(f"run {run_id}: resuming from step {saved[-1].step}", flush=True)
-        try:
-            result = train(cfg, NotebookSink(notebook, run_id), resume_from=resume_from,
-                           checkpoint_dir=checkpoint_dir)
-        except Exception as error:  # noqa: BLE001 - any crash becomes the run's failure reason
-            traceback.print_exc()
-            notebook.set_status(run_id, "failed", reason=f"{type(error).__name__}: {error}")
-            return 1
-        print(f"run {run_id}: {result.status} at step {result.step}", flush=True)
-        return 0
+        sink.finish("failed", reason=f"its worker (pid {parent}) died")
     finally:
-        notebook.close()
+        os._exit(ORPHAN_EXIT_CODE)
+
+
+def _lease_lost(attempt: Attempt) -> None:
+    say(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run; stopping, writing nothing more")
+    os._exit(LEASE_LOST_EXIT_CODE)  # at once: no atexit flush, no checkpoint, whatever the main thread is doing
+
+
+def drop_checkpoints_after(directory: Path, step: int) -> None:
+    """Checkpoint files past the step a run resumes from belong to discarded history (an attempt that lost the
+    run may have written them): left there, they would outrank the new ones when old files are pruned."""
+    for path in directory.glob("step_*.pt*") if directory.is_dir() else ():
+        found = CHECKPOINT_STEP.search(path.name)
+        if found and int(found.group(1)) > step:
+            path.unlink(missing_ok=True)
+
+
+def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | None = None) -> int:
+    """Train `attempt` of its run in the notebook at `url`, resuming from the run's last checkpoint if it has
+    one; when `worker_pid` is given, end as soon as that worker is no longer this process's parent."""
+    notebook = patiently(lambda: Notebook(url))
+    sink = NotebookSink(notebook, attempt, on_lease_lost=lambda: _lease_lost(attempt))
+    if worker_pid is not None:
+        threading.Thread(target=_watch_worker, args=(worker_pid, sink), daemon=True).start()
+    run_id = attempt.run_id
+    try:
+        try:
+            cfg = validate_config(notebook.get_run(run_id).config)
+        except ConfigError as error:
+            say(f"run {run_id}: stored config no longer validates: {error}")
+            sink.finish("failed", reason=f"stored config no longer validates: {error}")
+            return 2
+        from engine.train import train  # torch loads here, in the run's own process
+
+        checkpoint_dir = Path(runs_dir) / str(run_id) / "checkpoints"
+        saved = [c for c in notebook.checkpoints(run_id) if Path(c.path).exists()]
+        resume_from = saved[-1].path if saved else None
+        drop_checkpoints_after(checkpoint_dir, saved[-1].step if saved else 0)
+        if saved:
+            say(f"run {run_id}: resuming from step {saved[-1].step}")
+        result = train(cfg, sink, resume_from=resume_from, checkpoint_dir=checkpoint_dir)
+        say(f"run {run_id}: {result.status} at step {result.step}")
+        return 0
+    except LeaseLost as error:
+        say(f"run {run_id}: {error}; stopping")
+        return LEASE_LOST_EXIT_CODE
+    except Exception as error:  # noqa: BLE001 - any crash becomes the run's failure reason
+        traceback.print_exc()
+        try:
+            sink.finish("failed", reason=f"{type(error).__name__}: {error}")
+        except LeaseLost:
+            return LEASE_LOST_EXIT_CODE
+        return 1
+    finally:
+        sink.stop_heartbeat()
+        try:
+            notebook.close()
+        except LeaseLost:
+            pass
 
 
 # --- starting a worker from the app -------------------------------------------------------------------------
@@ -238,16 +314,38 @@ def run_one(url: str, run_id: int, runs_dir: str | Path, worker_pid: int | None 
 
 def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int = 1,
                   stale_after: float = STALE_AFTER_SECONDS) -> int | None:
-    """Start a detached worker unless a live one holds a lease; returns the new worker's pid, or None."""
+    """Start a detached worker unless a live one holds a lease (or one this host started is still coming up);
+    returns the new worker's pid, or None."""
     with Notebook(url) as notebook:
-        if notebook.live_workers(stale_after):
+        here = socket.gethostname()
+        # A lease outlives its worker by up to `stale_after`; on this host a dead pid says so at once.
+        if any(w.host != here or _alive(w.pid) for w in notebook.live_workers(stale_after)):
             return None
     log_dir = Path(runs_dir).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = log_dir / "worker.pid"
+    try:
+        if _alive(int(pid_file.read_text())):
+            return None  # started a moment ago and still importing: two Launch clicks start one worker
+    except (OSError, ValueError):
+        pass
     with open(log_dir / "worker.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "engine", "worker", "--db", url, "--runs-dir", str(log_dir),
+            [sys.executable, "-u", "-m", "engine", "worker", "--runs-dir", str(log_dir),
              "--max-parallel", str(max_parallel)],
             cwd=ENGINE_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            env={**os.environ, "LAB_NOTEBOOK_URL": url}, start_new_session=True)
+    pid_file.write_text(str(process.pid))
     return process.pid
+
+
+def _alive(pid: int) -> bool:
+    """Is `pid` a running worker process on this host (not a zombie)? Linux /proc; elsewhere, assume so."""
+    if not Path("/proc").is_dir():
+        return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return "zombie" not in status.lower() and b"worker" in argv

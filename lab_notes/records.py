@@ -6,8 +6,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-RUN_STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed")
+RUN_STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "deleted")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
+RESUMABLE_STATUSES = ("stopped", "failed", "diverged")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,17 @@ class Run:
     log_tail: str
     worker_id: str | None = None
     pid: int | None = None
+    attempt: int = 0  # how many times a worker has started it; the live chart drops points of older attempts
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One start of a run by a worker. Every write of the run's process carries it; once the run has moved on
+    (reaped, stopped, resumed, deleted), writes with an old token are refused."""
+
+    run_id: int
+    number: int
+    token: str
 
 
 @dataclass(frozen=True)
@@ -73,3 +85,25 @@ class Checkpoint:
     step: int
     path: str
     created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class NoteDraft:
+    """A note to be written: what `add_notes` takes, several at once."""
+
+    entry_date: dt.date | None
+    title: str
+    body: str
+    run_ids: tuple[int, ...] = ()
+    figures: tuple[Figure, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoteHeading:
+    """A note without its figures, for pickers: id, date, title and the start of its body."""
+
+    id: int
+    entry_date: dt.date | None
+    title: str
+    start: str

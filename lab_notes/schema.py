@@ -35,6 +35,8 @@ class RunRow(Base):
     log_tail: Mapped[str] = mapped_column(Text, default="")
     worker_id: Mapped[str | None] = mapped_column(String(200))
     pid: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # starts so far; the live one's number
+    attempt_token: Mapped[str | None] = mapped_column(String(64))  # the live attempt's fencing token
 
 
 class WorkerRow(Base):
@@ -62,6 +64,7 @@ class MetricRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
+    attempt: Mapped[int | None] = mapped_column(Integer)  # which attempt of the run wrote it (None: not a run)
 
 
 class MetricRollupRow(Base):

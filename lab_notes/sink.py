@@ -1,57 +1,115 @@
-"""`NotebookSink`: the engine's Sink protocol, writing into the notebook (no torch here)."""
+"""`NotebookSink`: the engine's Sink protocol, writing into the notebook under one attempt of a run (no torch
+here). Every write carries the attempt, so a process that lost its run writes nothing more; a database outage
+is waited out, not turned into a failed run."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 
+from sqlalchemy.exc import OperationalError
+
+from lab_notes.records import Attempt
 from lab_notes.store import Notebook
 
 STOP_POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 2.0
+OUTAGE_PATIENCE_SECONDS = 300.0
+T = TypeVar("T")
+
+
+def patiently(write: Callable[[], T], patience: float = OUTAGE_PATIENCE_SECONDS) -> T:
+    """Retry `write` while the database is unreachable or busy (OperationalError), backing off up to 5 s."""
+    deadline, pause = time.monotonic() + patience, 0.2
+    while True:
+        try:
+            return write()
+        except OperationalError as error:
+            if time.monotonic() > deadline:
+                raise
+            print(f"notebook unreachable ({type(error.orig).__name__}); retrying in {pause:.1f} s",
+                  file=sys.stderr, flush=True)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 class NotebookSink:
-    """Streams one run's metrics, images and events into the notebook; asks to stop when the run's stop flag is
-    set (read at most every STOP_POLL_SECONDS, so a fast loop does not query the database every step)."""
+    """Streams one attempt's metrics, images and events into the notebook; asks to stop when the run's stop flag
+    is set (read at most every STOP_POLL_SECONDS, so a fast loop does not query the database every step)."""
 
-    def __init__(self, notebook: Notebook, run_id: int) -> None:
+    def __init__(self, notebook: Notebook, attempt: Attempt,
+                 on_lease_lost: Callable[[], None] | None = None) -> None:
+        """With `on_lease_lost`, the sink also heartbeats the attempt's lease (a thread, on the database's clock)
+        and calls it as soon as the run no longer belongs to this attempt."""
         self.notebook = notebook
-        self.run_id = run_id
+        self.attempt = attempt
+        self.run_id = attempt.run_id
         self._stop = False
         self._stop_checked = 0.0
+        self._finished = threading.Event()
+        self._heartbeat = None
+        if on_lease_lost is not None:
+            self._heartbeat = threading.Thread(target=self._keep_lease, args=(on_lease_lost,), daemon=True,
+                                               name="attempt-heartbeat")
+            self._heartbeat.start()
+
+    def _keep_lease(self, on_lease_lost: Callable[[], None]) -> None:
+        while not self._finished.wait(HEARTBEAT_SECONDS):
+            try:
+                held = self.notebook.heartbeat(self.attempt)
+            except OperationalError:
+                continue  # unreachable: try again; the reaper allows for outages it saw itself
+            if not held and not self._finished.is_set():
+                on_lease_lost()
+                return
+
+    def stop_heartbeat(self) -> None:
+        """The attempt is ending on its own: its lease is no longer renewed (nor missed)."""
+        self._finished.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join()
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
-        self.notebook.log_metrics(self.run_id, step, values)
+        try:
+            self.notebook.log_metrics(self.run_id, step, values, attempt=self.attempt)
+        except OperationalError:
+            pass  # the points stay buffered; the next flush writes them once the database is back
 
     def log_image(self, key: str, step: int, png: bytes) -> None:
-        self.notebook.log_image(self.run_id, key, step, png)
+        patiently(lambda: self.notebook.log_image(self.run_id, key, step, png, attempt=self.attempt))
 
     def log_event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "started":
-            self.notebook.set_device(self.run_id, f"{payload['device']} ({payload['precision']})")
+            patiently(lambda: self.notebook.set_device(self.attempt, f"{payload['device']} ({payload['precision']})"))
         elif kind == "checkpoint":
-            self.notebook.add_checkpoint(self.run_id, payload["step"], payload["path"])
+            patiently(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], payload["path"],
+                                                           attempt=self.attempt))
         elif kind == "divergence":
-            report = self.notebook.get_run(self.run_id).divergence_report or {"incidents": []}
-            report.setdefault("incidents", []).append(payload)
-            self.notebook.set_divergence_report(self.run_id, report)
+            patiently(lambda: self.notebook.add_divergence_incident(self.attempt, payload))
         elif kind == "status":
-            self.notebook.flush()
-            if payload.get("report"):
-                self.notebook.set_divergence_report(self.run_id, payload["report"])
-            self.notebook.set_status(self.run_id, payload["status"],
-                                     reason=(payload.get("report") or {}).get("reason"))
-            if payload["status"] == "diverged":
-                run = self.notebook.get_run(self.run_id)
-                title, body = divergence_note(run.id, run.name, payload["report"])
-                self.notebook.add_note(dt.date.today(), title, body, run_ids=[run.id], tags=["divergence"])
+            self.finish(payload["status"], report=payload.get("report"))
+
+    def finish(self, status: str, *, report: dict[str, Any] | None = None, reason: str | None = None) -> None:
+        """End the attempt: final status, report and (when diverged) the dated journal note, all at once."""
+        reason = reason or (report or {}).get("reason")
+        note = None
+        if status == "diverged":
+            name = patiently(lambda: self.notebook.get_run(self.run_id).name)
+            note = divergence_note(self.run_id, name, report or {})
+        self.stop_heartbeat()
+        patiently(lambda: self.notebook.finish_attempt(self.attempt, status, reason=reason, report=report,
+                                                       note=note))
 
     def should_stop(self) -> bool:
         if not self._stop and time.monotonic() - self._stop_checked >= STOP_POLL_SECONDS:
             self._stop_checked = time.monotonic()
-            self._stop = self.notebook.stop_requested(self.run_id)
+            try:
+                self._stop = self.notebook.stop_requested(self.run_id)
+            except OperationalError:
+                pass  # unreachable for now: keep training, ask again later
         return self._stop
 
 

@@ -28,3 +28,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def claimed(book, run_id: int):
+    """Run `run_id` (the oldest queued one) as a worker would: its new attempt."""
+    attempt = book.claim_next_run("test-worker")
+    assert attempt is not None and attempt.run_id == run_id, f"expected to claim run {run_id}, got {attempt}"
+    return attempt

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app.form import config_form
-from app.services import notebook, run_id_from, worker_started
+from app.services import may_start_worker, notebook, run_id_from
+from engine import jobs
 from engine.config import PRESET_INFO
 from lab_notes import NotFound
 
@@ -38,8 +39,7 @@ elif warnings:
     st.warning(f"Lint: {len(warnings)} known pitfall(s) in this config (shown under the fields). You can still "
                "launch; the warnings are stored with the run.")
 if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()):
-    run_id = book.create_run(cfg.model_dump(mode="json"), name=name.strip(), preset=preset_name,
-                             parent_id=parent.id if parent else None,
-                             lint=[{"path": w.path, "message": w.message} for w in warnings])
-    worker_started()
-    st.switch_page("app_pages/run.py", query_params={"run": str(run_id)})
+    # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.
+    submitted = jobs.submit(book, cfg, name=name.strip(), preset=preset_name,
+                            parent_id=parent.id if parent else None, start_worker=may_start_worker())
+    st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})

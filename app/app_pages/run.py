@@ -9,7 +9,8 @@ import streamlit as st
 from app.figures import chart_png, metric_figure, metric_groups
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
-from lab_notes import Figure, NotFound
+from engine import jobs
+from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
 from lab_notes.series import downsample
 
 MAX_POINTS = 2000  # per series on screen; the server downsamples longer ones keeping min, max and last
@@ -34,25 +35,34 @@ except NotFound:
     st.stop()
 
 BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
+if run.status == "deleted":
+    st.warning(f"Run {run.id} ({run.name}) was deleted, with its metrics, images and checkpoints; notes that "
+               "mention it stay.")
+    st.page_link("app_pages/runs.py", label="All runs", icon="📋")
+    st.stop()
 st.title(f"Run {run.id} — {run.name}")
-facts = [f"{BADGES.get(run.status, '')} **{run.status}**", f"preset `{run.preset or '—'}`",
+status_text = "stopping" if run.status == "running" and run.stop_requested else run.status
+facts = [f"{BADGES.get(run.status, '')} **{status_text}**", f"preset `{run.preset or '—'}`",
          f"device {run.device or '—'}"]
 if run.parent_id:
     facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
+if run.attempt > 1:
+    facts.append(f"attempt {run.attempt}")
 st.markdown(" · ".join(facts))
 if run.status_reason and run.status in ("failed", "stopped"):
     st.caption(run.status_reason)
 
 actions = st.columns([1, 1, 1, 5])
-if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES):
-    if run.status == "queued":
-        book.set_status(run.id, "stopped", reason="stopped before it started")
-    else:
-        book.request_stop(run.id)
-    st.toast("Stop requested: the run stops at its next step, with a checkpoint.")
-if actions[1].button("▶ Resume", disabled=run.status not in ("stopped", "failed")):
-    book.requeue(run.id)
-    st.rerun()
+try:
+    if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES or run.stop_requested):
+        st.toast(jobs.stop(book, run.id))
+        st.rerun()
+    if actions[1].button("▶ Resume", disabled=run.status not in RESUMABLE_STATUSES):
+        step = jobs.resume(book, run.id)
+        st.toast(f"Queued to resume from step {step}." if step else "Queued to start again (no checkpoint).")
+        st.rerun()
+except Refused as refusal:  # the run moved on since this page was drawn
+    st.warning(str(refusal))
 if actions[2].button("✎ Clone and edit"):
     st.switch_page("app_pages/new_run.py", query_params={"clone": str(run.id)})
 
@@ -76,7 +86,7 @@ with charts_tab:
 def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
     """The series on screen for `key`, reading only points newer than the last one this session has."""
     cache = st.session_state.setdefault("series", {})
-    held = cache.get((run.id, key))
+    held = cache.get((run.id, run.attempt, key))  # a resumed run discarded later points: a new attempt, a new cache
     if held is None:
         held = book.metric_history(run.id, key, max_points=MAX_POINTS)
     else:
@@ -85,12 +95,15 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
             held = (np.concatenate([held[0], steps]), np.concatenate([held[1], values]))
             if len(held[0]) > 2 * MAX_POINTS:
                 held = downsample(held[0], held[1], MAX_POINTS)
-    cache[(run.id, key)] = held
+    cache[(run.id, run.attempt, key)] = held
     return held
 
 
 def draw_charts() -> None:
-    status = book.get_run(run.id).status
+    now = book.get_run(run.id)
+    if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
+        st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
+    status = now.status
     keys = book.metric_keys(run.id)
     if not keys:
         st.info("No metrics yet: the run is " + status + ".")
@@ -105,8 +118,6 @@ def draw_charts() -> None:
                         chart_png(series, title=f"run {run.id}: {title}", smoothing=smoothing), caption,
                         {"kind": "metric_chart", "run_ids": [run.id], "keys": group, "smoothing": smoothing,
                          "log_y": log_y}))
-    if status != run.status:
-        st.rerun()  # the run changed state: redraw the whole page (buttons, banner, polling)
 
 
 with charts_tab:

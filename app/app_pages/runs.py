@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from app.services import notebook
-from lab_notes import RUN_STATUSES
+from engine import jobs
+from lab_notes import FINAL_STATUSES, RESUMABLE_STATUSES, NotFound, Refused
 
 book = notebook()
 st.title("Runs")
 left, right = st.columns([2, 3])
-statuses = left.multiselect("Status", RUN_STATUSES, placeholder="any status")
+statuses = left.multiselect("Status", ("queued", "running", *FINAL_STATUSES), placeholder="any status")
 search = right.text_input("Search name or preset", placeholder="e.g. mae, 2022-12-14")
 runs = book.list_runs(status=statuses or None, search=search.strip() or None)
 if not runs:
@@ -51,25 +52,31 @@ if cols[0].button("Open", disabled=len(chosen) != 1):
 if cols[1].button("Compare", disabled=len(chosen) < 2):
     st.switch_page("app_pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
 by_id = {run.id: run for run in runs}
+
+
+def act(action, run_ids: list[int]) -> None:
+    """Ask the jobs service for each run; the notebook decides from the run's state now, not this page's."""
+    for run_id in run_ids:
+        try:
+            message = action(run_id)
+        except (Refused, NotFound) as refusal:
+            st.session_state.setdefault("refusals", []).append(str(refusal))
+        else:
+            if message:
+                st.session_state.setdefault("done", []).append(message)
+    st.rerun()
+
+
+for message in st.session_state.pop("done", []):
+    st.toast(message)
+for refusal in st.session_state.pop("refusals", []):
+    st.warning(refusal)
 if cols[2].button("Stop", disabled=not any(by_id[i].status in ("queued", "running") for i in chosen)):
-    for run_id in chosen:
-        if by_id[run_id].status == "running":
-            book.request_stop(run_id)
-        elif by_id[run_id].status == "queued":
-            book.set_status(run_id, "stopped", reason="stopped before it started")
-    st.rerun()
-if cols[3].button("Resume", disabled=not any(by_id[i].status in ("stopped", "failed") for i in chosen)):
-    for run_id in chosen:
-        if by_id[run_id].status in ("stopped", "failed"):
-            book.requeue(run_id)
-    st.rerun()
+    act(lambda i: jobs.stop(book, i), chosen)
+if cols[3].button("Resume", disabled=not any(by_id[i].status in RESUMABLE_STATUSES for i in chosen)):
+    act(lambda i: f"run {i}: queued to resume from step {jobs.resume(book, i)}", chosen)
 with cols[4].popover("Delete", disabled=not chosen):
-    busy = [i for i in chosen if by_id[i].status == "running"]
-    if busy:
-        st.warning(f"Stop run(s) {busy} first: a running run cannot be deleted.")
-    else:
-        st.write(f"Delete run(s) {chosen} with their metrics, images and checkpoint records? Notes stay.")
-        if st.button("Yes, delete", type="primary"):
-            for run_id in chosen:
-                book.delete_run(run_id)
-            st.rerun()
+    st.write(f"Delete run(s) {chosen} with their metrics, images, checkpoints and files? Notes stay. A running "
+             "run is refused: stop it first.")
+    if st.button("Yes, delete", type="primary"):
+        act(lambda i: jobs.delete(book, i) or f"run {i}: deleted", chosen)

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.config import PRESETS, with_overrides
 from lab_notes import Notebook
+from tests.helpers import claimed
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def seeded_run(book: Notebook, *, name: str = "seeded", lr: float = 0.001, diver
     cfg = with_overrides(PRESETS["2023-01-12-mae-two-decoders"], [f"optim.lr={lr}"])
     run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset="2023-01-12-mae-two-decoders",
                              lint=[{"path": "loss.denominator", "message": "negatives only"}])
-    book.set_status(run_id, "running")
+    attempt = claimed(book, run_id)
     for step in range(1, 51):
         loss = math.nan if diverged and step == 50 else 5.0 - step * 0.05
         book.log_metrics(run_id, step, {"loss/total": loss, "loss/recon_a": 0.3, "acc/prototype": step / 50,
@@ -63,11 +64,10 @@ def seeded_run(book: Notebook, *, name: str = "seeded", lr: float = 0.001, diver
     book.log_image(run_id, "reconstruction", 50, png(200))
     book.flush()
     if diverged:
-        book.set_divergence_report(run_id, {"policy": "stop", "first_step": 50, "reason": "loss/total is nan",
-                                            "incidents": []})
-        book.set_status(run_id, "diverged", reason="loss/total is nan")
+        book.finish_attempt(attempt, "diverged", reason="loss/total is nan",
+                            report={"policy": "stop", "first_step": 50, "reason": "loss/total is nan", "incidents": []})
     else:
-        book.set_status(run_id, "completed")
+        book.finish_attempt(attempt, "completed")
     return run_id
 
 
@@ -183,12 +183,31 @@ def test_pages_never_import_torch(book, tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_the_app_starts_no_worker_outside_a_streamlit_server(monkeypatch, tmp_path):
+def test_the_app_starts_no_worker_outside_a_streamlit_server(monkeypatch):
     """Importing the app script elsewhere (a multiprocessing child re-imports __main__) must not spawn workers."""
-    from app.services import worker_started
+    from app.services import may_start_worker
 
     monkeypatch.delenv("LAB_START_WORKER", raising=False)
-    monkeypatch.setenv("LAB_NOTEBOOK_URL", f"sqlite:///{tmp_path / 'notebook.db'}")
-    st.cache_resource.clear()
-    assert worker_started() is None
-    st.cache_resource.clear()
+    assert not st.runtime.exists() and may_start_worker() is False
+
+
+def test_run_page_stop_and_resume_go_through_the_lifecycle(book):
+    run_id = book.create_run(with_overrides(PRESETS["tiny"], []).model_dump(mode="json"), name="live", preset="tiny")
+    attempt = claimed(book, run_id)
+    app = page("run", run=str(run_id))
+    stop = next(b for b in app.button if b.label == "⏹ Stop")
+    stop.click().run()
+    assert book.get_run(run_id).stop_requested and book.get_run(run_id).status == "running"
+    assert "stopping" in " ".join(m.value for m in app.markdown)
+    book.finish_attempt(attempt, "stopped")
+    app = page("run", run=str(run_id))
+    next(b for b in app.button if b.label == "▶ Resume").click().run()
+    assert book.get_run(run_id).status == "queued"
+
+
+def test_run_page_for_a_deleted_run_says_so(book):
+    run_id = seeded_run(book)
+    book.delete_run(run_id)
+    app = page("run", run=str(run_id))
+    assert any(f"Run {run_id} (seeded) was deleted" in w.value for w in app.warning)
+    assert page("runs").dataframe == [] or run_id not in list(page("runs").dataframe[0].value["id"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import jobs
 from engine.config import PRESETS
 from engine.worker import device_slots, ensure_worker, exit_reason
 from lab_notes import Notebook
@@ -109,7 +110,7 @@ def test_stop_then_resume_continues_from_the_checkpoint(book, start_worker):
     stopped_at = checkpoint.step
     assert Path(checkpoint.path).exists() and stopped_at < episodes
     assert book.metric_history(run_id, "loss/total")[0][-1] == stopped_at
-    book.requeue(run_id)
+    assert jobs.resume(book, run_id) == stopped_at
     wait_for(lambda: finished(book, run_id), 120, "the resumed run to complete")
     steps, _ = book.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, episodes + 1))  # unbroken, no step twice
@@ -143,7 +144,7 @@ def test_killing_the_worker_fails_its_runs_and_the_next_worker_takes_the_queue(b
     first.wait(timeout=10)
     start_worker("--stale-after", "4")
     wait_for(lambda: status(book, running) == "failed", 30, "the orphaned run to be marked failed")
-    assert "heartbeat stale" in book.get_run(running).status_reason
+    assert f"its worker (pid {first.pid}) died" in book.get_run(running).status_reason
     wait_for(lambda: status(book, queued) == "completed", 120, "the queued run to complete")
     orphan = book.get_run(running).pid
     wait_for(lambda: not Path(f"/proc/{orphan}").exists() or "zombie" in Path(f"/proc/{orphan}/status")
@@ -205,3 +206,150 @@ def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(book
     assert run.status == "stopped" and run.exit_code == 0
     (checkpoint,) = book.checkpoints(run_id)
     assert Path(checkpoint.path).exists() and not book.live_workers(60)
+
+
+# --- one owner for a run's life (issue 8): each failure seen before, now a test -----------------------------------
+
+
+def test_deleting_a_running_run_is_refused_and_the_worker_goes_on(book, start_worker, tmp_path):
+    long = submit(book, "schedule.episodes=100000", name="long")
+    worker = start_worker()
+    wait_for(lambda: len(book.metric_history(long, "loss/total")[0]) >= 5, 120, "the run to train")
+    with pytest.raises(jobs.Refused, match=f"run {long} is running: cannot delete it; stop it first"):
+        jobs.delete(book, long, tmp_path / "runs")
+    before = book.metric_history(long, "loss/total")[0][-1]
+    wait_for(lambda: book.metric_history(long, "loss/total")[0][-1] > before + 5, 60, "the run to keep training")
+    jobs.stop(book, long)
+    wait_for(lambda: finished(book, long, "stopped"), 30, "the run to stop")
+    run_dir = tmp_path / "runs" / str(long)
+    assert (run_dir / "output.log").exists() and any((run_dir / "checkpoints").iterdir())
+    jobs.delete(book, long, tmp_path / "runs")
+    assert not run_dir.exists() and book.get_run(long).status == "deleted"
+    after = submit(book, "schedule.episodes=5", name="after")
+    assert after > long
+    wait_for(lambda: finished(book, after), 120, "the next run to complete")
+    assert worker.poll() is None  # the worker never noticed
+    assert book.checkpoints(after) and not (tmp_path / "runs" / str(long)).exists()
+
+
+def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_once(book, start_worker):
+    episodes = 600
+    run_id = submit(book, f"schedule.episodes={episodes}", "schedule.checkpoint_every=50",
+                    "schedule.eval_every=1000", "schedule.image_every=1000")
+    start_worker()
+    wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 60, 120, "the run to train")
+    old_pid = book.get_run(run_id).pid
+    assert book.fail_stale_attempts(0) == [run_id]  # as if its heartbeat had gone stale
+    reaped = time.monotonic()
+    wait_for(lambda: not Path(f"/proc/{old_pid}").exists() or "zombie" in Path(f"/proc/{old_pid}/status")
+             .read_text().lower(), 10, "the reaped attempt's process to stop by itself")
+    assert time.monotonic() - reaped < 10
+    wait_for(lambda: book.get_run(run_id).exit_code == 71, 10, "the worker to record why it stopped")
+    step = jobs.resume(book, run_id)
+    assert step > 0 and step % 50 == 0
+    wait_for(lambda: finished(book, run_id), 180, "the resumed run to complete")
+    steps, _ = book.metric_history(run_id, "loss/total")
+    assert steps.tolist() == list(range(1, episodes + 1))  # each step exactly once, across both attempts
+    run = book.get_run(run_id)
+    assert run.attempt == 2 and f"resuming from step {step}" in run.log_tail
+    assert "no longer owns the run" in run.log_tail
+
+
+def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(book, start_worker, tmp_path):
+    broken = submit(book, "data.dataset=npz", f"data.path={tmp_path / 'missing.npz'}", name="broken")
+    fine = submit(book, "schedule.episodes=5", name="fine")
+    worker = start_worker()
+    wait_for(lambda: finished(book, fine), 120, "the next run to complete")
+    run = book.get_run(broken)
+    assert run.status == "failed" and "missing.npz" in run.status_reason and run.exit_code == 1
+    assert worker.poll() is None
+
+
+def test_launch_starts_a_worker_when_the_previous_one_died(book, tmp_path):
+    runs_dir = tmp_path / "runs"
+    first = ensure_worker(book.url, runs_dir=runs_dir)
+    wait_for(lambda: book.live_workers(15), 60, "the first worker's lease")
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{first}").exists() or "zombie" in Path(f"/proc/{first}/status")
+             .read_text().lower(), 10, "the first worker to die")
+    assert book.live_workers(15)  # its lease has not expired yet: the pid says it is gone
+    submitted = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=5"), name="launched", preset="tiny",
+                            start_worker=True, runs_dir=runs_dir)
+    try:
+        assert submitted.worker_pid not in (None, first)
+        wait_for(lambda: finished(book, submitted.run_id), 120, "the launched run to complete")
+        assert jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=5"), name="again", preset="tiny",
+                           start_worker=True, runs_dir=runs_dir).worker_pid is None  # one is alive now
+    finally:
+        os.kill(submitted.worker_pid, signal.SIGTERM)
+        wait_for(lambda: not any(w.pid == submitted.worker_pid for w in book.live_workers(15)), 60,
+                 "the second worker to retire")
+
+
+def test_the_worker_keeps_the_database_password_off_every_command_line(tmp_path):
+    book = Notebook(f"sqlite:///{tmp_path / 'notebook-hunter2.db'}")  # the name stands in for a password in the URL
+    pid = ensure_worker(book.url, runs_dir=tmp_path / "runs")
+    try:
+        run_id = submit(book, "schedule.episodes=100000")
+        wait_for(lambda: book.get_run(run_id).pid, 60, "the run's process")
+        for process in (pid, book.get_run(run_id).pid):
+            assert b"hunter2" not in Path(f"/proc/{process}/cmdline").read_bytes()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: status(book, run_id) == "stopped", 60, "the worker to stop its run")
+        book.close()
+
+
+def _postgres_cluster() -> tuple[str, str] | None:
+    """(version, name) of the local PostgreSQL cluster this test may stop and start, or None."""
+    if not os.environ.get("LAB_NOTEBOOK_TEST_PG_URL") or os.geteuid() != 0:
+        return None
+    try:
+        listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, timeout=30).stdout.split()
+    except OSError:
+        return None
+    return (listed[0], listed[1]) if len(listed) >= 2 else None
+
+
+def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
+    cluster = _postgres_cluster()
+    if cluster is None:
+        pytest.skip("needs root, pg_ctlcluster and $LAB_NOTEBOOK_TEST_PG_URL (as .ci/run sets up) to stop and "
+                    "restart PostgreSQL")
+    from tests.lab_notes.conftest import _postgres_database
+
+    url, drop = _postgres_database()
+    book = Notebook(url)
+    worker = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--runs-dir", str(tmp_path / "runs")],
+                              cwd=ROOT, stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
+                              env={**os.environ, "LAB_NOTEBOOK_URL": url})
+    try:
+        run_id = submit(book, "schedule.episodes=100000", "schedule.image_every=100000",
+                        "schedule.eval_every=100000", "schedule.checkpoint_every=100000")
+        wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 10, 120, "the run to train")
+        pid = book.get_run(run_id).pid
+        subprocess.run(["pg_ctlcluster", *cluster, "stop", "-m", "fast"], check=True, timeout=60)
+        try:
+            outage_ends = time.monotonic() + 30
+            while time.monotonic() < outage_ends:  # the outage itself: both processes must stay up through it
+                assert worker.poll() is None, "the worker exited during the outage"
+                assert Path(f"/proc/{pid}").exists(), "the run's process exited during the outage"
+                time.sleep(0.5)
+        finally:
+            subprocess.run(["pg_ctlcluster", *cluster, "start"], check=True, timeout=60)
+        seen = len(book.metric_history(run_id, "loss/total")[0])
+        wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) > seen + 20, 60,
+                 "the run's points to flow again")
+        assert status(book, run_id) == "running" and worker.poll() is None
+        jobs.stop(book, run_id)
+        wait_for(lambda: finished(book, run_id, "stopped"), 60, "the run to stop with a checkpoint")
+        steps = book.metric_history(run_id, "loss/total")[0].tolist()
+        assert steps == list(range(1, len(steps) + 1))  # nothing lost, nothing twice
+        after = submit(book, "schedule.episodes=5", name="after")
+        wait_for(lambda: finished(book, after), 120, "a run queued after the outage to complete")
+        assert "notebook unreachable" in (tmp_path / "worker.log").read_text()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        book.close()
+        drop()

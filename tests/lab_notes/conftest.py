@@ -15,7 +15,7 @@ PG_URL = os.environ.get("LAB_NOTEBOOK_TEST_PG_URL")
 
 
 def _postgres_database() -> tuple[str, callable]:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a restart
     name = f"notebook_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from sqlalchemy.exc import DBAPIError
 
-from lab_notes import BadImage, Figure, Notebook, NotebookSink, NotFound
+from lab_notes import BadImage, Figure, NoteHeading, Notebook, NotebookSink, NotFound
+from tests.helpers import claimed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,27 +27,29 @@ def test_runs_lifecycle_and_listing(notebook):
     first = notebook.create_run({"optim": {"lr": 0.1}}, name="baseline", preset="tiny", lint=[{"path": "x"}])
     child = notebook.create_run({"optim": {"lr": 0.2}}, name="higher lr", parent_id=first)
     run = notebook.get_run(child)
-    assert (run.status, run.parent_id, run.config) == ("queued", first, {"optim": {"lr": 0.2}})
-    notebook.set_status(child, "running")
-    notebook.heartbeat(child)
-    notebook.set_device(child, "cpu (fp32)")
-    notebook.request_stop(child)
+    assert (run.status, run.parent_id, run.config, run.attempt) == ("queued", first, {"optim": {"lr": 0.2}}, 0)
+    assert notebook.request_stop(first) == "stopped"
+    attempt = claimed(notebook, child)
+    assert notebook.heartbeat(attempt)
+    notebook.set_device(attempt, "cpu (fp32)")
+    assert notebook.request_stop(child) == "stop requested"
     assert notebook.stop_requested(child) and not notebook.stop_requested(first)
     notebook.append_log(child, "line one\n")
     notebook.append_log(child, "line two\n")
-    notebook.set_status(child, "stopped", reason="asked", exit_code=0)
+    notebook.finish_attempt(attempt, "stopped", reason="asked", exit_code=0)
     run = notebook.get_run(child)
     assert run.status == "stopped" and run.started_at <= run.ended_at and run.device == "cpu (fp32)"
     assert run.log_tail == "line one\nline two\n" and run.exit_code == 0 and run.started_at.tzinfo is not None
+    assert run.attempt == 1
     assert [r.id for r in notebook.list_runs()] == [child, first]
-    assert [r.id for r in notebook.list_runs(status="queued")] == [first]
+    assert [r.id for r in notebook.list_runs(status="stopped")] == [child, first]
     assert [r.id for r in notebook.list_runs(search="HIGHER")] == [child]
     assert [r.id for r in notebook.list_runs(search="tiny")] == [first]
     assert notebook.get_run(first).lint == [{"path": "x"}]
     with pytest.raises(NotFound):
         notebook.get_run(999)
-    with pytest.raises(ValueError, match="status"):
-        notebook.set_status(first, "exploded")
+    with pytest.raises(ValueError, match="ends as one of"):
+        notebook.finish_attempt(attempt, "exploded")
 
 
 def test_non_finite_values_round_trip_exactly(notebook):
@@ -148,7 +151,7 @@ def test_notes_with_runs_figures_tags_search_update_delete(notebook):
 
 def test_notebook_sink_speaks_the_engine_protocol(notebook):
     run = notebook.create_run({}, name="sink")
-    sink = NotebookSink(notebook, run)
+    sink = NotebookSink(notebook, claimed(notebook, run))
     sink.log_event("started", {"device": "cpu", "precision": "fp32"})
     sink.log_metrics(1, {"loss/total": 1.0})
     sink.log_image("reconstruction", 1, png())
@@ -165,6 +168,8 @@ def test_notebook_sink_speaks_the_engine_protocol(notebook):
     assert stored.status == "diverged" and stored.divergence_report == report and stored.device == "cpu (fp32)"
     assert notebook.metric_history(run, "loss/total")[1].tolist() == [1.0]
     assert notebook.checkpoints(run)[0].step == 1 and notebook.image_steps(run, "reconstruction") == [1]
+    (note,) = notebook.list_notes(run_id=run)
+    assert note.tags == ["divergence"] and "diverged at step" in note.title
 
 
 def test_reopening_keeps_data_and_schema_is_at_head(notebook_url):
@@ -175,7 +180,7 @@ def test_reopening_keeps_data_and_schema_is_at_head(notebook_url):
         assert again.get_run(run).name == "persist"
         assert again.metric_history(run, "x")[1].tolist() == [2.0]
         with again._reader.connect() as connection:
-            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
 
 
 def test_a_notebook_from_the_first_schema_upgrades_with_its_data(notebook_url):
@@ -288,6 +293,6 @@ def test_note_headings_list_notes_without_their_figures(notebook):
     old = notebook.add_note(dt.date(2022, 12, 8), "", "disc + ViT-1，准确率是disc计算的", figures=[Figure("a.png", png())])
     new = notebook.add_note(dt.date(2023, 1, 12), "AE", "two decoders")
     undated = notebook.add_note(None, "", "preamble")
-    assert notebook.note_headings() == [(new, dt.date(2023, 1, 12), "AE", "two decoders"),
-                                        (old, dt.date(2022, 12, 8), "", "disc + ViT-1，准确率是disc计算的"),
-                                        (undated, None, "", "preamble")]
+    assert notebook.note_headings() == [NoteHeading(new, dt.date(2023, 1, 12), "AE", "two decoders"),
+                                        NoteHeading(old, dt.date(2022, 12, 8), "", "disc + ViT-1，准确率是disc计算的"),
+                                        NoteHeading(undated, None, "", "preamble")]

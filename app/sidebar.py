@@ -1,0 +1,31 @@
+"""The sidebar's worker health: who is taking runs from the queue, and a way to start a worker when none is."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.services import may_start_worker, notebook
+from engine import jobs
+from engine.worker import ensure_worker
+
+
+@st.fragment(run_every=5.0)
+def worker_health() -> None:
+    """Refreshed on its own every 5 s: a worker that dies shows up here without a page reload, and queued runs
+    (a resume, a CLI submit) get a worker started for them."""
+    book = notebook()
+    workers = jobs.live_workers(book)
+    queued = len(book.list_runs(status="queued"))
+    if workers:
+        slots = sum(w.max_parallel for w in workers)
+        hosts = ", ".join(sorted({w.host for w in workers}))
+        st.caption(f"🟢 {len(workers)} worker(s), {slots} slot(s) on {hosts}" + (f" · {queued} queued" if queued
+                                                                                else ""))
+        return
+    if queued and may_start_worker() and ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
+        st.caption(f"🟡 Starting a worker for {queued} queued run(s)…")
+        return
+    st.caption("🔴 No live worker: queued runs wait." + (f" {queued} queued." if queued else ""))
+    if may_start_worker() and st.button("Start a worker", key="start_worker"):
+        ensure_worker(book.url, runs_dir=jobs.RUNS_DIR)
+        st.toast("Worker starting: it takes the queue within a few seconds.")

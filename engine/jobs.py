@@ -1,0 +1,86 @@
+"""The one service behind the app and the CLI for what a person does to runs: submit, stop, resume, delete.
+A status changes only in `lab_notes.runs` (compare-and-set); this adds what lies outside the database: lint,
+starting a worker, choosing the checkpoint to resume from, and the run's files. No torch here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import Problem, RunConfig, lint
+from engine.worker import ensure_worker
+from lab_notes import Notebook, Worker
+from lab_notes.runs import Refused
+
+RUNS_DIR = Path(os.environ.get("LAB_RUNS_DIR", "runs"))
+LIVE_WORKER_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run_id: int
+    warnings: list[Problem]
+    worker_pid: int | None  # a worker this submit started; None when one was already alive (or not asked)
+
+
+def submit(book: Notebook, cfg: RunConfig, *, name: str, preset: str | None, parent_id: int | None = None,
+           start_worker: bool = False, runs_dir: Path = RUNS_DIR) -> Submitted:
+    """Queue `cfg` with its lint warnings (and the run it was cloned from); with `start_worker`, make sure a live
+    worker will take it, starting one when none holds a lease (the previous one may have died)."""
+    warnings = lint(cfg)
+    run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset=preset, parent_id=parent_id,
+                             lint=[{"path": w.path, "message": w.message} for w in warnings])
+    pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
+    return Submitted(run_id, warnings, pid)
+
+
+def stop(book: Notebook, run_id: int) -> str:
+    """Stop a queued run at once, or ask a running one to stop at its next step (with a checkpoint)."""
+    if book.request_stop(run_id) == "stopped":
+        return f"run {run_id}: stopped before it started"
+    return f"run {run_id}: stop requested; it stops at its next step, with a checkpoint"
+
+
+def resume(book: Notebook, run_id: int) -> int:
+    """Queue a stopped, failed or diverged run to continue from its newest checkpoint still on disk; what it
+    logged after that checkpoint is discarded (everything, when it has none). Returns the step it resumes from."""
+    saved = [c for c in book.checkpoints(run_id) if Path(c.path).exists()]
+    from_step = saved[-1].step if saved else 0
+    book.resume(run_id, from_step)
+    return from_step
+
+
+def delete(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR) -> None:
+    """Delete a run that is not running, with its metrics, images, checkpoints and its folder on disk."""
+    folders = {Path(runs_dir).resolve() / str(run_id)}
+    for checkpoint in book.checkpoints(run_id):  # runs/ID/checkpoints/step_N.pt, wherever its worker kept runs/
+        parents = Path(checkpoint.path).resolve().parents
+        if len(parents) > 1 and parents[1].name == str(run_id):
+            folders.add(parents[1])
+    book.delete_run(run_id)
+    for folder in folders:
+        _remove_tree(folder)
+
+
+def live_workers(book: Notebook) -> list[Worker]:
+    return book.live_workers(LIVE_WORKER_SECONDS)
+
+
+def _remove_tree(folder: Path, attempts: int = 5) -> None:
+    """A process that just lost the run may still be writing its last file there: try again briefly."""
+    for attempt in range(attempts):
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+
+
+__all__ = ["Refused", "Submitted", "delete", "live_workers", "resume", "stop", "submit"]

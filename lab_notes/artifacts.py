@@ -1,0 +1,61 @@
+"""What a run leaves besides numbers: reconstruction images (PNG in the database) and checkpoint records (files
+on disk). A run process writes both under its attempt, refused once the attempt no longer owns the run."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from lab_notes.db import Database, NotFound, as_utc, now
+from lab_notes.images import check_image
+from lab_notes.records import Attempt, Checkpoint
+from lab_notes.runs import LeaseLost
+from lab_notes.schema import CheckpointRow, ImageRow
+
+
+class ArtifactsStore(Database):
+    """Needs the runs room's `_leases_lost` (the Notebook has both)."""
+
+    def _hold(self, session, attempt: Attempt | None) -> None:
+        if attempt is not None and self._leases_lost(session.connection(), [attempt]):
+            raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+
+    # --- images -----------------------------------------------------------------------------------------------
+
+    def log_image(self, run_id: int, key: str, step: int, png: bytes, *, attempt: Attempt | None = None) -> None:
+        """Store a validated image (a later one at the same step replaces it)."""
+        check_image(png, f"image {key!r} at step {step}")
+        with self._write() as session:
+            self._hold(session, attempt)
+            session.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.key == key,
+                                                   ImageRow.step == step))
+            session.add(ImageRow(run_id=run_id, key=key, step=step, png=png))
+
+    def image_keys(self, run_id: int) -> list[str]:
+        with self._read() as session:
+            return list(session.scalars(select(ImageRow.key).where(ImageRow.run_id == run_id).distinct()))
+
+    def image_steps(self, run_id: int, key: str) -> list[int]:
+        with self._read() as session:
+            return list(session.scalars(select(ImageRow.step).where(ImageRow.run_id == run_id, ImageRow.key == key)
+                                        .order_by(ImageRow.step)))
+
+    def get_image(self, run_id: int, key: str, step: int) -> bytes:
+        with self._read() as session:
+            png = session.scalar(select(ImageRow.png).where(ImageRow.run_id == run_id, ImageRow.key == key,
+                                                            ImageRow.step == step))
+        if png is None:
+            raise NotFound(f"no image {key!r} at step {step} of run {run_id}")
+        return png
+
+    # --- checkpoints ------------------------------------------------------------------------------------------
+
+    def add_checkpoint(self, run_id: int, step: int, path: str, *, attempt: Attempt | None = None) -> None:
+        with self._write() as session:
+            self._hold(session, attempt)
+            session.add(CheckpointRow(run_id=run_id, step=step, path=str(path), created_at=now()))
+
+    def checkpoints(self, run_id: int) -> list[Checkpoint]:
+        with self._read() as session:
+            rows = session.scalars(select(CheckpointRow).where(CheckpointRow.run_id == run_id)
+                                   .order_by(CheckpointRow.step, CheckpointRow.id))
+            return [Checkpoint(r.run_id, r.step, r.path, as_utc(r.created_at)) for r in rows]

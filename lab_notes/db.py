@@ -1,0 +1,122 @@
+"""The notebook's database plumbing: engines (WAL SQLite or PostgreSQL), one managed session per call, and the
+database's own clock, which every lease and heartbeat uses so that hosts with skewed clocks agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, literal_column, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+DEFAULT_PATH = "notebook.db"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class NotFound(KeyError):
+    """No run or note with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def default_url() -> str:
+    return os.environ.get("LAB_NOTEBOOK_URL") or f"sqlite:///{Path(DEFAULT_PATH).resolve()}"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every time in the notebook is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def sqlite_engine(url: str, immediate: bool) -> Engine:
+    """WAL, synchronous=NORMAL, a busy timeout and foreign keys; writers take the write lock when they begin
+    (BEGIN IMMEDIATE), so two writers queue on the busy timeout instead of failing mid-transaction."""
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """Engines and sessions; the rooms of the store (runs, metrics, artifacts, notes) build on this."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        if self.url.startswith("sqlite"):
+            self._writer = sqlite_engine(self.url, immediate=True)
+            self._reader = sqlite_engine(self.url, immediate=False)
+        else:
+            self._writer = self._reader = create_engine(self.url, pool_pre_ping=True)
+        self.dialect = self._writer.dialect.name
+        self._placeholder = "?" if self._writer.dialect.paramstyle == "qmark" else "%s"
+        self._upgrade_schema()
+
+    def _upgrade_schema(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._writer.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self._reader) as session, session.begin():
+            yield session
+
+    def _clock(self, offset_seconds: float = 0.0) -> ColumnElement:
+        """The database's time now (plus an offset), as SQL: leases never depend on a host's clock.
+        SQLite's text form matches how SQLAlchemy stores datetimes there (microseconds, six digits)."""
+        if self.dialect == "sqlite":
+            return func.strftime("%Y-%m-%d %H:%M:%f000", "now", f"{float(offset_seconds):+.3f} seconds")
+        clock = func.statement_timestamp()
+        return clock + literal_column(f"interval '{float(offset_seconds):.3f} seconds'") if offset_seconds else clock
+
+    def database_time(self) -> dt.datetime:
+        """The database's clock, read once (pages show ages against it)."""
+        with self._read() as session:
+            value = session.scalar(select(self._clock()))
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value[:26])
+        return as_utc(value)
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()
+
+
+def get_row(session: Session, model: type, ident: int) -> Any:
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"no {model.__tablename__[:-1]} {ident}")
+    return row

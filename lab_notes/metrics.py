@@ -1,0 +1,192 @@
+"""Metric points: buffered and written in batches by one primitive, each batch with the rollups of its buckets;
+read incrementally (since a step) or downsampled on the server. A run process's points carry its attempt, and
+are written only while that attempt still owns the run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import Connection, delete, func, select
+
+from lab_notes.records import Attempt
+from lab_notes.db import Database
+from lab_notes.runs import LeaseLost
+from lab_notes.schema import ImageRow, MetricRollupRow, MetricRow
+from lab_notes.series import BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, merge, overview, summarise, to_sql
+
+Point = tuple[int, str, int, "float | None", float, "int | None"]  # run, key, step, value, wall time, attempt
+
+
+class MetricsStore(Database):
+    """Needs the runs room's `_leases_lost` (the Notebook has both)."""
+
+    def _start_metrics(self, flush_interval: float, flush_points: int) -> None:
+        mark = self._placeholder
+        self._insert_metrics_sql = ("INSERT INTO metrics (run_id, key, step, value, wall_time, attempt) VALUES "
+                                    f"({', '.join([mark] * 6)})")
+        self._buffer: list[tuple[Attempt | None, Point]] = []
+        self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self.flush_points = flush_points
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, args=(flush_interval,), daemon=True,
+                                         name="notebook-flusher")
+        self._flusher.start()
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def log_metrics(self, run_id: int, step: int, values: dict[str, float], wall_time: float | None = None, *,
+                    attempt: Attempt | None = None) -> None:
+        """Buffer one step's values; they reach the database within ~0.5 s, at 1000 points, or on flush/close.
+        With `attempt`, they are dropped (and the flush raises LeaseLost) if the attempt lost the run."""
+        stamp = time.time() if wall_time is None else wall_time
+        number = attempt.number if attempt is not None else None
+        rows = [(attempt, (run_id, key, step, to_sql(value), stamp, number)) for key, value in values.items()]
+        with self._buffer_lock:
+            self._buffer.extend(rows)
+            full = len(self._buffer) >= self.flush_points
+        if full:
+            self.flush()
+
+    def log_batch(self, rows: Iterable[tuple[int, str, int, float, float]]) -> None:
+        """Write (run_id, key, step, value, wall_time) rows now, in one transaction: the one batch primitive."""
+        prepared = [(run_id, key, step, to_sql(value), wall_time, None) for run_id, key, step, value, wall_time in rows]
+        if prepared:
+            with self._writer.begin() as connection:
+                self._write_points(connection, prepared)
+
+    def flush(self) -> None:
+        """Write what is buffered. Points of an attempt that lost its run are dropped, then LeaseLost is raised;
+        on a database error the points stay buffered for the next flush."""
+        # One flusher at a time keeps each writer's points in step order in the database.
+        with self._flush_lock:
+            pending = self._take_buffer()
+            if not pending:
+                return
+            try:
+                with self._writer.begin() as connection:
+                    lost = self._write_fenced(connection, pending)
+            except Exception:
+                self._restore_buffer(pending)
+                raise
+        if lost:
+            raise LeaseLost(", ".join(f"run {a.run_id}: attempt {a.number} no longer owns the run" for a in lost))
+
+    def _take_buffer(self) -> list[tuple[Attempt | None, Point]]:
+        with self._buffer_lock:
+            pending, self._buffer = self._buffer, []
+        return pending
+
+    def _restore_buffer(self, pending: list[tuple[Attempt | None, Point]]) -> None:
+        with self._buffer_lock:  # keep the points for the next flush rather than lose them
+            self._buffer[:0] = pending
+
+    def _write_fenced(self, connection: Connection, pending: list[tuple[Attempt | None, Point]]) -> set[Attempt]:
+        """Write the points whose attempt (if any) still owns its run; returns the attempts that do not."""
+        lost = self._leases_lost(connection, {a for a, _ in pending if a is not None})
+        rows = [row for attempt, row in pending if attempt not in lost] if lost else [row for _, row in pending]
+        if rows:
+            self._write_points(connection, rows)
+        return lost
+
+    def _write_points(self, connection: Connection, rows: list[Point]) -> None:
+        connection.exec_driver_sql(self._insert_metrics_sql, rows)
+        self._write_rollups(connection, [row[:4] for row in rows])
+
+    def _write_rollups(self, connection: Connection, points: Sequence[tuple[int, str, int, float | None]]) -> None:
+        """Fold new points into their buckets' summaries (read, merge, replace), inside the caller's transaction.
+        Plain driver SQL: this runs on every flush, and building statements would cost more than running them."""
+        fresh = summarise(points)
+        if not fresh:
+            return
+        mark = self._placeholder
+        wanted: dict[tuple[int, str], list[int]] = {}
+        for run_id, key, bucket in fresh:
+            wanted.setdefault((run_id, key), []).append(bucket)
+        existing = {}
+        for (run_id, key), buckets in wanted.items():
+            where = f"run_id = {mark} AND key = {mark} AND bucket IN ({', '.join([mark] * len(buckets))})"
+            found = connection.exec_driver_sql(
+                f"SELECT bucket, {', '.join(ROLLUP_COLUMNS)} FROM metric_rollups WHERE {where}",
+                (run_id, key, *buckets)).all()
+            if found:
+                existing.update({(run_id, key, row[0]): dict(zip(ROLLUP_COLUMNS, row[1:])) for row in found})
+                connection.exec_driver_sql(f"DELETE FROM metric_rollups WHERE {where}", (run_id, key, *buckets))
+        rows = []
+        for where, summary in fresh.items():
+            if where in existing:
+                summary = merge(existing[where], summary)
+            rows.append((*where, *(summary[c] for c in ROLLUP_COLUMNS)))
+        connection.exec_driver_sql(
+            f"INSERT INTO metric_rollups (run_id, key, bucket, {', '.join(ROLLUP_COLUMNS)}) VALUES "
+            f"({', '.join([mark] * (3 + len(ROLLUP_COLUMNS)))})", rows)
+
+    def discard_after(self, run_id: int, step: int) -> None:
+        """Drop metrics and images logged after `step` (a resumed run logs those steps again)."""
+        self.flush()
+        with self._writer.begin() as connection:
+            self._discard_after(connection, run_id, step)
+
+    def _discard_after(self, connection: Connection, run_id: int, step: int) -> None:
+        first_bucket = step // BUCKET_STEPS
+        connection.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > step))
+        connection.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.step > step))
+        connection.execute(delete(MetricRollupRow).where(MetricRollupRow.run_id == run_id,
+                                                         MetricRollupRow.bucket >= first_bucket))
+        kept = connection.execute(select(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.value)
+                                  .where(MetricRow.run_id == run_id,
+                                         MetricRow.step >= first_bucket * BUCKET_STEPS)).all()
+        self._write_rollups(connection, kept)
+
+    def _flush_periodically(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - retried by the next flush or close(); a lost lease is the run's
+                pass           # heartbeat's to act on
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def metric_keys(self, run_id: int) -> list[str]:
+        with self._read() as session:
+            return list(session.scalars(select(MetricRollupRow.key).where(MetricRollupRow.run_id == run_id)
+                                        .distinct().order_by(MetricRollupRow.key)))
+
+    def latest_metrics(self, run_id: int) -> dict[str, tuple[int, float]]:
+        """key -> (step, value) of each key's last point (highest step)."""
+        last = (select(MetricRollupRow.key, func.max(MetricRollupRow.bucket).label("bucket"))
+                .where(MetricRollupRow.run_id == run_id).group_by(MetricRollupRow.key).subquery())
+        query = (select(MetricRollupRow.key, MetricRollupRow.last_step, MetricRollupRow.last_value)
+                 .join(last, (MetricRollupRow.key == last.c.key) & (MetricRollupRow.bucket == last.c.bucket))
+                 .where(MetricRollupRow.run_id == run_id))
+        with self._read() as session:
+            rows = session.execute(query).all()
+        return {key: (step, float(from_sql([value])[0])) for key, step, value in rows}
+
+    def metric_history(self, run_id: int, key: str, *, since_step: int | None = None,
+                       max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) in step order; only steps after `since_step` when given. With `max_points`, a longer
+        series is downsampled on the server keeping the global min, max, the last point and non-finite points
+        as markers: from the per-bucket rollups (no scan of every point), then MinMaxLTTB if still too many."""
+        if max_points is not None and since_step is None:
+            with self._read() as session:
+                summaries = [{c: getattr(r, c) for c in ROLLUP_COLUMNS} for r in session.scalars(
+                    select(MetricRollupRow).where(MetricRollupRow.run_id == run_id, MetricRollupRow.key == key)
+                    .order_by(MetricRollupRow.bucket))]
+            if sum(b["n"] for b in summaries) > max_points:
+                steps, values = overview(summaries)
+                return downsample(steps, values, max_points) if len(steps) > max_points else (steps, values)
+        query = (select(MetricRow.step, MetricRow.value).where(MetricRow.run_id == run_id, MetricRow.key == key)
+                 .order_by(MetricRow.step, MetricRow.id))
+        if since_step is not None:
+            query = query.where(MetricRow.step > since_step)
+        with self._read() as session:
+            rows = session.execute(query).all()
+        steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        values = from_sql([r[1] for r in rows])
+        if max_points is not None and len(steps) > max_points:
+            return downsample(steps, values, max_points)
+        return steps, values

@@ -1,0 +1,295 @@
+"""Runs and their life: the one module that changes a run's status (DESIGN §5).
+
+Every change is a compare-and-set (`UPDATE runs … WHERE id = ? AND status IN (…) [AND attempt_token = ?]`) in one
+transaction together with what belongs to it. A change that is not allowed, or that lost a race, is refused with a
+message saying what the run is now; nothing is ever overwritten silently. A run process writes under its
+`Attempt`; once the run has moved on (reaped, stopped, resumed, deleted) the old attempt's writes are refused.
+Leases and heartbeats use the database's clock."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from lab_notes.db import Database, NotFound, as_utc, get_row, now
+from lab_notes.records import FINAL_STATUSES, RESUMABLE_STATUSES, Attempt, Run, Worker
+from lab_notes.schema import CheckpointRow, ImageRow, MetricRollupRow, MetricRow, RunRow, WorkerRow
+
+LOG_TAIL_CHARS = 20_000
+
+# target status -> the statuses it may come from. (new) -> queued is `create_run`.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "running": ("queued",),                                 # a worker's claim: a new attempt
+    "stopped": ("queued", "running"),                       # stop before it started; or the run's own attempt
+    "completed": ("running",),                              # the run's own attempt
+    "diverged": ("running",),                               # the run's own attempt, with report and note
+    "failed": ("running",),                                 # own attempt, its worker, or the stale-lease reaper
+    "queued": RESUMABLE_STATUSES,                           # resume
+    "deleted": ("queued", *FINAL_STATUSES),                 # delete: anything but running
+}
+WHAT_MOVES_THERE = {"running": "claim", "stopped": "stop", "completed": "complete", "diverged": "end as diverged",
+                    "failed": "fail", "queued": "resume", "deleted": "delete"}
+
+
+class Refused(ValueError):
+    """A lifecycle change that the run's current state does not allow (or that lost a race)."""
+
+
+class LeaseLost(RuntimeError):
+    """This attempt no longer owns its run: its writes are refused and its process should stop."""
+
+
+class RunsStore(Database):
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> Run:
+        with self._read() as session:
+            return _run(get_row(session, RunRow, run_id))
+
+    def list_runs(self, status: str | Sequence[str] | None = None, search: str | None = None) -> list[Run]:
+        """Newest first, deleted runs left out unless asked for; `search` matches name or preset, any case."""
+        query = select(RunRow).order_by(RunRow.id.desc())
+        if status:
+            query = query.where(RunRow.status.in_([status] if isinstance(status, str) else list(status)))
+        else:
+            query = query.where(RunRow.status != "deleted")
+        if search:
+            pattern = f"%{search.lower()}%"
+            query = query.where(or_(func.lower(RunRow.name).like(pattern),
+                                    func.lower(func.coalesce(RunRow.preset, "")).like(pattern)))
+        with self._read() as session:
+            return [_run(row) for row in session.scalars(query)]
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self._read() as session:
+            return bool(session.scalar(select(RunRow.stop_requested).where(RunRow.id == run_id)))
+
+    # --- the lifecycle ---------------------------------------------------------------------------------------
+
+    def create_run(self, config: dict[str, Any], *, name: str, preset: str | None = None,
+                   parent_id: int | None = None, lint: Sequence[Any] = ()) -> int:
+        """(new) -> queued. Ids are never reused: a deleted run keeps its row, as `deleted`."""
+        with self._write() as session:
+            row = RunRow(name=name, preset=preset, config=config, parent_id=parent_id, status="queued",
+                         created_at=now(), stop_requested=False, lint=list(lint), log_tail="", attempt=0)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def claim_next_run(self, worker_id: str) -> Attempt | None:
+        """queued -> running for the oldest queued run, as a new attempt of it; None when nothing is queued."""
+        query = select(RunRow.id, RunRow.attempt).where(RunRow.status == "queued").order_by(RunRow.id).limit(1)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # SQLite: BEGIN IMMEDIATE already serialises this
+        with self._write() as session:
+            found = session.execute(query).first()
+            if found is None:
+                return None
+            attempt = Attempt(found.id, found.attempt + 1, uuid.uuid4().hex)
+            clock = self._clock()
+            moved = self._move(session, attempt.run_id, "running", attempt=attempt.number,
+                               attempt_token=attempt.token, worker_id=worker_id, pid=None, started_at=clock,
+                               heartbeat_at=clock, ended_at=None, stop_requested=False, status_reason=None,
+                               exit_code=None)
+            return attempt if moved else None
+
+    def request_stop(self, run_id: int) -> str:
+        """queued -> stopped while still queued; otherwise a stop request to the running attempt, which stops at
+        its next step with a checkpoint. Returns "stopped" or "stop requested"; refuses any other state."""
+        with self._write() as session:
+            if self._move(session, run_id, "stopped", sources=("queued",), status_reason="stopped before it started",
+                          ended_at=self._clock()):
+                return "stopped"
+            asked = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
+                                    .values(stop_requested=True))
+            if asked.rowcount:
+                return "stop requested"
+            raise self._refusal(session, run_id, "stopped")
+
+    def ask_to_stop(self, attempt: Attempt) -> bool:
+        """A stop request to this attempt only (a worker shutting down asks its own runs, not a newer attempt of
+        one of them that another worker took meanwhile); False when the run is no longer this attempt's."""
+        with self._write() as session:
+            return session.execute(self._fenced(attempt).values(stop_requested=True)).rowcount == 1
+
+    def finish_attempt(self, attempt: Attempt, status: str, *, reason: str | None = None,
+                       report: dict[str, Any] | None = None, exit_code: int | None = None,
+                       note: tuple[str, str] | None = None) -> None:
+        """running -> completed | stopped | diverged | failed by `attempt`, in one transaction with the final
+        flush of buffered metrics, the divergence report and (title, body) of a dated journal note: a reader sees
+        all of it or none of it. Raises LeaseLost when the run no longer belongs to this attempt."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"a run ends as one of {FINAL_STATUSES}, not {status!r}")
+        with self._flush_lock:
+            pending = self._take_buffer()
+            try:
+                with self._write() as session:
+                    lost = self._write_fenced(session.connection(), pending)
+                    if attempt not in lost:
+                        values: dict[str, Any] = {"status_reason": reason, "ended_at": self._clock()}
+                        if report is not None:
+                            values["divergence_report"] = report
+                        if exit_code is not None:
+                            values["exit_code"] = exit_code
+                        if not self._move(session, attempt.run_id, status, attempt=attempt, **values):
+                            lost.add(attempt)
+                        elif note:
+                            self._insert_note(session, now().date(), note[0], note[1], run_ids=[attempt.run_id],
+                                              figures=(), tags=["divergence"])
+            except Exception:
+                self._restore_buffer(pending)
+                raise
+        if attempt in lost:
+            raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+
+    def fail_stale_attempts(self, stale_after: float) -> list[int]:
+        """running -> failed for every run whose attempt has not heartbeat for `stale_after` seconds of the
+        database's clock (its process, or its host, is gone); their ids. Workers' stale leases go too."""
+        cutoff = self._clock(-stale_after)
+        with self._write() as session:
+            stale = session.execute(select(RunRow.id, RunRow.attempt, RunRow.attempt_token, RunRow.worker_id)
+                                    .where(RunRow.status == "running", RunRow.heartbeat_at < cutoff)).all()
+            failed = []
+            for run_id, number, token, worker in stale:
+                reason = (f"heartbeat stale: no sign of life for over {stale_after:g} s (attempt {number}, "
+                          f"worker {worker}): its process or host is gone")
+                if self._move(session, run_id, "failed", attempt=Attempt(run_id, number, token),
+                              status_reason=reason, ended_at=self._clock()):
+                    failed.append(run_id)
+            session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff))
+            return failed
+
+    def resume(self, run_id: int, from_step: int) -> None:
+        """stopped | failed | diverged -> queued, discarding every metric, image and checkpoint record after
+        `from_step` (all of them when 0: no checkpoint), so each step is stored once when it trains again."""
+        self.flush()
+        with self._write() as session:
+            if not self._move(session, run_id, "queued", status_reason=None, stop_requested=False, exit_code=None,
+                              divergence_report=None, ended_at=None, pid=None):
+                raise self._refusal(session, run_id, "queued")
+            self._discard_after(session.connection(), run_id, from_step)
+            session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == run_id,
+                                                        CheckpointRow.step > from_step))
+
+    def delete_run(self, run_id: int) -> None:
+        """anything but running -> deleted, with its metrics, images and checkpoint records. The row stays (name,
+        config, notes' links), so its id is never given to another run. Its files are the caller's to remove."""
+        self.flush()
+        with self._write() as session:
+            if not self._move(session, run_id, "deleted", stop_requested=False, log_tail="",
+                              ended_at=func.coalesce(RunRow.ended_at, self._clock())):
+                raise self._refusal(session, run_id, "deleted")
+            for table in (MetricRow, MetricRollupRow, ImageRow, CheckpointRow):
+                session.execute(delete(table).where(table.run_id == run_id))
+
+    def _move(self, session: Session, run_id: int, to: str, *, sources: Sequence[str] | None = None,
+              attempt: Attempt | int | None = None, **values: Any) -> bool:
+        """The compare-and-set every status change goes through; False when the run was not in a state (or not
+        on the attempt) that allows it. An `Attempt` fences on its token; a bare int sets the attempt number."""
+        allowed = TRANSITIONS[to] if sources is None else tuple(s for s in sources if s in TRANSITIONS[to])
+        query = update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(allowed))
+        if isinstance(attempt, Attempt):
+            query = query.where(RunRow.attempt == attempt.number, RunRow.attempt_token == attempt.token)
+        elif attempt is not None:
+            values["attempt"] = attempt
+        return session.execute(query.values(status=to, **values)).rowcount == 1
+
+    def _refusal(self, session: Session, run_id: int, to: str) -> Exception:
+        status = session.scalar(select(RunRow.status).where(RunRow.id == run_id))
+        if status is None:
+            return NotFound(f"no run {run_id}")
+        action = WHAT_MOVES_THERE[to]
+        hint = {"deleted": "stop it first: a running run cannot be deleted",
+                "queued": f"only a {', '.join(TRANSITIONS['queued'])} run can be resumed",
+                "stopped": "only a queued or running run can be stopped"}.get(to, "")
+        return Refused(f"run {run_id} is {status}: cannot {action} it" + (f"; {hint}" if hint else ""))
+
+    # --- what a running attempt writes (each fenced by its token) -------------------------------------------
+
+    def heartbeat(self, attempt: Attempt) -> bool:
+        """The attempt's lease, renewed on the database's clock; False when the run no longer belongs to it."""
+        with self._write() as session:
+            return session.execute(self._fenced(attempt).values(heartbeat_at=self._clock())).rowcount == 1
+
+    def set_pid(self, attempt: Attempt, pid: int) -> None:
+        self._fenced_update(attempt, pid=pid)
+
+    def set_device(self, attempt: Attempt, device: str) -> None:
+        self._fenced_update(attempt, device=device)
+
+    def add_divergence_incident(self, attempt: Attempt, incident: dict[str, Any]) -> None:
+        """Append one incident to the run's divergence report (a skip or rollback that the run survived)."""
+        with self._write() as session:
+            report = session.scalar(select(RunRow.divergence_report).where(RunRow.id == attempt.run_id))
+            report = dict(report or {"incidents": []})
+            report["incidents"] = [*report.get("incidents", []), incident]
+            if session.execute(self._fenced(attempt).values(divergence_report=report)).rowcount != 1:
+                raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+
+    def record_exit(self, attempt: Attempt, exit_code: int) -> None:
+        """The exit code of the attempt's process, whatever status the run reached."""
+        with self._write() as session:
+            session.execute(update(RunRow).where(RunRow.id == attempt.run_id, RunRow.attempt_token == attempt.token)
+                            .values(exit_code=exit_code))
+
+    def append_log(self, run_id: int, text_: str) -> None:
+        """Keep the last LOG_TAIL_CHARS characters of a run's output (nothing is kept for a deleted run)."""
+        with self._write() as session:
+            row = get_row(session, RunRow, run_id)
+            if row.status != "deleted":
+                row.log_tail = (row.log_tail + text_)[-LOG_TAIL_CHARS:]
+
+    def _fenced(self, attempt: Attempt):
+        return update(RunRow).where(RunRow.id == attempt.run_id, RunRow.attempt == attempt.number,
+                                    RunRow.attempt_token == attempt.token, RunRow.status == "running")
+
+    def _fenced_update(self, attempt: Attempt, **values: Any) -> None:
+        with self._write() as session:
+            if session.execute(self._fenced(attempt).values(**values)).rowcount != 1:
+                raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+
+    def _leases_lost(self, connection: Connection, attempts: Iterable[Attempt]) -> set[Attempt]:
+        """Which of `attempts` no longer own their run, checked inside the caller's write transaction (on
+        PostgreSQL the run rows stay share-locked until it commits, so a reap waits for these writes)."""
+        lost = set()
+        for attempt in set(attempts):
+            query = select(RunRow.id).where(RunRow.id == attempt.run_id, RunRow.attempt == attempt.number,
+                                            RunRow.attempt_token == attempt.token, RunRow.status == "running")
+            if self.dialect == "postgresql":
+                query = query.with_for_update(read=True)
+            if connection.execute(query).first() is None:
+                lost.add(attempt)
+        return lost
+
+    # --- workers' leases ------------------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, *, host: str, pid: int, max_parallel: int) -> None:
+        with self._write() as session:
+            session.add(WorkerRow(id=worker_id, host=host, pid=pid, max_parallel=max_parallel,
+                                  started_at=self._clock(), heartbeat_at=self._clock()))
+
+    def heartbeat_worker(self, worker_id: str) -> None:
+        with self._write() as session:
+            session.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(heartbeat_at=self._clock()))
+
+    def retire_worker(self, worker_id: str) -> None:
+        with self._write() as session:
+            session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+
+    def live_workers(self, stale_after: float) -> list[Worker]:
+        """Workers whose lease is younger than `stale_after` seconds by the database's clock."""
+        with self._read() as session:
+            rows = session.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= self._clock(-stale_after))
+                                   .order_by(WorkerRow.id))
+            return [Worker(r.id, r.host, r.pid, r.max_parallel, as_utc(r.started_at), as_utc(r.heartbeat_at))
+                    for r in rows]
+
+
+def _run(row: RunRow) -> Run:
+    return Run(row.id, row.name, row.preset, row.config, row.parent_id, row.status, row.status_reason,
+               as_utc(row.created_at), as_utc(row.started_at), as_utc(row.ended_at), as_utc(row.heartbeat_at),
+               bool(row.stop_requested), row.device, row.exit_code, list(row.lint or []), row.divergence_report,
+               row.log_tail or "", row.worker_id, row.pid, row.attempt or 0)
