@@ -13,7 +13,7 @@ import streamlit as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from engine.config import ConfigError, Problem, RunConfig, lint, validate_config
+from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, lint, validate_config
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,13 @@ def _widget(spec: FieldSpec, current: Any, key: str) -> Any:
     bounds = bounds_text(spec.info)
     help_text = (spec.info.description or "") + (f" (range {bounds})" if bounds else "")
     optional, annotation = _is_optional(spec.annotation)
+    if spec.path == "data.path":  # only what the data folder holds can be chosen
+        options = [None, *data_choices()]
+        if current not in options:
+            options.append(current)  # a cloned run's path: shown, and validation says if it is not allowed
+        return st.selectbox(label, options, index=options.index(current), key=key,
+                            help=f"{help_text} — found in {data_root()}",
+                            format_func=lambda o: "(none)" if o is None else o)
     if typing.get_origin(annotation) is Literal:
         options = list(typing.get_args(annotation))
         return st.selectbox(label, options, index=options.index(current) if current in options else 0, key=key,

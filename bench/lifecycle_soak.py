@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stale-after", type=float, default=6.0, help="the workers' stale-heartbeat threshold")
     parser.add_argument("--drain", type=float, default=120, help="seconds the queue gets to drain at the end")
+    parser.add_argument("--pace", type=float, default=0.9, help="mean seconds between two chaos actions")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 while soak.counts["submits"] < min(args.runs, int(args.runs * elapsed) + 2):
                     soak.submit()
                 soak.act()
-                time.sleep(soak.rng.uniform(0.1, 0.8))
+                time.sleep(soak.rng.uniform(0.2, 2 * args.pace - 0.2))
             while soak.counts["submits"] < args.runs:
                 soak.submit()
         finally:
@@ -244,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = soak.check()
         statuses = Counter(r.status for r in soak.book.list_runs(status=[*TERMINAL, "queued", "running"]))
         soak.book.close()
-    print(f"lifecycle soak: {args.seconds:g} s of chaos, {time.monotonic() - started:.0f} s in all, "
-          f"{args.workers} workers, stale after {args.stale_after:g} s")
+    print(f"lifecycle soak: {args.seconds:g} s of chaos (an action every ~{args.pace:g} s), "
+          f"{time.monotonic() - started:.0f} s in all, {args.workers} workers, stale after {args.stale_after:g} s")
     print("actions: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.counts.items())))
     print("runs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
     for problem in problems:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 CHECKPOINT_PATTERN = "step_*.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is not safe or not complete enough to load."""
 
 
 def capture_state(*, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -49,7 +54,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if newest is None:
             raise FileNotFoundError(f"no checkpoint ({CHECKPOINT_PATTERN}) in {path}")
         path = newest
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # weights_only: a checkpoint is data. A crafted file that needs arbitrary objects (and could run code while
+        # it is unpickled) is refused rather than loaded.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: not a plain checkpoint (it holds objects other than tensors, numbers, "
+                              f"strings, lists and dicts), refused: {str(error).splitlines()[0]}") from error
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:

@@ -7,7 +7,9 @@ a new field appears in the form without page code. Validation errors name the do
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,10 +21,37 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def data_root() -> Path:
+    """The one folder runs may read datasets from: $LAB_DATA_DIR, else ./datasets."""
+    return Path(os.environ.get("LAB_DATA_DIR") or "datasets").resolve()
+
+
+def resolve_data_path(path: str) -> Path:
+    """`path` (relative to the data root, or absolute) as a real path inside the data root; ValueError naming
+    `data.path` otherwise, so a run cannot read (and draw) any file the server's user can read."""
+    root = data_root()
+    resolved = (root / path).resolve()  # follows symbolic links: one leading out of the root is refused too
+    if not resolved.is_relative_to(root):
+        raise ValueError(f"data.path: '{path}' is outside the data folder {root} ($LAB_DATA_DIR); put the dataset "
+                         "there and name it relative to it")
+    if not resolved.exists():
+        raise ValueError(f"data.path: '{path}' does not exist in the data folder {root}")
+    return resolved
+
+
+def data_choices() -> list[str]:
+    """What the data root offers: its folders (one sub-folder per class) and .npz files, relative to it."""
+    root = data_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() or p.suffix == ".npz")
+
+
 class DataConfig(Section):
     dataset: Literal["shapes", "digits", "folder", "npz"] = Field(
         "shapes", description="Image source: procedural shapes, bundled digits, your own folder, or a .npz file")
-    path: str | None = Field(None, description="Folder (one sub-folder per class) or .npz file, for folder/npz")
+    path: str | None = Field(None, description="folder/npz only: a folder (one sub-folder per class) or .npz file "
+                                               "inside the data folder ($LAB_DATA_DIR, default ./datasets)")
     image_size: int = Field(16, ge=8, le=256, description="Images are resized to this many pixels a side")
     channels: Literal[1, 3] = Field(1, description="1 for grey, 3 for colour")
     num_classes: int = Field(10, ge=2, le=10, description="shapes only: number of shape classes")
@@ -152,6 +181,8 @@ class RunConfig(Section):
             raise ValueError(f"model.decoders.num_heads: {dec.num_heads} does not divide embed_dim {dec.embed_dim}")
         if data.dataset in ("folder", "npz") and not data.path:
             raise ValueError(f"data.path: the {data.dataset} dataset needs a path")
+        if data.path:
+            resolve_data_path(data.path)
         if data.dataset == "shapes" and data.holdout_classes and data.num_classes - data.holdout_classes < data.n_way:
             raise ValueError(f"data.holdout_classes: holding out {data.holdout_classes} of {data.num_classes} "
                              f"classes leaves fewer than n_way = {data.n_way} for training")

@@ -14,7 +14,7 @@ import torch
 
 from data import EpisodeSampler, LabelledImages, load_dataset, split_classes
 from engine.checkpoints import Checkpointer, capture_state, load_checkpoint, restore_rng, restore_weights
-from engine.config import OptimConfig, RunConfig
+from engine.config import OptimConfig, RunConfig, resolve_data_path
 from engine.figures import reconstruction_png
 from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
@@ -113,7 +113,8 @@ class EpisodeSource:
 
 def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
     d = cfg.data
-    dataset = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, path=d.path,
+    path = str(resolve_data_path(d.path)) if d.path else None
+    dataset = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, path=path,
                            num_classes=d.num_classes, samples_per_class=d.samples_per_class, seed=d.seed)
     train_classes, eval_classes = split_classes(dataset.num_classes, d.holdout_classes, d.seed)
     sampler = EpisodeSampler(dataset.labels, train_classes, n_way=d.n_way, k_shot=d.k_shot,

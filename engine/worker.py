@@ -27,7 +27,7 @@ from typing import IO
 
 from sqlalchemy.exc import OperationalError
 
-from engine.config import ConfigError, validate_config
+from engine.config import ConfigError, data_root, validate_config
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.sink import HEARTBEAT_SECONDS, patiently
 
@@ -334,7 +334,8 @@ def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int 
             [sys.executable, "-u", "-m", "engine", "worker", "--runs-dir", str(log_dir),
              "--max-parallel", str(max_parallel)],
             cwd=ENGINE_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "LAB_NOTEBOOK_URL": url}, start_new_session=True)
+            # Absolute, so the worker and its runs see the same data folder as the app that started them.
+            env={**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_DATA_DIR": str(data_root())}, start_new_session=True)
     pid_file.write_text(str(process.pid))
     return process.pid
 

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 import streamlit as st
 
 from app.services import notebook
+from app.widgets import show_image
 from lab_notes import BadImage, Figure, JournalError
 from lab_notes.images import MAX_IMAGE_BYTES, check_image
 from lab_notes.journal import IMG_TAG, MD_IMAGE
@@ -42,7 +43,7 @@ def render_body(body: str, figures: list[Figure]) -> None:
 
 def show_figure(figure: Figure) -> None:
     if figure.image is not None:
-        st.image(figure.image, caption=figure.caption or figure.name, width=560)
+        show_image(figure.image, caption=figure.caption or figure.name, width=560)
     else:
         st.warning(f"🖼️ Missing figure **{figure.name}** — {figure.missing or 'no image stored'}")
 

@@ -9,6 +9,7 @@ import streamlit as st
 from app.figures import chart_png, metric_figure, metric_groups
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
+from app.widgets import show_image
 from engine import jobs
 from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
 from lab_notes.series import downsample
@@ -132,7 +133,7 @@ with images_tab:
         steps = book.image_steps(run.id, key)
         step = steps[0] if len(steps) == 1 else st.select_slider(f"{key} — step", options=steps, value=steps[-1])
         png = book.get_image(run.id, key, step)
-        st.image(png, caption=f"{key} at step {step}: original | masked | decoder A | decoder B")
+        show_image(png, caption=f"{key} at step {step}: original | masked | decoder A | decoder B")
         pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
                     caption=f"{key} of run {run.id} at step {step}",
                     make_figure=lambda caption, png=png, key=key, step=step: Figure(

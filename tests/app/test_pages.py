@@ -211,3 +211,14 @@ def test_run_page_for_a_deleted_run_says_so(book):
     app = page("run", run=str(run_id))
     assert any(f"Run {run_id} (seeded) was deleted" in w.value for w in app.warning)
     assert page("runs").dataframe == [] or run_id not in list(page("runs").dataframe[0].value["id"])
+
+
+def test_the_form_offers_only_what_the_data_folder_holds(book, tmp_path, monkeypatch):
+    (tmp_path / "datasets" / "my-shapes" / "circle").mkdir(parents=True)
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "datasets"))
+    app = page("new_run")
+    choice = app.selectbox(key="tiny:data.path")
+    assert choice.options == ["(none)", "my-shapes"]
+    app.selectbox(key="tiny:data.dataset").set_value("folder").run()
+    app.selectbox(key="tiny:data.path").set_value("my-shapes").run()
+    assert not [e.value for e in app.error if "data.path" in e.value]

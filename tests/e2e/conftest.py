@@ -35,9 +35,10 @@ def app_server(tmp_path_factory):
     env = {**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_RUNS_DIR": str(folder / "runs"), "LAB_START_WORKER": "1"}
     log = open(folder / "streamlit.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.headless",
-         "true", "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats",
-         "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # No --server.address: the address, headless mode and the rest come from .streamlit/config.toml, as for
+        # a user who runs the README's command.
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port",
+         str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def healthy() -> bool:
         try:
@@ -48,7 +49,7 @@ def app_server(tmp_path_factory):
 
     try:
         wait_for(healthy, 90, "streamlit's health endpoint")
-        yield {"base": f"http://127.0.0.1:{port}", "db": url, "folder": folder}
+        yield {"base": f"http://127.0.0.1:{port}", "db": url, "folder": folder, "port": port, "pid": server.pid}
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -126,3 +126,26 @@ def test_import_the_original_journal_with_its_pictures(app_server, page, tmp_pat
     page.get_by_text("网络结构").wait_for()
     assert not (tmp_path.parent / "escape.png").exists()
     shoot(page, "7-journal-imported")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on `port` (Linux /proc/net/tcp and tcp6, state 0A)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_the_app_listens_on_loopback_only_and_offers_no_deploy(app_server, page):
+    assert listening_addresses(app_server["port"]) == {"0100007F"}  # 127.0.0.1, nothing on 0.0.0.0 or ::
+    page.goto(app_server["base"])
+    page.get_by_role("heading", name="Runs").wait_for()
+    assert page.get_by_text("Deploy", exact=True).count() == 0

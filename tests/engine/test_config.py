@@ -86,3 +86,23 @@ def test_presets_cover_the_journal():
     assert PRESETS["2023-01-12-vit-ae-shared-decoders"].model.decoders.share
     assert not PRESETS["2023-01-12-vit-ae-separate-decoders"].model.decoders.share
     assert PRESETS["2022-12-14-vit6-1d-no-accuracy"].model.encoder.depth == 6
+
+
+def test_data_path_must_lie_in_the_data_folder(tmp_path, monkeypatch):
+    from engine.config import ConfigError, data_choices, preset, with_overrides
+
+    root = tmp_path / "datasets"
+    (root / "my-shapes" / "circle").mkdir(parents=True)
+    (root / "arrays.npz").write_bytes(b"")
+    (root / "escape").symlink_to("/etc")
+    monkeypatch.setenv("LAB_DATA_DIR", str(root))
+    assert data_choices() == ["arrays.npz", "escape", "my-shapes"]
+    ok = with_overrides(preset("tiny"), ["data.dataset=folder", "data.path=my-shapes"])
+    assert ok.data.path == "my-shapes"
+    for outside in ("/etc", "../../etc", "escape", str(root / ".." / "elsewhere")):
+        with pytest.raises(ConfigError) as refused:
+            with_overrides(preset("tiny"), ["data.dataset=folder", f"data.path={outside}"])
+        assert [p.path for p in refused.value.problems] == ["data.path"]
+        assert "outside the data folder" in refused.value.problems[0].message
+    with pytest.raises(ConfigError, match="does not exist in the data folder"):
+        with_overrides(preset("tiny"), ["data.dataset=npz", "data.path=nothing.npz"])

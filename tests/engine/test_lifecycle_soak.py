@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_soak_at_ci_size_finds_no_violation():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "lifecycle_soak.py"), "--seconds", "25", "--runs",
-                          "10", "--drain", "60", "--seed", "8"], cwd=ROOT, capture_output=True, text=True,
+                          "10", "--drain", "60", "--pace", "0.45", "--seed", "8"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     report = out.stdout + out.stderr[-3000:]
     assert out.returncode == 0 and "violations: 0" in out.stdout, report

@@ -255,8 +255,11 @@ def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_o
     assert "no longer owns the run" in run.log_tail
 
 
-def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(book, start_worker, tmp_path):
-    broken = submit(book, "data.dataset=npz", f"data.path={tmp_path / 'missing.npz'}", name="broken")
+def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(book, start_worker, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "datasets"))  # the worker inherits it
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "missing.npz").write_bytes(b"not an npz archive")  # it raises inside the run
+    broken = submit(book, "data.dataset=npz", "data.path=missing.npz", name="broken")
     fine = submit(book, "schedule.episodes=5", name="fine")
     worker = start_worker()
     wait_for(lambda: finished(book, fine), 120, "the next run to complete")
