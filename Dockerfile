@@ -9,7 +9,7 @@ ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DEBIAN_FRONTEND=noninteractive \
-    LAB_NOTEBOOK_URL=sqlite:////data/notebook.db LAB_RUNS_DIR=/data/runs
+    LAB_NOTEBOOK_URL=sqlite:////data/notebook.db LAB_RUNS_DIR=/data/runs LAB_DATA_DIR=/data/datasets
 RUN if ! command -v python3.11 >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv curl \
       && rm -rf /var/lib/apt/lists/*; \
@@ -24,6 +24,7 @@ COPY app ./app
 COPY engine ./engine
 COPY lab_notes ./lab_notes
 COPY data ./data
+COPY .streamlit ./.streamlit
 
 RUN useradd --create-home --uid 1000 researcher && mkdir -p /data && chown researcher /data
 USER researcher
@@ -31,5 +32,7 @@ VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD curl --fail --silent http://127.0.0.1:8501/_stcore/health || exit 1
+# Inside the container the server must bind every interface to be reachable at all; publish the port on the
+# host's loopback (-p 127.0.0.1:8501:8501, as the README does) unless the network is trusted.
 CMD ["streamlit", "run", "app/streamlit_app.py", "--server.address=0.0.0.0", "--server.port=8501", \
      "--server.headless=true", "--browser.gatherUsageStats=false"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,8 @@ from lab_notes.sink import HEARTBEAT_SECONDS, patiently
 STALE_AFTER_SECONDS = 15.0
 SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 10.0
+LOG_CAP_BYTES = 8 * 1024 * 1024
+LOG_TAIL_BYTES = 64 * 1024  # more than the notebook keeps of a run's output (lab_notes.runs.LOG_TAIL_CHARS)
 ORPHAN_EXIT_CODE = 70
 LEASE_LOST_EXIT_CODE = 71
 ENGINE_ROOT = Path(__file__).resolve().parents[1]
@@ -199,16 +202,18 @@ class Worker:
                 self.notebook.record_exit(attempt, exit_code)
 
     def _copy_output(self, child: Child) -> None:
-        """Append what the run printed since last time to its log tail in the notebook."""
+        """Append what the run printed since last time (at most the notebook's tail of it) to its log tail in the
+        notebook; past LOG_CAP_BYTES the file on disk is rotated, so it never grows without bound."""
         try:
             with open(child.log_path, "rb") as log:
-                log.seek(child.offset)
+                size = log.seek(0, os.SEEK_END)
+                log.seek(max(child.offset, size - LOG_TAIL_BYTES))
                 fresh = log.read()
         except OSError:
             return
         if fresh:
-            child.offset += len(fresh)
             self.notebook.append_log(child.attempt.run_id, fresh.decode("utf-8", errors="replace"))
+        child.offset = rotate_log(child.log_path, size, LOG_CAP_BYTES)
 
     def _shut_down(self) -> None:
         """Ask every run to stop at its next step (with a checkpoint) and wait for them."""
@@ -230,6 +235,20 @@ class Worker:
             self._reap()
         except OperationalError:
             pass
+
+
+def rotate_log(path: Path, read_up_to: int, cap: int) -> int:
+    """Where the next read of `path` starts. Past `cap` bytes the file is copied to `path.1` and truncated in
+    place (the run holds it open for appending, so its next line lands at the new start): the log on disk stays
+    within about twice the cap, and nothing read so far is read again."""
+    if read_up_to <= cap:
+        return read_up_to
+    try:
+        shutil.copyfile(path, path.with_name(path.name + ".1"))
+        os.truncate(path, 0)
+    except OSError:
+        return read_up_to
+    return 0
 
 
 def say(message: str) -> None:

@@ -13,7 +13,7 @@ from lab_notes.schema import CheckpointRow, ImageRow
 
 
 class ArtifactsStore(Database):
-    """Needs the runs room's `_leases_lost` (the Notebook has both)."""
+    """Needs the runs room's `_leases_lost` and the metrics room's buffer (the Notebook has all three)."""
 
     def _hold(self, session, attempt: Attempt | None) -> None:
         if attempt is not None and self._leases_lost(session.connection(), [attempt]):
@@ -50,9 +50,20 @@ class ArtifactsStore(Database):
     # --- checkpoints ------------------------------------------------------------------------------------------
 
     def add_checkpoint(self, run_id: int, step: int, path: str, *, attempt: Attempt | None = None) -> None:
-        with self._write() as session:
-            self._hold(session, attempt)
-            session.add(CheckpointRow(run_id=run_id, step=step, path=str(path), created_at=now()))
+        """Record a checkpoint, in one transaction with every metric point still buffered: a resume from it
+        discards what follows it and trains again from the next step, so all before it must be stored."""
+        with self._flush_lock:
+            pending = self._take_buffer()
+            try:
+                with self._write() as session:
+                    lost = self._write_fenced(session.connection(), pending, also=attempt)
+                    if attempt is None or attempt not in lost:
+                        session.add(CheckpointRow(run_id=run_id, step=step, path=str(path), created_at=now()))
+            except Exception:
+                self._restore_buffer(pending)
+                raise
+        if attempt is not None and attempt in lost:
+            raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
 
     def checkpoints(self, run_id: int) -> list[Checkpoint]:
         with self._read() as session:

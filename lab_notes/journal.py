@@ -1,34 +1,75 @@
-"""The Markdown journal format of the user's original journal, in and out.
+"""The Markdown journal format of the user's original journal, in and out, read by a CommonMark parser
+(markdown-it-py), linear in its input.
 
-    ### 2022.12.08            <- one entry per dated heading
+    ### 2022.12.08            <- one entry per dated heading (CommonMark's headings only: not in code, not quoted)
     prose, kept byte for byte
-    <img src="./pic/NAME.png" alt="…" style="zoom: 33%;" />   or   ![alt](./pic/NAME.png)
+    <img src="./pic/NAME.png" alt="…" style="zoom: 33%;" />   or   ![alt](./pic/NAME.png)   or   ![alt][ref]
 
-Import reads figures only from inside the journal's folder (or the given picture folder); a figure that is
-missing, unreadable or points outside becomes a placeholder that keeps its name and says why. Export writes
-`journal.md` and `pic/` inside the folder it is given and nowhere else.
+Dates in the common forms (2022.12.08, 2022-12-08, 2022/12/08, 2022年12月8日) at the heading level the file uses
+for them. Import reads figures only from inside the journal's folder, the given picture folder, or pictures
+handed over in memory (`pictures_from_zip`, capped); a figure that is missing, unreadable or points outside becomes
+a placeholder that keeps its name and says why; a web address is never fetched. Export writes `journal.md` and
+`pic/` inside the folder it is given and nowhere else, and refuses a folder that already holds something unless
+asked to replace it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html
+import io
 import re
+import shutil
+import zipfile
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from lab_notes.records import Figure, Note
+from markdown_it import MarkdownIt
+
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
+from lab_notes.records import Figure, Note
 
-HEADING = re.compile(r"^###[ \t]+(?P<text>.*?)[ \t]*\r?$")
-DATE = re.compile(r"^(?P<y>\d{4})\.(?P<m>\d{1,2})\.(?P<d>\d{1,2})$")
-IMG_TAG = re.compile(r"""<img\s[^>]*?src\s*=\s*["'](?P<src>[^"']+)["'][^>]*>""", re.IGNORECASE)
-ALT_ATTR = re.compile(r"""alt\s*=\s*["'](?P<alt>[^"']*)["']""", re.IGNORECASE)
-MD_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src><[^>]+>|[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+DATE_FORMS = (re.compile(r"^(?P<y>\d{4})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})$"),
+              re.compile(r"^(?P<y>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*日?$"))
+IMG_TAG = re.compile(r"<img\b[^<>]*>", re.IGNORECASE)  # [^<>]: each try stops at the next '<', so linear
+LINE_ENDS = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
+WEB_ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+MAX_NOTE_CHARS = 2_000_000
+MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_TOTAL_BYTES = 200 * 1024 * 1024
+MAX_ZIP_RATIO = 50  # uncompressed / compressed, per member: a picture compresses far less than a bomb
+# A link or image needs its label closed by `](…)` or `][…]` (or a defined reference): text without one is parsed
+# with the link rules off. They are markdown-it-py's slow path (~10 µs a character on a run of unclosed `[`).
+LINKABLE = re.compile(r"\]\([^()]*\)|\]\[[^\[\]]*\]")
+SHORTCUT = re.compile(r"\[[^\[\]]+\]")
+
+
+def _inline_with_links_only_where_possible(state: Any) -> None:
+    """markdown-it's core `inline` rule, choosing per block whether the link and image rules can match at all."""
+    references = bool(state.env.get("references"))
+    for token in state.tokens:
+        if token.type == "inline":
+            token.children = token.children or []
+            linkable = LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content))
+            md = state.md if linkable else WITHOUT_LINKS
+            md.inline.parse(token.content, md, state.env, token.children)
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True})  # HTML kept as tokens, so <img> figures are found
+    md.core.ruler.at("inline", _inline_with_links_only_where_possible)
+    return md
+
+
+WITHOUT_LINKS = MarkdownIt("commonmark", {"html": True}).disable(["link", "image"])
+BLOCKS = MarkdownIt("commonmark", {"html": True}).disable("inline")  # headings need no inline parsing
+PARSER = _parser()
 
 
 class JournalError(ValueError):
-    """A journal file that cannot be imported; the message names the file and line."""
+    """A journal file (or its picture zip) that cannot be imported; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -38,24 +79,125 @@ class JournalEntry:
     figures: list[Figure]
 
 
-def figure_references(body: str) -> list[tuple[str, str]]:
-    """(src, alt) of every figure in a body, in order of appearance."""
+@dataclass(frozen=True)
+class FigureRef:
+    """A figure as a body names it: where it points and its alt text."""
+
+    src: str
+    alt: str
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.src.replace("\\", "/")).name or self.src
+
+    @property
+    def remote(self) -> bool:
+        return bool(WEB_ADDRESS.match(self.src))
+
+
+class _ImgAttributes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[FigureRef] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img" and values.get("src"):
+            self.found.append(FigureRef(values["src"].strip(), values.get("alt") or ""))
+
+
+def html_figures(fragment: str) -> list[FigureRef]:
+    """The <img> tags of a piece of raw HTML, in order."""
     found = []
-    for match in IMG_TAG.finditer(body):
-        alt = ALT_ATTR.search(match.group(0))
-        found.append((match.start(), match.group("src"), alt.group("alt") if alt else ""))
-    for match in MD_IMAGE.finditer(body):
-        found.append((match.start(), match.group("src").strip("<>"), match.group("alt")))
-    return [(src, alt) for _, src, alt in sorted(found)]
+    for tag in IMG_TAG.findall(fragment):
+        parser = _ImgAttributes()
+        parser.feed(tag)
+        parser.close()
+        found += parser.found
+    return found
 
 
-def _load_figure(src: str, alt: str, journal_dir: Path, pic_dir: Path | None) -> Figure:
-    name = PurePosixPath(src.replace("\\", "/")).name or src
-    if re.match(r"^[a-z][a-z0-9+.-]*:", src, re.IGNORECASE):
-        return Figure(name=src, caption=alt, missing="a web or data address: not fetched")
+def _alt_text(token: Any) -> str:
+    return "".join(child.content for child in token.children or [] if child.type in ("text", "code_inline"))
+
+
+def _tokens_figures(tokens: Sequence[Any]) -> list[FigureRef]:
+    found = []
+    for token in tokens:
+        if token.type == "image":
+            found.append(FigureRef(str(token.attrGet("src") or ""), _alt_text(token)))
+        elif token.type in ("html_inline", "html_block"):
+            found += html_figures(token.content)
+        if token.children:
+            found += _tokens_figures(token.children)
+    return found
+
+
+def figure_references(body: str, env: dict[str, Any] | None = None) -> list[FigureRef]:
+    """Every figure a body shows, in order: inline and reference-style images and HTML <img> tags; none inside
+    code. `env` may carry link reference definitions from the rest of the file."""
+    references = bool((env or {}).get("references"))
+    if ("<img" not in body.lower() and not LINKABLE.search(body)
+            and not (references and "![" in body and SHORTCUT.search(body))):
+        return []  # nothing could be a figure: skip the inline parse
+    return _tokens_figures(PARSER.parse(body, dict(env or {})))
+
+
+def parse_date(text: str) -> tuple[int, int, int] | None:
+    for form in DATE_FORMS:
+        found = form.match(text.strip())
+        if found:
+            return int(found["y"]), int(found["m"]), int(found["d"])
+    return None
+
+
+def split_entries(content: str, source: str = "journal") -> tuple[list[tuple[dt.date | None, str]], dict]:
+    """(date, body) of each entry, the text before the first dated heading first (date None), and the file's
+    link reference definitions. Entries start at the top-level headings that hold a date, at the highest-ranked
+    level the file uses for dates (a deeper dated heading stays in its entry's prose); bodies are the source
+    lines between, byte for byte."""
+    env: dict[str, Any] = {}
+    tokens = BLOCKS.parse(content, env)
+    dated = []
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open" or token.level != 0 or token.map is None:
+            continue
+        text = tokens[index + 1].content
+        parts = parse_date(text)
+        if parts is None:
+            continue
+        try:
+            day = dt.date(*parts)
+        except ValueError:
+            raise JournalError(f"{source}, line {token.map[0] + 1}: heading '{text.strip()[:40]}' is not a real "
+                               "date") from None
+        dated.append((int(token.tag[1:]), token.map[0], token.map[1], day))
+    if not dated:
+        raise JournalError(f"{source}: no dated headings (such as ### 2022.12.08), so no dated entries to import")
+    level = min(level for level, *_ in dated)  # the file's entries: its highest-ranked dated headings
+    starts = [(first, after, day) for lv, first, after, day in dated if lv == level]
+    lines = LINE_ENDS.split(content)  # the lines CommonMark counts (\n, \r\n, \r), not str.splitlines's
+    entries: list[tuple[dt.date | None, str]] = [(None, "".join(lines[:starts[0][0]]))]
+    for (first, after, day), following in zip(starts, [*starts[1:], (len(lines), None, None)]):
+        entries.append((day, "".join(lines[after:following[0]])))
+    return entries, env
+
+
+def _load_figure(ref: FigureRef, journal_dir: Path | None, pic_dir: Path | None,
+                 pictures: Mapping[str, bytes] | None) -> Figure:
+    name, src, alt = ref.name, ref.src, ref.alt
+    if ref.remote:
+        return Figure(name=src[:500], caption=alt, missing="a web or data address: not fetched")
     relative = PurePosixPath(src.replace("\\", "/"))
     if relative.is_absolute() or ".." in relative.parts:
         return Figure(name=name, caption=alt, missing=f"'{src}' points outside the journal folder: not read")
+    if pictures is not None:
+        if name not in pictures:
+            return Figure(name=name, caption=alt, missing="file not found")
+        try:
+            return Figure(name=name, caption=alt, image=check_image(pictures[name], name))
+        except BadImage as exc:
+            return Figure(name=name, caption=alt, missing=str(exc))
     candidate = (pic_dir / name) if pic_dir else (journal_dir / relative)
     root = (pic_dir or journal_dir).resolve()
     try:
@@ -73,43 +215,95 @@ def _load_figure(src: str, alt: str, journal_dir: Path, pic_dir: Path | None) ->
         return Figure(name=name, caption=alt, missing=f"could not be read ({exc.strerror or exc})")
 
 
+def read_journal_text(raw: bytes, source: str) -> str:
+    if b"\x00" in raw:
+        raise JournalError(f"{source}: binary data (NUL bytes), not a Markdown journal")
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise JournalError(f"{source}: not UTF-8 text (byte {exc.start} is invalid)") from exc
+
+
+def parse_journal_text(content: str, source: str, *, journal_dir: Path | None = None, pic_dir: Path | None = None,
+                       pictures: Mapping[str, bytes] | None = None) -> list[JournalEntry]:
+    """Entries of a journal's text, or JournalError; figures from `pictures` (by file name) when given, else from
+    the picture folder, else from the journal's folder. Nothing is written here."""
+    entries, env = split_entries(content, source)
+    result = []
+    for day, body in entries:
+        if day is None and not body.strip():
+            continue  # nothing before the first heading
+        if len(body) > MAX_NOTE_CHARS:
+            raise JournalError(f"{source}: the entry of {day or 'the preamble'} has {len(body):,} characters, over "
+                               f"the {MAX_NOTE_CHARS:,}-character cap of a note")
+        figures = [_load_figure(ref, journal_dir, pic_dir, pictures) for ref in figure_references(body, env)]
+        result.append(JournalEntry(day, body, figures))
+    return result
+
+
+def pictures_from_zip(data: bytes, wanted: set[str], source: str = "picture zip") -> dict[str, bytes]:
+    """The pictures named in `wanted` (file names) from a zip, read into memory, every member checked first:
+    count, names, encryption, compression method, sizes and ratio. Any problem is a JournalError and nothing is
+    kept; members the journal does not reference are never decompressed."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise JournalError(f"{source}: not a zip archive ({exc})") from exc
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise JournalError(f"{source}: {len(members):,} members, over the cap of {MAX_ZIP_MEMBERS:,}")
+        chosen: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for member in members:
+            path = PurePosixPath(member.filename.replace("\\", "/"))
+            if path.is_absolute() or ".." in path.parts:
+                raise JournalError(f"{source}: member '{member.filename}' points outside the archive")
+            if member.is_dir() or path.name not in wanted:
+                continue
+            if member.flag_bits & 0x1:
+                raise JournalError(f"{source}: member '{member.filename}' is encrypted")
+            if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise JournalError(f"{source}: member '{member.filename}' uses compression method "
+                                   f"{member.compress_type}, not stored or deflate")
+            if member.file_size > MAX_IMAGE_BYTES:
+                raise JournalError(f"{source}: member '{member.filename}' is {member.file_size / 1e6:.1f} MB, over "
+                                   f"the {MAX_IMAGE_BYTES / 1e6:.0f} MB image cap")
+            if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1):
+                raise JournalError(f"{source}: member '{member.filename}' expands {member.file_size:,} bytes from "
+                                   f"{member.compress_size:,}, over the {MAX_ZIP_RATIO}:1 cap (a zip bomb?)")
+            total += member.file_size
+            if total > MAX_ZIP_TOTAL_BYTES:
+                raise JournalError(f"{source}: the referenced pictures add up to over "
+                                   f"{MAX_ZIP_TOTAL_BYTES / 2**20:.0f} MB")
+            chosen.setdefault(path.name, member)
+        pictures = {}
+        for name, member in chosen.items():
+            try:
+                with archive.open(member) as stream:
+                    content = stream.read(member.file_size + 1)  # never more than its header promised
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+                raise JournalError(f"{source}: member '{member.filename}' cannot be read ({exc})") from exc
+            if len(content) > member.file_size:
+                raise JournalError(f"{source}: member '{member.filename}' is larger than its header says")
+            pictures[name] = content
+    return pictures
+
+
+def wanted_pictures(content: str) -> set[str]:
+    """File names of the local figures a journal's text references."""
+    entries, env = split_entries(content)
+    return {ref.name for _, body in entries for ref in figure_references(body, env) if not ref.remote}
+
+
 def parse_journal(md_path: Path, pic_dir: Path | None = None) -> list[JournalEntry]:
     """Entries of a journal file, or JournalError. Nothing is written here."""
     try:
         raw = md_path.read_bytes()
     except OSError as exc:
         raise JournalError(f"{md_path}: cannot be read ({exc.strerror or exc})") from exc
-    if b"\x00" in raw:
-        raise JournalError(f"{md_path}: binary data (NUL bytes), not a Markdown journal")
-    try:
-        content = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise JournalError(f"{md_path}: not UTF-8 text (byte {exc.start} is invalid)") from exc
-    journal_dir = md_path.parent
-    entries: list[tuple[dt.date | None, list[str]]] = [(None, [])]
-    for number, line in enumerate(content.splitlines(keepends=True), start=1):
-        heading = HEADING.match(line.rstrip("\n"))
-        date_text = heading.group("text") if heading else ""
-        parts = DATE.match(date_text)
-        if parts:
-            try:
-                day = dt.date(int(parts["y"]), int(parts["m"]), int(parts["d"]))
-            except ValueError:
-                raise JournalError(f"{md_path.name}, line {number}: '### {date_text}' is not a real date "
-                                   "(expected ### YYYY.MM.DD)") from None
-            entries.append((day, []))
-        else:
-            entries[-1][1].append(line)
-    if len(entries) == 1:
-        raise JournalError(f"{md_path.name}: no '### YYYY.MM.DD' date headings, so no dated entries to import")
-    result = []
-    for day, lines in entries:
-        body = "".join(lines)
-        if day is None and not body.strip():
-            continue  # nothing before the first heading
-        figures = [_load_figure(src, alt, journal_dir, pic_dir) for src, alt in figure_references(body)]
-        result.append(JournalEntry(day, body, figures))
-    return result
+    return parse_journal_text(read_journal_text(raw, md_path.name), md_path.name, journal_dir=md_path.parent,
+                              pic_dir=pic_dir)
 
 
 def _safe_name(name: str, used: set[str], index: int) -> str:
@@ -125,21 +319,43 @@ def _safe_name(name: str, used: set[str], index: int) -> str:
     return candidate
 
 
-def write_journal(notes: Sequence[Note], out_dir: Path) -> Path:
-    """Write journal.md and pic/ in the original format: undated notes first, then by date."""
+def dated_heading_levels(body: str) -> set[int]:
+    """Levels of the top-level dated headings inside a body."""
+    tokens = BLOCKS.parse(body)
+    return {int(t.tag[1:]) for i, t in enumerate(tokens) if t.type == "heading_open" and t.level == 0
+            and parse_date(tokens[i + 1].content)}
+
+
+def entry_level(bodies: Iterable[str]) -> int:
+    """The heading level an export gives its entries: ### as in the original journal, or higher-ranked when a
+    body holds a dated heading of its own at ### or above (it must stay prose when the file is read back)."""
+    inner = min((level for body in bodies for level in dated_heading_levels(body)), default=7)
+    return max(1, min(3, inner - 1))
+
+
+def write_journal(notes: Sequence[Note], out_dir: Path, *, replace: bool = False) -> Path:
+    """Write journal.md and pic/ in the original format: undated notes first, then by date. A folder that holds
+    anything already is refused, unless `replace`: then its journal.md and pic/ are replaced (no stale pictures)."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not replace:
+            raise JournalError(f"{out_dir} is not empty: export into an empty folder, or ask to replace its "
+                               "journal.md and pic/")
+        (out_dir / "journal.md").unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "pic", ignore_errors=True)
     pic = out_dir / "pic"
     pic.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     written: dict[str, bytes] = {}
     parts: list[str] = []
     ordered = sorted(notes, key=lambda n: (n.entry_date is not None, n.entry_date or dt.date.min, n.id))
+    marks = "#" * entry_level(n.body for n in ordered)
     for index, note in enumerate(ordered):
         body = note.body
         if note.entry_date is not None:
-            parts.append(f"### {note.entry_date:%Y.%m.%d}\n")
+            parts.append(f"{marks} {note.entry_date:%Y.%m.%d}\n")
             if note.title and note.title not in body:
                 body = f"\n**{note.title}**\n\n" + body.lstrip("\n")
-        referenced = {PurePosixPath(src.replace("\\", "/")).name for src, _ in figure_references(note.body)}
+        referenced = {ref.name for ref in figure_references(note.body)}
         for figure in note.figures:
             if figure.image is None:
                 continue  # a missing figure keeps its reference in the body; there is no file to write
@@ -157,3 +373,51 @@ def write_journal(notes: Sequence[Note], out_dir: Path) -> Path:
     journal = out_dir / "journal.md"
     journal.write_text("".join(parts), encoding="utf-8")
     return journal
+
+
+# --- rendering a body for display -------------------------------------------------------------------------------
+
+RENDERER = _parser()
+
+
+def _figure_marker(env: dict[str, Any], ref: FigureRef) -> str:
+    env["figures"].append(ref)
+    return f"\x00{len(env['figures']) - 1}\x00"  # markdown-it turns any NUL of the input into U+FFFD: no clash
+
+
+def _render_image(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
+    token = tokens[idx]
+    return _figure_marker(env, FigureRef(str(token.attrGet("src") or ""), _alt_text(token)))
+
+
+def _render_raw_html(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
+    """Raw HTML is shown as text, never run; its <img> tags are figures like any other."""
+    content, out, cursor = tokens[idx].content, [], 0
+    for tag in IMG_TAG.finditer(content):
+        refs = html_figures(tag.group(0))
+        if refs:
+            out.append(html.escape(content[cursor:tag.start()]))
+            out += [_figure_marker(env, ref) for ref in refs]
+            cursor = tag.end()
+    out.append(html.escape(content[cursor:]))
+    text = "".join(out)
+    return text if tokens[idx].type == "html_inline" else f"<p>{text}</p>\n"
+
+
+RENDERER.add_render_rule("image", _render_image)
+RENDERER.add_render_rule("html_inline", _render_raw_html)
+RENDERER.add_render_rule("html_block", _render_raw_html)
+
+
+def body_segments(body: str) -> list[str | FigureRef]:
+    """A note's body for display, in order: HTML strings of prose (every raw HTML of the note escaped, so safe to
+    show as HTML) and the figures between them, which the page draws itself (a web image only as a link)."""
+    env: dict[str, Any] = {"figures": []}
+    parts = re.split("\x00(\\d+)\x00", RENDERER.render(body, env))
+    segments: list[str | FigureRef] = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            segments.append(env["figures"][int(part)])
+        elif part.strip():
+            segments.append(part)
+    return segments

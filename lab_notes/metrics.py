@@ -84,9 +84,12 @@ class MetricsStore(Database):
         with self._buffer_lock:  # keep the points for the next flush rather than lose them
             self._buffer[:0] = pending
 
-    def _write_fenced(self, connection: Connection, pending: list[tuple[Attempt | None, Point]]) -> set[Attempt]:
-        """Write the points whose attempt (if any) still owns its run; returns the attempts that do not."""
-        lost = self._leases_lost(connection, {a for a, _ in pending if a is not None})
+    def _write_fenced(self, connection: Connection, pending: list[tuple[Attempt | None, Point]],
+                      also: Attempt | None = None) -> set[Attempt]:
+        """Write the points whose attempt (if any) still owns its run; returns the attempts that do not, among
+        them `also` (the writer's own attempt, checked even when it has no points buffered)."""
+        attempts = {a for a, _ in pending if a is not None} | ({also} if also is not None else set())
+        lost = self._leases_lost(connection, attempts)
         rows = [row for attempt, row in pending if attempt not in lost] if lost else [row for _, row in pending]
         if rows:
             self._write_points(connection, rows)

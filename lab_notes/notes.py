@@ -24,6 +24,7 @@ class NotesStore(Database):
     def add_notes(self, drafts: Sequence[NoteDraft]) -> list[int]:
         """Several notes in one transaction: all are written or none."""
         for draft in drafts:
+            _check_size(draft.body)
             _check_figures(draft.figures)
         with self._write() as session:
             return [self._insert_note(session, d.entry_date, d.title, d.body, run_ids=d.run_ids, figures=d.figures,
@@ -44,6 +45,7 @@ class NotesStore(Database):
                     title: str | None = None, body_markdown: str | None = None, run_ids: Sequence[int] | None = None,
                     figures: Sequence[Figure] | None = None, tags: Sequence[str] | None = None) -> None:
         """Change what is given; `figures` and `run_ids`, when given, replace the old ones."""
+        _check_size(body_markdown)
         _check_figures(figures or ())
         with self._write() as session:
             row = get_row(session, NoteRow, note_id)
@@ -91,7 +93,7 @@ class NotesStore(Database):
 
     def search_notes(self, text_: str) -> list[Note]:
         """Notes whose title or body contains `text_` (every word of it), best match first on SQLite."""
-        words = [w for w in text_.split() if w]
+        words = [w for w in text_.replace("\x00", " ").split() if w]  # a NUL can be neither typed nor stored
         if not words:
             return []
         if self.dialect == "sqlite" and all(len(w) >= 3 for w in words):
@@ -102,7 +104,9 @@ class NotesStore(Database):
                                                 "ORDER BY rank"), {"q": match}))
             found = {n.id: n for n in self._notes(select(NoteRow).where(NoteRow.id.in_(ids)))}
             return [found[i] for i in ids if i in found]
-        conditions = [or_(NoteRow.title.ilike(f"%{w}%"), NoteRow.body.ilike(f"%{w}%")) for w in words]
+        literal = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]  # not wildcards
+        conditions = [or_(NoteRow.title.ilike(f"%{w}%", escape="\\"), NoteRow.body.ilike(f"%{w}%", escape="\\"))
+                      for w in literal]
         return self._notes(select(NoteRow).where(*conditions).order_by(NoteRow.entry_date, NoteRow.id))
 
     def _notes(self, query: Any) -> list[Note]:
@@ -125,17 +129,37 @@ class NotesStore(Database):
     # --- the journal file ---------------------------------------------------------------------------------------
 
     def import_journal(self, md_path: str | Path, pic_dir: str | Path | None = None) -> list[int]:
-        """Import a Markdown journal (`### YYYY.MM.DD` entries) in one transaction; returns the new note ids."""
+        """Import a Markdown journal file (dated headings) in one transaction; returns the new note ids."""
         from lab_notes.journal import parse_journal
 
-        entries = parse_journal(Path(md_path), Path(pic_dir) if pic_dir else None)
+        return self._add_entries(parse_journal(Path(md_path), Path(pic_dir) if pic_dir else None))
+
+    def import_journal_upload(self, md_bytes: bytes, zip_bytes: bytes | None = None, *,
+                              source: str = "journal.md") -> list[int]:
+        """Import an uploaded journal and, optionally, a zip of its pictures, all in memory: only the pictures the
+        journal references are read from the zip, within caps; any problem is a JournalError and nothing is
+        written."""
+        from lab_notes.journal import parse_journal_text, pictures_from_zip, read_journal_text, wanted_pictures
+
+        content = read_journal_text(md_bytes, source)
+        pictures = pictures_from_zip(zip_bytes, wanted_pictures(content)) if zip_bytes else {}
+        return self._add_entries(parse_journal_text(content, source, pictures=pictures))
+
+    def _add_entries(self, entries) -> list[int]:
         return self.add_notes([NoteDraft(e.entry_date, "", e.body, figures=tuple(e.figures)) for e in entries])
 
-    def export_journal(self, out_dir: str | Path) -> Path:
-        """Write `journal.md` and `pic/` into `out_dir`; returns the path of journal.md."""
+    def export_journal(self, out_dir: str | Path, *, replace: bool = False) -> Path:
+        """Write `journal.md` and `pic/` into `out_dir` (empty, or replaced when asked); returns journal.md."""
         from lab_notes.journal import write_journal
 
-        return write_journal(self.list_notes(), Path(out_dir))
+        return write_journal(self.list_notes(), Path(out_dir), replace=replace)
+
+
+def _check_size(body: str | None) -> None:
+    from lab_notes.journal import MAX_NOTE_CHARS, JournalError
+
+    if body is not None and len(body) > MAX_NOTE_CHARS:
+        raise JournalError(f"a note of {len(body):,} characters is over the {MAX_NOTE_CHARS:,}-character cap")
 
 
 def _check_figures(figures: Sequence[Figure]) -> None:

@@ -127,7 +127,7 @@ class RunsStore(Database):
             pending = self._take_buffer()
             try:
                 with self._write() as session:
-                    lost = self._write_fenced(session.connection(), pending)
+                    lost = self._write_fenced(session.connection(), pending, also=attempt)
                     if attempt not in lost:
                         values: dict[str, Any] = {"status_reason": reason, "ended_at": self._clock()}
                         if report is not None:

@@ -17,8 +17,22 @@ fi
 if command -v pg_lsclusters >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   read -r _pg_version _pg_cluster _pg_port _rest < <(pg_lsclusters -h | head -n 1)
   pg_ctlcluster "$_pg_version" "$_pg_cluster" start >/dev/null 2>&1 || true
-  if su postgres -c "psql -p $_pg_port -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null 2>&1; then
-    export LAB_NOTEBOOK_TEST_PG_URL="postgresql+psycopg://postgres:postgres@127.0.0.1:${_pg_port}/postgres"
+  # A role and database of the tests' own, with a fresh password each time: an existing superuser is never
+  # touched, and the password reaches the tests by environment only.
+  _pg_password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  if su postgres -c "psql -p $_pg_port -v ON_ERROR_STOP=1 -q" >/dev/null 2>&1 <<SQL
+DO \$\$ BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'lab_notebook_test') THEN
+    ALTER ROLE lab_notebook_test LOGIN CREATEDB NOSUPERUSER PASSWORD '$_pg_password';
+  ELSE
+    CREATE ROLE lab_notebook_test LOGIN CREATEDB NOSUPERUSER PASSWORD '$_pg_password';
+  END IF;
+END \$\$;
+SELECT 'CREATE DATABASE lab_notebook_test OWNER lab_notebook_test'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'lab_notebook_test') \\gexec
+SQL
+  then
+    export LAB_NOTEBOOK_TEST_PG_URL="postgresql+psycopg://lab_notebook_test:${_pg_password}@127.0.0.1:${_pg_port}/lab_notebook_test"
     echo "services: PostgreSQL $_pg_version on port $_pg_port"
   else
     _services_fail "PostgreSQL did not start; the PostgreSQL store tests will skip"

@@ -3,11 +3,12 @@ Markdown with a preview, linked to runs; search, import a journal file, export j
 Note Markdown is rendered without raw HTML, so a note cannot run script in the page."""
 
 import datetime as dt
+import html
 import io
 import re
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import streamlit as st
 
@@ -15,27 +16,31 @@ from app.services import notebook
 from app.widgets import show_image
 from lab_notes import BadImage, Figure, JournalError
 from lab_notes.images import MAX_IMAGE_BYTES, check_image
-from lab_notes.journal import IMG_TAG, MD_IMAGE
+from lab_notes.journal import body_segments
 
 book = notebook()
 st.title("Journal")
 
 
 def render_body(body: str, figures: list[Figure]) -> None:
-    """Prose as Markdown (HTML escaped), each figure reference replaced by the figure or a placeholder."""
+    """Prose rendered from CommonMark with every raw HTML of the note escaped (shown as text, never run); each
+    figure drawn from the note's stored images or as a placeholder; a web image only as a link, never fetched."""
     by_name = {f.name: f for f in figures}
-    spans = sorted([(m.start(), m.end(), m.group("src")) for m in IMG_TAG.finditer(body)] +
-                   [(m.start(), m.end(), m.group("src").strip("<>")) for m in MD_IMAGE.finditer(body)])
-    shown, cursor = set(), 0
-    for start, end, src in spans:
-        if body[cursor:start].strip():
-            st.markdown(body[cursor:start])
-        name = PurePosixPath(src.replace("\\", "/")).name or src
-        show_figure(by_name.get(name) or by_name.get(src) or Figure(name, missing="not in this note"))
-        shown.add(name)
-        cursor = end
-    if body[cursor:].strip():
-        st.markdown(body[cursor:])
+    shown = set()
+    for segment in body_segments(body):
+        if isinstance(segment, str):
+            # One raw-HTML block per chunk: a blank line would end it and let Markdown re-read the rest.
+            st.markdown("<div>" + re.sub(r"\n(?=\n)", "&#10;", segment) + "</div>", unsafe_allow_html=True)
+        elif segment.remote:
+            link = html.escape(segment.src, quote=True)
+            shown_as = (f'<a href="{link}" rel="noopener noreferrer">{link}</a>'
+                        if segment.src.lower().startswith(("https://", "http://")) else link)
+            st.markdown(f"<div>🔗 Web image, not loaded: {html.escape(segment.alt)} {shown_as}</div>",
+                        unsafe_allow_html=True)
+        else:
+            show_figure(by_name.get(segment.name) or by_name.get(segment.src)
+                        or Figure(segment.name, missing="not in this note"))
+            shown.add(segment.name)
     for figure in figures:
         if figure.name not in shown:
             show_figure(figure)
@@ -89,12 +94,16 @@ def note_editor(key: str, *, note=None) -> None:
         if problems:
             return
         tag_list = [t.strip() for t in tags.split(",") if t.strip()]
-        if note is None:
-            book.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list)
-        else:
-            book.update_note(note.id, entry_date=day, title=title.strip(), body_markdown=body, run_ids=linked,
-                             figures=[*note.figures, *figures], tags=tag_list)
-            st.session_state.pop("editing", None)
+        try:
+            if note is None:
+                book.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list)
+            else:
+                book.update_note(note.id, entry_date=day, title=title.strip(), body_markdown=body, run_ids=linked,
+                                 figures=[*note.figures, *figures], tags=tag_list)
+        except JournalError as error:
+            st.error(f"Not saved — {error}")
+            return
+        st.session_state.pop("editing", None)
         st.rerun()
 
 
@@ -111,22 +120,13 @@ with st.expander("⇅ Import / export"):
             if md_file is None:
                 st.error("Choose a journal file (.md) to import.")
             else:
-                with tempfile.TemporaryDirectory() as folder:
-                    root = Path(folder)
-                    (root / "journal.md").write_bytes(md_file.getvalue())
-                    pic = root / "pic"
-                    pic.mkdir()
-                    try:
-                        if pic_zip is not None:
-                            with zipfile.ZipFile(io.BytesIO(pic_zip.getvalue())) as archive:
-                                for member in archive.infolist():
-                                    name = PurePosixPath(member.filename).name  # flat: nothing lands outside pic/
-                                    if not member.is_dir() and name and member.file_size <= MAX_IMAGE_BYTES:
-                                        (pic / name).write_bytes(archive.read(member))
-                        ids = book.import_journal(root / "journal.md", pic_dir=pic)
-                        st.success(f"Imported {len(ids)} entries.")
-                    except (JournalError, zipfile.BadZipFile) as error:
-                        st.error(f"Nothing imported: {error}")
+                try:  # all in memory: a refusal writes nothing anywhere
+                    ids = book.import_journal_upload(md_file.getvalue(),
+                                                     pic_zip.getvalue() if pic_zip is not None else None,
+                                                     source=md_file.name)
+                    st.success(f"Imported {len(ids)} entries.")
+                except JournalError as error:
+                    st.error(f"Nothing imported: {error}")
     with right:
         if st.button("Prepare export"):
             with tempfile.TemporaryDirectory() as folder:

@@ -356,3 +356,18 @@ def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
         worker.wait(timeout=60)
         book.close()
         drop()
+
+
+def test_a_run_log_on_disk_is_rotated_and_read_incrementally(tmp_path):
+    from engine.worker import rotate_log
+
+    log = tmp_path / "output.log"
+    writer = open(log, "ab", buffering=0)  # as the run's stdout: opened for appending by the worker
+    writer.write(b"x" * 3000)
+    assert rotate_log(log, 3000, cap=4000) == 3000  # under the cap: read on from where we were
+    writer.write(b"y" * 2000)
+    assert rotate_log(log, 5000, cap=4000) == 0  # over it: kept as output.log.1, the live file starts again
+    assert (tmp_path / "output.log.1").stat().st_size == 5000 and log.stat().st_size == 0
+    writer.write(b"after\n")
+    assert log.read_bytes() == b"after\n"  # the writer's next line lands at the new start, not past a hole
+    writer.close()

@@ -4,10 +4,12 @@ server (`.ci/run` starts one). Each PostgreSQL test gets a database of its own."
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from lab_notes import Notebook
 
@@ -22,8 +24,18 @@ def _postgres_database() -> tuple[str, callable]:
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
 
     def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        # FORCE ends this role's leftover connections; a server process of another role (autovacuum, say) makes
+        # it refuse for a moment: try again until it has gone.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except (ProgrammingError, OperationalError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         admin.dispose()
 
     return url, drop

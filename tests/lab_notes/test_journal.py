@@ -87,8 +87,8 @@ def test_app_notes_export_their_figures_as_markdown_images(notebook, tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    (b"just prose, no headings\n", "no '### YYYY.MM.DD'"),
-    (b"### 2022.12.08\nok\n### 2022.13.45\nbad\n", "line 3: '### 2022.13.45' is not a real date"),
+    (b"just prose, no headings\n", r"no dated headings \(such as ### 2022.12.08\)"),
+    (b"### 2022.12.08\nok\n### 2022.13.45\nbad\n", "bad.md, line 3: heading '2022.13.45' is not a real date"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00binary", "binary"),
     (b"### 2022.12.08\n\xff\xfe\xfa not utf-8\n", "not UTF-8"),
 ])
