@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from lab_notes.db import Database, NotFound, as_utc, now
 from lab_notes.images import check_image
 from lab_notes.records import Attempt, Checkpoint
-from lab_notes.runs import LeaseLost
+from lab_notes.runs import lease_lost
 from lab_notes.schema import CheckpointRow, ImageRow
 
 
@@ -17,7 +17,7 @@ class ArtifactsStore(Database):
 
     def _hold(self, session, attempt: Attempt | None) -> None:
         if attempt is not None and self._leases_lost(session.connection(), [attempt]):
-            raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+            raise lease_lost(attempt)
 
     # --- images -----------------------------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ class ArtifactsStore(Database):
                 self._restore_buffer(pending)
                 raise
         if attempt is not None and attempt in lost:
-            raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+            raise lease_lost(attempt)
 
     def checkpoints(self, run_id: int) -> list[Checkpoint]:
         with self._read() as session:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from lab_notes.records import Attempt
 from lab_notes.db import Database
-from lab_notes.runs import LeaseLost
+from lab_notes.runs import LeaseLost, lease_lost
 from lab_notes.schema import ImageRow, MetricRollupRow, MetricRow
 from lab_notes.series import BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, merge, overview, summarise, to_sql
 
@@ -73,7 +73,7 @@ class MetricsStore(Database):
                 self._restore_buffer(pending)
                 raise
         if lost:
-            raise LeaseLost(", ".join(f"run {a.run_id}: attempt {a.number} no longer owns the run" for a in lost))
+            raise LeaseLost("; ".join(str(lease_lost(a)) for a in lost))
 
     def _take_buffer(self) -> list[tuple[Attempt | None, Point]]:
         with self._buffer_lock:

@@ -42,6 +42,10 @@ class LeaseLost(RuntimeError):
     """This attempt no longer owns its run: its writes are refused and its process should stop."""
 
 
+def lease_lost(attempt: Attempt) -> LeaseLost:
+    return LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+
+
 class RunsStore(Database):
     # --- reading ---------------------------------------------------------------------------------------------
 
@@ -143,7 +147,7 @@ class RunsStore(Database):
                 self._restore_buffer(pending)
                 raise
         if attempt in lost:
-            raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+            raise lease_lost(attempt)
 
     def fail_stale_attempts(self, stale_after: float) -> list[int]:
         """running -> failed for every run whose attempt has not heartbeat for `stale_after` seconds of the
@@ -227,7 +231,7 @@ class RunsStore(Database):
             report = dict(report or {"incidents": []})
             report["incidents"] = [*report.get("incidents", []), incident]
             if session.execute(self._fenced(attempt).values(divergence_report=report)).rowcount != 1:
-                raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+                raise lease_lost(attempt)
 
     def record_exit(self, attempt: Attempt, exit_code: int) -> None:
         """The exit code of the attempt's process, whatever status the run reached."""
@@ -249,7 +253,7 @@ class RunsStore(Database):
     def _fenced_update(self, attempt: Attempt, **values: Any) -> None:
         with self._write() as session:
             if session.execute(self._fenced(attempt).values(**values)).rowcount != 1:
-                raise LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
+                raise lease_lost(attempt)
 
     def _leases_lost(self, connection: Connection, attempts: Iterable[Attempt]) -> set[Attempt]:
         """Which of `attempts` no longer own their run, checked inside the caller's write transaction (on

@@ -9,10 +9,13 @@ import atexit
 import weakref
 
 from lab_notes.artifacts import ArtifactsStore
-from lab_notes.db import DEFAULT_PATH, MIGRATIONS, NotFound, default_url  # noqa: F401 - the store's public names
+from lab_notes.db import DEFAULT_PATH, MIGRATIONS, NotFound, default_url
 from lab_notes.metrics import MetricsStore
 from lab_notes.notes import NotesStore
-from lab_notes.runs import LOG_TAIL_CHARS, LeaseLost, Refused, RunsStore  # noqa: F401
+from lab_notes.runs import LOG_TAIL_CHARS, LeaseLost, Refused, RunsStore
+
+__all__ = ["DEFAULT_PATH", "LOG_TAIL_CHARS", "LeaseLost", "MIGRATIONS", "NotFound", "Notebook", "Refused",
+           "default_url"]
 
 
 class Notebook(RunsStore, MetricsStore, ArtifactsStore, NotesStore):
