@@ -222,3 +222,39 @@ def test_the_form_offers_only_what_the_data_folder_holds(book, tmp_path, monkeyp
     app.selectbox(key="tiny:data.dataset").set_value("folder").run()
     app.selectbox(key="tiny:data.path").set_value("my-shapes").run()
     assert not [e.value for e in app.error if "data.path" in e.value]
+
+
+def test_the_run_page_drops_points_a_resume_discarded(book):
+    """The page keeps each series between reruns and reads only newer steps; a resumed run is a new attempt,
+    and what the resume discarded must leave the chart too."""
+    run_id = book.create_run(with_overrides(PRESETS["tiny"], []).model_dump(mode="json"), name="resumed")
+    first = claimed(book, run_id)
+    for step in range(1, 11):
+        book.log_metrics(run_id, step, {"loss/total": 10.0}, attempt=first)
+    book.add_checkpoint(run_id, 4, "/4.pt", attempt=first)
+    app = page("run", run=str(run_id))
+
+    def plotted() -> list[tuple[int, float]]:
+        import base64
+        import json
+
+        import numpy as np
+
+        def values(data) -> list:  # Plotly sends numpy arrays as {dtype, bdata}
+            if isinstance(data, dict):
+                return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+            return list(data)
+
+        traces = [t for t in json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
+                  if t.get("name") == "loss/total (raw)"]
+        return list(zip(values(traces[0]["x"]), values(traces[0]["y"])))
+
+    assert [x for x, _ in plotted()] == list(range(1, 11))
+    book.finish_attempt(first, "failed", reason="killed")
+    book.resume(run_id, 4)
+    second = claimed(book, run_id)
+    for step in range(5, 7):
+        book.log_metrics(run_id, step, {"loss/total": 1.0}, attempt=second)
+    book.flush()
+    app.run()
+    assert plotted() == [(1, 10.0), (2, 10.0), (3, 10.0), (4, 10.0), (5, 1.0), (6, 1.0)]
