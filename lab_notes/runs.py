@@ -195,10 +195,13 @@ class RunsStore(Database):
         on the attempt) that allows it. An `Attempt` fences on its token; a bare int sets the attempt number."""
         allowed = TRANSITIONS[to] if sources is None else tuple(s for s in sources if s in TRANSITIONS[to])
         query = update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(allowed))
-        if isinstance(attempt, Attempt):
-            query = query.where(RunRow.attempt == attempt.number, RunRow.attempt_token == attempt.token)
+        if isinstance(attempt, Attempt):  # only a running attempt acts, and only on its own run
+            query = query.where(RunRow.status == "running", RunRow.attempt == attempt.number,
+                                RunRow.attempt_token == attempt.token)
         elif attempt is not None:
             values["attempt"] = attempt
+        if to != "running":
+            values["attempt_token"] = None  # a token is good only while its attempt runs
         return session.execute(query.values(status=to, **values)).rowcount == 1
 
     def _refusal(self, session: Session, run_id: int, to: str) -> Exception:
@@ -236,7 +239,7 @@ class RunsStore(Database):
     def record_exit(self, attempt: Attempt, exit_code: int) -> None:
         """The exit code of the attempt's process, whatever status the run reached."""
         with self._write() as session:
-            session.execute(update(RunRow).where(RunRow.id == attempt.run_id, RunRow.attempt_token == attempt.token)
+            session.execute(update(RunRow).where(RunRow.id == attempt.run_id, RunRow.attempt == attempt.number)
                             .values(exit_code=exit_code))
 
     def append_log(self, run_id: int, text_: str) -> None:

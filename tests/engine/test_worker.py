@@ -69,7 +69,7 @@ def test_device_slots_one_per_gpu_or_max_parallel_on_cpu():
     assert device_slots(["0", "1", "3"], max_parallel=8) == [
         {"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}, {"CUDA_VISIBLE_DEVICES": "3"}]
     cpu = device_slots([], max_parallel=2)
-    assert len(cpu) == 2 and all(s["CUDA_VISIBLE_DEVICES"] == "" for s in cpu)
+    assert len(cpu) == 2 and all(s["CUDA_VISIBLE_DEVICES"] == "" and s["OMP_WAIT_POLICY"] == "PASSIVE" for s in cpu)
     assert exit_reason(-9) == "process died, signal 9 (SIGKILL)"
 
 
