@@ -108,8 +108,7 @@ class Worker:
 
     def serve(self, *, exit_when_idle: bool = False) -> None:
         """Run until SIGTERM/SIGINT (or, with exit_when_idle, until nothing is queued or running)."""
-        patiently(lambda: self.notebook.register_worker(self.id, host=socket.gethostname(), pid=os.getpid(),
-                                                        max_parallel=len(self.slots)))
+        patiently(self._register)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
         say(f"worker {self.id}: {len(self.slots)} slot(s) "
@@ -148,13 +147,17 @@ class Worker:
             self.notebook.close()
 
     def _heartbeat(self) -> None:
-        self.notebook.heartbeat_worker(self.id)
+        if not self.notebook.heartbeat_worker(self.id):  # swept as stale while paused: take a lease again
+            self._register()
         for child in self.children.values():
             self._copy_output(child)
         if time.monotonic() < self._blind_until:
             return  # this worker could not see the database a moment ago: neither could the runs
         for run_id in self.notebook.fail_stale_attempts(self.stale_after):
             say(f"run {run_id}: marked failed (stale heartbeat)")
+
+    def _register(self) -> None:
+        self.notebook.register_worker(self.id, host=socket.gethostname(), pid=os.getpid(), max_parallel=len(self.slots))
 
     def _fill_slots(self) -> None:
         for slot, env in enumerate(self.slots):

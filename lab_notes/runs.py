@@ -278,9 +278,11 @@ class RunsStore(Database):
             session.add(WorkerRow(id=worker_id, host=host, pid=pid, max_parallel=max_parallel,
                                   started_at=self._clock(), heartbeat_at=self._clock()))
 
-    def heartbeat_worker(self, worker_id: str) -> None:
+    def heartbeat_worker(self, worker_id: str) -> bool:
+        """Renew a worker's lease; False when it has none (a sweep took it while the worker was paused)."""
         with self._write() as session:
-            session.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(heartbeat_at=self._clock()))
+            return session.execute(update(WorkerRow).where(WorkerRow.id == worker_id)
+                                   .values(heartbeat_at=self._clock())).rowcount == 1
 
     def retire_worker(self, worker_id: str) -> None:
         with self._write() as session:

@@ -239,7 +239,7 @@ def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_o
     start_worker()
     wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 60, 120, "the run to train")
     old_pid = book.get_run(run_id).pid
-    assert book.fail_stale_attempts(0) == [run_id]  # as if its heartbeat had gone stale
+    assert book.fail_stale_attempts(-60) == [run_id]  # as if its heartbeat had gone stale
     reaped = time.monotonic()
     wait_for(lambda: not Path(f"/proc/{old_pid}").exists() or "zombie" in Path(f"/proc/{old_pid}/status")
              .read_text().lower(), 10, "the reaped attempt's process to stop by itself")
@@ -253,6 +253,7 @@ def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_o
     run = book.get_run(run_id)
     assert run.attempt == 2 and f"resuming from step {step}" in run.log_tail
     assert "no longer owns the run" in run.log_tail
+    wait_for(lambda: book.live_workers(15), 10, "the worker to take a lease again after the sweep took it")
 
 
 def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(book, start_worker, tmp_path, monkeypatch):
