@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_notes import BadImage
 from lab_notes.images import check_image
 
 
@@ -16,7 +15,7 @@ def show_image(data: bytes, *, caption: str, width: int | str = "content") -> bo
         check_image(data, caption)
         st.image(data, caption=caption, width=width)
         return True
-    except (BadImage, Exception) as error:  # noqa: BLE001 - whatever the decoder raises, the page goes on
+    except Exception as error:  # noqa: BLE001 - BadImage or whatever the decoder raises: the page goes on
         st.warning(f"🖼️ **{caption}** cannot be shown: the stored image is damaged or not a web image "
                    f"({type(error).__name__}).")
         return False
