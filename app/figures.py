@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw
 
 Series = tuple[np.ndarray, np.ndarray]  # (steps, values)
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-GROUPS = (("Losses", ("loss/", "eval/loss/")), ("Accuracy", ("acc/", "eval/acc/")),
+GROUPS = (("Losses", ("loss/", "eval/loss/")), ("Accuracy", ("acc/", "eval/acc/", "seen/acc/")),
+          ("95 % interval of held-out accuracy", ("eval/ci95/",)),
+          ("Held-out feature space (Wang & Isola)", ("eval/alignment", "eval/uniformity")),
           ("Gradient norm", ("grad_norm",)), ("Learning rate", ("lr",)), ("Throughput", ("images_per_s",)))
 
 
@@ -162,3 +164,62 @@ def config_diff(configs: Mapping[str, Mapping]) -> dict[str, dict[str, object]]:
         if len({repr(v) for v in values.values()}) > 1:
             diff[path] = values
     return diff
+
+
+# --- evaluation: few-shot accuracy with intervals, and the held-out feature space --------------------------------
+
+JUDGE_NAMES = {"prototype": "nearest prototype", "discriminator": "discriminator", "knn": "k-NN",
+               "linear_probe": "linear probe"}
+
+
+def few_shot_figure(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: str,
+                    height: int = 340) -> go.Figure:
+    """Grouped bars, one group per judge and one bar per result set (a run, or held-out vs seen classes), each
+    with its 95 % interval as an error bar; chance (1/N) is for the caller to draw."""
+    figure = go.Figure()
+    for i, (name, by_judge) in enumerate(results.items()):
+        judges = [j for j in JUDGE_NAMES if j in by_judge]
+        figure.add_trace(go.Bar(
+            x=[JUDGE_NAMES[j] for j in judges], y=[by_judge[j]["mean"] for j in judges], name=name,
+            marker_color=PALETTE[i % len(PALETTE)],
+            error_y={"type": "data", "array": [by_judge[j]["ci95"] for j in judges], "visible": True},
+            hovertemplate="%{x}: %{y:.3f} ± %{error_y.array:.3f}<extra>" + name + "</extra>"))
+    figure.update_layout(title=title, barmode="group", height=height, yaxis={"range": [0, 1], "title": "accuracy"},
+                         margin={"l": 50, "r": 20, "t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return figure
+
+
+def interval_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, str]]:
+    """{result set: {judge: "mean ± ci95"}}, for a table beside the bars."""
+    return {name: {JUDGE_NAMES[j]: f"{v['mean']:.3f} ± {v['ci95']:.3f}" for j, v in by_judge.items()}
+            for name, by_judge in results.items()}
+
+
+def feature_figure(feature_map: Mapping, *, height: int = 420) -> go.Figure:
+    """The held-out features as stored by an evaluation: 2-D points coloured by class (with the unit circle when
+    they are L2-normalised), 1-D values as one strip per class, more dimensions by their PCA projection."""
+    points = np.asarray(feature_map["points"], dtype=float)
+    labels = np.asarray(feature_map["labels"])
+    names = feature_map.get("class_names") or []
+    figure = go.Figure()
+    one_d = points.ndim == 2 and points.shape[1] == 1
+    for i, label in enumerate(sorted(set(labels.tolist()))):
+        chosen = points[labels == label]
+        name = names[label] if label < len(names) else str(label)
+        colour = PALETTE[i % len(PALETTE)]
+        if one_d:  # a strip per class: the ±1 collapse of normalised 1-D features shows as two dots per strip
+            x, y = chosen[:, 0], np.full(len(chosen), name)
+        else:
+            x, y = chosen[:, 0], chosen[:, 1]
+        figure.add_trace(go.Scatter(x=x, y=y, mode="markers", name=name,
+                                    marker={"color": colour, "size": 7, "opacity": 0.7}))
+    if feature_map.get("normalized") and feature_map.get("dim") == 2:
+        angle = np.linspace(0, 2 * np.pi, 181)
+        figure.add_trace(go.Scatter(x=np.cos(angle), y=np.sin(angle), mode="lines", name="unit circle",
+                                    line={"color": "#999", "width": 1, "dash": "dot"}, hoverinfo="skip"))
+        figure.update_yaxes(scaleanchor="x", scaleratio=1)
+    axes = ("feature", "class") if one_d else (("PC 1", "PC 2") if feature_map.get("projection") == "pca"
+                                                  else ("feature 1", "feature 2"))
+    figure.update_layout(height=height, margin={"l": 50, "r": 20, "t": 30, "b": 40},
+                         xaxis_title=axes[0], yaxis_title=axes[1], legend={"orientation": "h", "y": -0.2})
+    return figure

@@ -22,25 +22,16 @@ class Episode:
     classes: np.ndarray  # (N,) int64
 
 
-def split_classes(num_classes: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and evaluation classes: `holdout` classes kept apart for evaluation, or all classes for both."""
-    if holdout == 0:
-        every = np.arange(num_classes)
-        return every, every
-    if holdout >= num_classes:
-        raise ValueError(f"data.holdout_classes: {holdout} leaves no training class out of {num_classes}")
-    order = np.random.default_rng(seed).permutation(num_classes)
-    return np.sort(order[holdout:]), np.sort(order[:holdout])
-
-
 class EpisodeSampler:
-    """Draws episodes from `classes` of a labelled set; its state can be saved and restored for exact resume."""
+    """Draws episodes from `classes` of a labelled set, using only the images in `pool` (all when None); its
+    state can be saved and restored for exact resume."""
 
     def __init__(self, labels: np.ndarray, classes: np.ndarray, *, n_way: int, k_shot: int, q_queries: int,
-                 seed: int) -> None:
+                 seed: int, pool: np.ndarray | None = None) -> None:
         self.n_way, self.k_shot, self.q_queries = n_way, k_shot, q_queries
         self.classes = np.asarray(classes)
-        self.by_class = {int(c): np.flatnonzero(labels == c) for c in self.classes}
+        pool = np.arange(len(labels)) if pool is None else np.asarray(pool)
+        self.by_class = {int(c): pool[labels[pool] == c] for c in self.classes}
         per_episode = k_shot + q_queries
         if len(self.classes) < n_way:
             raise ValueError(f"data.n_way: {n_way} classes per episode but only {len(self.classes)} available")

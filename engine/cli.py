@@ -17,6 +17,7 @@ def _print_presets(args: argparse.Namespace) -> int:
     width = max(len(name) for name in PRESET_INFO)
     for info in PRESET_INFO.values():
         print(f"{info.name:<{width}}  {info.journal_date or '—':<10}  {info.summary}")
+        print(f"{'':<{width}}  {'':<10}  trains: {info.trains}")
     return 0
 
 
@@ -35,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
     progress = ProgressSink(files, cfg.schedule.episodes)
     resume_from = out / "checkpoints" if args.resume else None
     try:
-        result = train(cfg, progress, resume_from=resume_from, checkpoint_dir=out / "checkpoints")
+        result = train(cfg, progress, resume_from=resume_from, run_dir=out)
     finally:
         progress.close()
         files.close()

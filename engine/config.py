@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from data import check_split, class_sizes
+
 
 class Section(BaseModel):
     """Every section is frozen and rejects keys it does not know."""
@@ -59,8 +61,11 @@ class DataConfig(Section):
     n_way: int = Field(5, ge=2, le=64, description="Classes per episode (N)")
     k_shot: int = Field(4, ge=1, le=256, description="Support images per class (K)")
     q_queries: int = Field(4, ge=1, le=256, description="Query images per class (Q)")
-    holdout_classes: int = Field(0, ge=0, le=63,
-                                 description="Classes kept out of training for evaluation (0 = evaluate on all)")
+    holdout_classes: int | None = Field(None, ge=0, le=63, description=(
+        "Classes kept out of training, the few-shot test (empty = n_way of them; 0 = judge on held-out images of "
+        "the training classes)"))
+    holdout_images: float = Field(0.2, ge=0.0, le=0.9, description=(
+        "Fraction of each training class's images kept out of training, the seen-class test"))
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for generating and splitting the data")
 
 
@@ -87,6 +92,9 @@ class ContrastiveConfig(Section):
 class DiscriminatorConfig(Section):
     enabled: bool = Field(False, description="Score (query, class prototype) pairs; gives the episode accuracy")
     hidden_dim: int = Field(64, ge=4, le=4096, description="Hidden width of the discriminator MLP")
+    detach: bool = Field(False, description=(
+        "Probe: learn on frozen (detached) features, so its accuracy measures them; off: trained jointly with the "
+        "encoder (as in the journal), so its accuracy is part of the training objective"))
 
 
 class DecoderTarget(Section):
@@ -101,6 +109,8 @@ class DecodersConfig(Section):
     embed_dim: int = Field(32, ge=8, le=1536, description="Decoder token width")
     depth: int = Field(1, ge=1, le=24, description="Decoder transformer blocks")
     num_heads: int = Field(2, ge=1, le=32, description="Decoder attention heads; must divide its width")
+    pos_embed: Literal["learnable", "sincos"] = Field(
+        "sincos", description="Decoder position embedding: fixed 2-D sin-cos (MAE) or learnable (timm's default)")
     first: DecoderTarget = Field(default_factory=DecoderTarget, description="Decoder A")
     second: DecoderTarget = Field(default_factory=DecoderTarget, description="Decoder B")
 
@@ -140,7 +150,9 @@ class OptimConfig(Section):
 class ScheduleConfig(Section):
     episodes: int = Field(200, ge=1, le=10_000_000, description="Training episodes (one optimiser step each)")
     eval_every: int = Field(50, ge=1, le=1_000_000, description="Evaluate every this many episodes")
-    eval_episodes: int = Field(4, ge=1, le=1000, description="Episodes per evaluation")
+    eval_episodes: int = Field(20, ge=1, le=1000, description="Held-out episodes per evaluation during training")
+    final_eval_episodes: int = Field(600, ge=0, le=100_000, description=(
+        "Held-out episodes in the end-of-run few-shot report (600 as ProtoNets reports; 0 = none)"))
     image_every: int = Field(50, ge=1, le=1_000_000, description="Log a reconstruction figure every this many")
     checkpoint_every: int = Field(100, ge=1, le=1_000_000, description="Save a checkpoint every this many")
 
@@ -183,11 +195,9 @@ class RunConfig(Section):
             raise ValueError(f"data.path: the {data.dataset} dataset needs a path")
         if data.path:
             resolve_data_path(data.path)
-        if data.dataset == "shapes" and data.holdout_classes and data.num_classes - data.holdout_classes < data.n_way:
-            raise ValueError(f"data.holdout_classes: holding out {data.holdout_classes} of {data.num_classes} "
-                             f"classes leaves fewer than n_way = {data.n_way} for training")
         if data.dataset == "shapes" and data.n_way > data.num_classes:
             raise ValueError(f"data.n_way: {data.n_way} exceeds the {data.num_classes} shape classes")
+        _check_split(data)
         if not (self.model.contrastive.enabled or self.model.discriminator.enabled or dec.count):
             raise ValueError("model.contrastive.enabled: nothing to train (no contrastive head, disc or decoder)")
         return self
@@ -195,6 +205,15 @@ class RunConfig(Section):
     @property
     def num_patches(self) -> int:
         return (self.data.image_size // self.model.encoder.patch_size) ** 2
+
+
+def _check_split(data: DataConfig) -> None:
+    """At submit time, not at the first evaluation: can this dataset give training and evaluation episodes?"""
+    path = str(resolve_data_path(data.path)) if data.path else None
+    sizes = class_sizes(data.dataset, path=path, num_classes=data.num_classes,
+                        samples_per_class=data.samples_per_class)
+    check_split(sizes, n_way=data.n_way, k_shot=data.k_shot, q_queries=data.q_queries,
+                holdout_classes=data.holdout_classes, holdout_images=data.holdout_images)
 
 
 # --- errors that name the field ----------------------------------------------------------------------------------
@@ -289,8 +308,9 @@ def lint(cfg: RunConfig) -> list[Problem]:
                 "normalised)")))
         if not loss.log_sum_exp:
             warnings.append(Problem("loss.log_sum_exp", (
-                "exp(s/τ) overflows float32 once a similarity / τ passes about 88, and inf / inf is NaN; the "
-                "log-sum-exp form gives the same loss without overflow")))
+                "exp(s/τ) overflows float32 once a similarity / τ passes about 88.7; the largest logit is each "
+                "sample's own |f|²/τ, which the mask then multiplies by 0, and inf·0 is NaN; the log-sum-exp form "
+                "gives the same loss without overflow")))
         if not loss.normalize and loss.temperature < 0.1:
             warnings.append(Problem("loss.temperature", (
                 f"unnormalised features with τ = {loss.temperature:g}: similarities / τ grow without bound and "
@@ -327,9 +347,49 @@ class Preset:
     summary: str
     config: RunConfig
 
+    @property
+    def trains(self) -> str:
+        return what_trains(self.config)
+
+
+def what_trains(cfg: RunConfig) -> str:
+    """Exactly which losses train the encoder, in words (a preset's summary is only as honest as this)."""
+    model, loss = cfg.model, cfg.loss
+    parts = []
+    if model.contrastive.enabled:
+        form = "" if loss.log_sum_exp else ", exp-then-divide as the 2022 code"
+        parts.append(f"InfoNCE ({loss.denominator} denominator, τ = {loss.temperature:g}, "
+                     f"{'L2-normalised' if loss.normalize else 'unnormalised'} {model.contrastive.feature_dim}-D "
+                     f"features{form})")
+    if model.discriminator.enabled:
+        parts.append("discriminator as a probe on detached features" if model.discriminator.detach else
+                     "discriminator trained jointly with the encoder")
+    dec = model.decoders
+    if dec.count:
+        targets = " and ".join(t.target for t in (dec.first, dec.second)[: dec.count])
+        sharing = (", shared" if dec.share else ", separate") if dec.count == 2 else ""
+        parts.append(f"{dec.count} decoder{'s' if dec.count > 1 else ''} ({targets}{sharing})")
+    if model.masking.ratio:
+        parts.append(f"{model.masking.ratio:.0%} of patches masked")
+    return " + ".join(parts)
+
 
 def _preset(name: str, journal_date: str, summary: str, **sections: dict[str, Any]) -> Preset:
     return Preset(name, journal_date, summary, validate_config(sections))
+
+
+def _journal_scale(small: Preset) -> Preset:
+    """The same experiment at the journal's size: 128 images per episode (4 classes x (16 support + 16 queries)),
+    32 px, a ViT-Tiny-wide encoder, thousands of episodes. Meant for a GPU; hours on a CPU."""
+    values = small.config.model_dump()
+    values["data"].update(image_size=32, n_way=4, k_shot=16, q_queries=16, samples_per_class=500)
+    values["model"]["encoder"].update(embed_dim=192, num_heads=3)
+    values["model"]["decoders"].update(embed_dim=128, depth=2, num_heads=4)
+    values["schedule"].update(episodes=max(values["schedule"]["episodes"], 5000), eval_every=250,
+                              image_every=500, checkpoint_every=500)
+    return Preset(f"{small.name}-journal-scale", small.journal_date,
+                  f"{small.summary} — at the journal's size (128 images per episode, 32 px; for a GPU)",
+                  validate_config(values))
 
 
 _VIT1 = {"encoder": {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 4}}
@@ -337,13 +397,9 @@ _VIT6 = {"encoder": {"depth": 6, "embed_dim": 32, "num_heads": 2, "patch_size": 
 _EPISODES = {"episodes": 300, "eval_every": 50, "image_every": 100, "checkpoint_every": 100}
 _AE_SCHEDULE = {"episodes": 300, "eval_every": 50, "image_every": 50, "checkpoint_every": 100}
 _DATA = {"dataset": "shapes", "image_size": 16, "n_way": 5, "k_shot": 4, "q_queries": 4}
+_NO_INFONCE = {"contrastive": {"enabled": False}}  # the 2023 autoencoders trained reconstruction only
 
-_PRESET_LIST = [
-    _preset("tiny", "", "Smallest useful run: 1-layer ViT, disc and one masked decoder, 20 episodes (smoke test)",
-            data={**_DATA, "samples_per_class": 16}, schedule={"episodes": 20, "eval_every": 10, "image_every": 10,
-                                                              "checkpoint_every": 10},
-            model={**_VIT1, "discriminator": {"enabled": True, "hidden_dim": 32}, "masking": {"ratio": 0.5},
-                   "decoders": {"count": 1}}),
+_JOURNAL_PRESETS = [
     _preset("2022-12-08-disc-vit1", "2022.12.08",
             "disc + ViT-1: InfoNCE over same- and different-class pairs, accuracy from the discriminator",
             data=_DATA, schedule=_EPISODES, loss={"normalize": False, "temperature": 1.0},
@@ -351,7 +407,9 @@ _PRESET_LIST = [
     _preset("2022-12-08-vit1", "2022.12.08", "ViT-1 alone: the same InfoNCE, no discriminator (prototype accuracy)",
             data=_DATA, schedule=_EPISODES, loss={"normalize": False, "temperature": 1.0}, model=_VIT1),
     _preset("2022-12-14-negatives-infonce-diverges", "2022.12.14",
-            "InfoNCE whose denominator leaves out same-class terms, unnormalised: goes negative, then NaN",
+            "InfoNCE whose denominator leaves out same-class terms, unnormalised, exp-then-divide: goes negative, "
+            "then NaN (lr and τ tuned so it happens within ~1,000 steps here, the step depending on the thread "
+            "count; the journal's was episode 3999)",
             data=_DATA, schedule={**_EPISODES, "episodes": 4000}, model={**_VIT1, "discriminator": {"enabled": True}},
             loss={"denominator": "negatives", "normalize": False, "temperature": 0.5, "log_sum_exp": False},
             optim={"lr": 0.01}),
@@ -369,19 +427,30 @@ _PRESET_LIST = [
     _preset("2023-01-12-vit-ae-shared-decoders", "2023.01.12",
             "Autoencoder as a ViT: two decoders sharing weights, both fed the same encoder output",
             data=_DATA, schedule=_AE_SCHEDULE,
-            model={**_VIT1, "decoders": {"count": 2, "share": True, "first": {"target": "all"},
-                                         "second": {"target": "all"}}}),
+            model={**_VIT1, **_NO_INFONCE, "decoders": {"count": 2, "share": True, "first": {"target": "all"},
+                                                        "second": {"target": "all"}}}),
     _preset("2023-01-12-vit-ae-separate-decoders", "2023.01.12",
             "Autoencoder as a ViT: two decoders with separate weights, both fed the same encoder output",
             data=_DATA, schedule=_AE_SCHEDULE,
-            model={**_VIT1, "decoders": {"count": 2, "share": False, "first": {"target": "all"},
-                                         "second": {"target": "all"}}}),
+            model={**_VIT1, **_NO_INFONCE, "decoders": {"count": 2, "share": False, "first": {"target": "all"},
+                                                        "second": {"target": "all"}}}),
     _preset("2023-01-12-mae-two-decoders", "2023.01.12",
             "MAE-style masking in the encoder (75%), timm's learnable position embedding, two decoders, same input",
             data=_DATA, schedule=_AE_SCHEDULE,
-            model={**_VIT1, "masking": {"ratio": 0.75},
+            model={**_VIT1, **_NO_INFONCE, "masking": {"ratio": 0.75},
                    "decoders": {"count": 2, "share": False, "first": {"target": "masked"},
                                 "second": {"target": "normalized"}}}),
+]
+
+_PRESET_LIST = [
+    _preset("tiny", "", "Smallest useful run: 1-layer ViT, disc and one masked decoder, 20 episodes (smoke test)",
+            data={**_DATA, "samples_per_class": 20},
+            schedule={"episodes": 20, "eval_every": 10, "image_every": 10, "checkpoint_every": 10,
+                      "eval_episodes": 4, "final_eval_episodes": 40},
+            model={**_VIT1, "discriminator": {"enabled": True, "hidden_dim": 32}, "masking": {"ratio": 0.5},
+                   "decoders": {"count": 1}}),
+    *_JOURNAL_PRESETS,
+    *(_journal_scale(p) for p in _JOURNAL_PRESETS),
 ]
 
 PRESET_INFO: dict[str, Preset] = {p.name: p for p in _PRESET_LIST}

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import GuardConfig, LossConfig
+from engine.losses import info_nce
 
 Action = Literal["stop", "skip", "rollback"]
 
@@ -105,8 +106,9 @@ class DivergenceGuard:
 
 @torch.no_grad()
 def divergence_diagnostics(features: torch.Tensor | None, embedding: torch.Tensor | None,
-                           loss_cfg: LossConfig, lr: float) -> dict[str, Any]:
-    """The numbers that explain a blow-up: the largest InfoNCE logit, feature and embedding norms, the lr."""
+                           loss_cfg: LossConfig, lr: float, labels: torch.Tensor | None = None) -> dict[str, Any]:
+    """The numbers that explain a blow-up: the largest InfoNCE logit, feature and embedding norms, the lr, and
+    (given the labels) which logits overflowed and how that made the NaN (`explain_overflow`)."""
     found: dict[str, Any] = {"lr": lr}
     if features is not None:
         f = features.detach().float()
@@ -116,6 +118,130 @@ def divergence_diagnostics(features: torch.Tensor | None, embedding: torch.Tenso
         if loss_cfg.normalize:
             f = F.normalize(f, dim=1)
         found["largest_logit"] = float((f @ f.T / loss_cfg.temperature).abs().max())
+        if labels is not None:
+            found["overflow"] = explain_overflow(features, labels, loss_cfg)
     if embedding is not None:
         found["embedding_norm_max"] = float(embedding.detach().float().norm(dim=1).max())
     return found
+
+
+NanCause = Literal["inf·0", "inf/inf", "inf−inf"]
+LOGIT_KINDS = ("self", "positive", "negative")
+
+
+class _Trace:
+    """Follows the loss's tensors in the order it computes them and keeps the first operation that made a NaN
+    from inputs that had none: a NaN, once made, only spreads, so that first one is the cause."""
+
+    def __init__(self) -> None:
+        self.cause: NanCause | None = None
+        self.where = ""
+
+    def step(self, out: torch.Tensor, inputs: tuple[torch.Tensor, ...], cause: NanCause, where: str) -> torch.Tensor:
+        if self.cause is None and bool(out.isnan().any()) and not any(bool(x.isnan().any()) for x in inputs):
+            self.cause, self.where = cause, where
+        return out
+
+
+@torch.no_grad()
+def explain_overflow(features: torch.Tensor, labels: torch.Tensor, loss_cfg: LossConfig) -> dict[str, Any]:
+    """Which InfoNCE logits make exp overflow and how the loss turned that into NaN, measured on these features.
+
+    Recomputes `engine.losses.info_nce` step by step in its precision (float32 unless given float64): the largest
+    logit and the count of overflowing exps (exp(x) == inf) of each kind (self = the diagonal, positive = same
+    label, negative = other label), which kinds the denominator sums and which its mask multiplies by 0, and
+    `nan_cause`: the operation that first made a NaN ("inf·0", "inf/inf", "inf−inf"), or None when none did
+    (or `log_sum_exp` is set: the stable form never exponentiates a raw logit). The exp form takes the log of the
+    denominator and subtracts it from the logit, so no probability is ever divided as inf / inf.
+    """
+    f = features.detach()
+    f = f if f.dtype in (torch.float32, torch.float64) else f.float()  # as losses._at_least_float32
+    if loss_cfg.normalize:
+        f = F.normalize(f, dim=1)
+    trace = _Trace()
+    logits = trace.step(f @ f.T / loss_cfg.temperature, (f,), "inf−inf", "f·fᵀ adds +inf and −inf products")
+    n = len(labels)
+    is_self = torch.eye(n, dtype=torch.bool, device=f.device)
+    same = labels[:, None] == labels[None, :]
+    masks = {"self": is_self, "positive": same & ~is_self, "negative": ~same}
+    positives = masks["positive"]
+    in_denominator = ~is_self if loss_cfg.denominator == "all" else ~same
+    summed = ("positive", "negative") if loss_cfg.denominator == "all" else ("negative",)
+
+    exp = logits.exp()
+    overflowed = exp.isinf()
+    found: dict[str, Any] = {
+        "log_sum_exp": loss_cfg.log_sum_exp,
+        "exp_limit": math.log(torch.finfo(f.dtype).max),  # exp overflows past this: 88.72 in float32
+        "features_finite": bool(features.isfinite().all()),
+        "largest": {k: float(logits[m].max()) if m.any() else None for k, m in masks.items()},
+        "overflowed": {k: int((overflowed & m).sum()) for k, m in masks.items()},
+        "in_denominator": list(summed),
+        "masked_by_zero": [k for k in LOGIT_KINDS if k not in summed],
+        "nan_anchors": 0,
+        "inf_denominators": 0,
+    }
+    if not loss_cfg.log_sum_exp and found["features_finite"]:
+        # the loss's own steps, in its order (engine.losses.info_nce with log_sum_exp=False)
+        terms = trace.step(exp * in_denominator, (exp,), "inf·0", "the denominator's mask")
+        denominator = terms.sum(dim=1, keepdim=True)
+        found["nan_anchors"] = int(denominator.isnan().sum())
+        # a sum of finite exps can still pass float32's largest value: the loss is then inf, not NaN
+        found["inf_denominators"] = int(denominator.isinf().sum())
+        log_denominator = torch.log(denominator)
+        difference = trace.step(logits - log_denominator, (logits, log_denominator), "inf−inf",
+                                "a logit of inf minus a log-denominator of inf")
+        log_prob = torch.where(positives, difference, torch.zeros_like(logits))
+        positive_count = positives.sum(1)
+        counted = (positive_count > 0) & in_denominator.any(1)
+        if counted.any():
+            sums = trace.step(log_prob[counted].sum(1), (log_prob[counted],), "inf−inf",
+                              "an anchor's log-probabilities add +inf and −inf")
+            per_anchor = trace.step(sums / positive_count[counted], (sums,), "inf/inf", "an anchor's mean")
+            trace.step(per_anchor.mean(), (per_anchor,), "inf−inf", "the mean over anchors adds +inf and −inf")
+    found["nan_cause"] = trace.cause
+    found["nan_where"] = trace.where or None
+    kwargs = dict(temperature=loss_cfg.temperature, denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
+                  base_temperature=loss_cfg.base_temperature)
+    found["loss"] = float(info_nce(features.detach(), labels, log_sum_exp=loss_cfg.log_sum_exp, **kwargs))
+    found["stable_loss"] = float(info_nce(features.detach(), labels, log_sum_exp=True, **kwargs))
+    found["explanation"] = _explain(found)
+    return found
+
+
+def _explain(found: dict[str, Any]) -> str:
+    """One sentence, with the numbers, from `explain_overflow`'s measurements."""
+    stable = f"The stable log-sum-exp loss on the same features is {found['stable_loss']:.4g}."
+    largest = {k: v for k, v in found["largest"].items() if v is not None}
+    top = max(largest, key=lambda k: largest[k]) if largest else None
+    top_text = (f"the largest logit, a {top} one, is {largest[top]:.1f}; exp overflows past {found['exp_limit']:.2f}"
+                if top else "there are no logits")
+    if not found["features_finite"]:
+        return f"The features were already non-finite before InfoNCE, so the NaN did not arise in the loss. {stable}"
+    if found["log_sum_exp"]:
+        return (f"The loss uses log-sum-exp, which never exponentiates a raw logit, so nothing overflows "
+                f"({top_text}); its value on these features is {found['stable_loss']:.4g}.")
+    hit = [k for k in LOGIT_KINDS if found["overflowed"][k]]
+    inf_sums = found["inf_denominators"]
+    if not hit and inf_sums:
+        return (f"No single exp overflows ({top_text}), but the denominator's sum of exps passes float32's largest "
+                f"value on {_count(inf_sums, 'anchor')}, so its log is inf and the loss is "
+                f"{found['loss']:.4g}, not NaN. {stable}")
+    if not hit:
+        return f"No InfoNCE logit makes exp overflow ({top_text}); the loss is {found['loss']:.4g}. {stable}"
+    parts = [f"{_count(found['overflowed'][k], k + ' logit')} (largest {found['largest'][k]:.1f})" for k in hit]
+    overflow = "exp overflowed on " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+    masked = [k for k in hit if k in found["masked_by_zero"]]
+    cause = found["nan_cause"]
+    if cause == "inf·0":
+        return (f"{overflow}; the mask multiplies the {' and '.join(masked)} terms by 0, and inf·0 is NaN, which "
+                f"the sum carries into the denominator of {_count(found['nan_anchors'], 'anchor')} and so into the "
+                f"loss. {stable}")
+    if cause is not None:
+        return f"{overflow}; then {found['nan_where']}, and {cause} is NaN. {stable}"
+    return (f"{overflow}; the denominator sums them, so its log is inf and the loss is {found['loss']:.4g}, not "
+            f"NaN. {stable}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

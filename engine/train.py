@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -12,9 +13,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from data import EpisodeSampler, LabelledImages, load_dataset, split_classes
+from data import EpisodeSampler, load_dataset, split_dataset
 from engine.checkpoints import Checkpointer, capture_state, load_checkpoint, restore_rng, restore_weights
 from engine.config import OptimConfig, RunConfig, resolve_data_path
+from engine.evaluation import Evaluator, summarise
 from engine.figures import reconstruction_png
 from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
@@ -92,12 +94,11 @@ def rng_untouched(device: torch.device) -> Iterator[None]:
 
 @dataclass
 class EpisodeSource:
-    """The dataset on the device, and samplers for training and for (fixed, repeatable) evaluation episodes."""
+    """The dataset on the device, the training sampler, and the evaluator over the images training never sees."""
 
     images: torch.Tensor
-    dataset: LabelledImages
     train: EpisodeSampler
-    eval_classes: np.ndarray
+    evaluator: Evaluator
 
     def batch(self, sampler: EpisodeSampler) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         episode = sampler.sample()
@@ -105,21 +106,18 @@ class EpisodeSource:
         return (self.images[torch.from_numpy(episode.indices).to(device)],
                 torch.from_numpy(episode.labels).to(device), torch.from_numpy(episode.is_query).to(device))
 
-    def eval_sampler(self, cfg: RunConfig) -> EpisodeSampler:
-        d = cfg.data
-        return EpisodeSampler(self.dataset.labels, self.eval_classes, n_way=d.n_way, k_shot=d.k_shot,
-                              q_queries=d.q_queries, seed=cfg.runtime.seed + 1_000_003)
-
 
 def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
     d = cfg.data
     path = str(resolve_data_path(d.path)) if d.path else None
     dataset = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, path=path,
                            num_classes=d.num_classes, samples_per_class=d.samples_per_class, seed=d.seed)
-    train_classes, eval_classes = split_classes(dataset.num_classes, d.holdout_classes, d.seed)
-    sampler = EpisodeSampler(dataset.labels, train_classes, n_way=d.n_way, k_shot=d.k_shot,
-                             q_queries=d.q_queries, seed=cfg.runtime.seed)
-    return EpisodeSource(torch.from_numpy(dataset.images).to(device), dataset, sampler, eval_classes)
+    split = split_dataset(dataset.labels, n_way=d.n_way, k_shot=d.k_shot, q_queries=d.q_queries,
+                          holdout_classes=d.holdout_classes, holdout_images=d.holdout_images, seed=d.seed)
+    sampler = EpisodeSampler(dataset.labels, split.train_classes, pool=split.train_images, n_way=d.n_way,
+                             k_shot=d.k_shot, q_queries=d.q_queries, seed=cfg.runtime.seed)
+    images = torch.from_numpy(dataset.images).to(device)
+    return EpisodeSource(images, sampler, Evaluator(cfg, images, dataset, split))
 
 
 # --- metrics and figures -----------------------------------------------------------------------------------------
@@ -139,21 +137,35 @@ def to_floats(scalars: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model: ExperimentModel, source: EpisodeSource, cfg: RunConfig, device: torch.device) -> dict[str, float]:
-    """Mean of each metric over `eval_episodes` fixed episodes (the same ones at every evaluation)."""
-    sampler = source.eval_sampler(cfg)
+def evaluate(model: ExperimentModel, source: EpisodeSource, cfg: RunConfig, device: torch.device
+             ) -> tuple[dict[str, float], dict[str, Any]]:
+    """The periodic evaluation, on the same held-out episodes each time: the losses at the training mask ratio
+    (`eval/loss/…`), each judge's accuracy on unmasked images with its 95 % interval (`eval/acc/…`,
+    `eval/ci95/…`; `seen/acc/…` on held-out images of the training classes), alignment and uniformity; and the
+    held-out feature map the run page draws."""
+    evaluator, episodes = source.evaluator, cfg.schedule.eval_episodes
     model.eval()
-    totals: dict[str, float] = {}
+    metrics: dict[str, float] = {}
     with rng_untouched(device):
         torch.manual_seed(cfg.runtime.seed + 7)
-        for _ in range(cfg.schedule.eval_episodes):
+        sampler = evaluator.sampler(seen=False)
+        for _ in range(episodes):
             images, labels, is_query = source.batch(sampler)
             with autocast(device, cfg.runtime.precision):
                 out = model(images, labels, is_query)
             for key, value in to_floats(step_scalars(out, "eval/")).items():
-                totals[key] = totals.get(key, 0.0) + value / cfg.schedule.eval_episodes
+                if key.startswith("eval/loss/"):
+                    metrics[key] = metrics.get(key, 0.0) + value / episodes
+        with autocast(device, cfg.runtime.precision):
+            for judge, summary in summarise(evaluator.judges(model, episodes)).items():
+                metrics[f"eval/acc/{judge}"], metrics[f"eval/ci95/{judge}"] = summary["mean"], summary["ci95"]
+            if evaluator.has_seen_test:
+                for judge, summary in summarise(evaluator.judges(model, episodes, seen=True)).items():
+                    metrics[f"seen/acc/{judge}"] = summary["mean"]
+            features = evaluator.features(model)
+    metrics["eval/alignment"], metrics["eval/uniformity"] = features["alignment"], features["uniformity"]
     model.train()
-    return totals
+    return metrics, features
 
 
 @torch.no_grad()
@@ -185,11 +197,12 @@ def reconstruction_figure(model: ExperimentModel, images: torch.Tensor, labels: 
 
 
 def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
-          checkpoint_dir: str | Path | None = None) -> TrainResult:
+          run_dir: str | Path | None = None) -> TrainResult:
     """Train `cfg` for `cfg.schedule.episodes` episodes, streaming into `sink`.
 
     resume_from: a checkpoint file or folder; the run continues from its step with the exact RNG state.
-    checkpoint_dir: where checkpoints go (none written to disk when None; the last is kept in memory).
+    run_dir: the run's folder: checkpoints go to its `checkpoints/`, the end-of-run few-shot report to its
+    `eval.json` (with None, nothing is written to disk; the last checkpoint is kept in memory).
     The final status is sent as a `status` event and returned.
     """
     device = pick_device(cfg.runtime.device)
@@ -197,7 +210,7 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
     source = load_episodes(cfg, device)
     model = ExperimentModel(cfg).to(device)
     optimizer = build_optimizer(cfg.optim, model)
-    checkpointer = Checkpointer(checkpoint_dir)
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints" if run_dir is not None else None)
     guard = DivergenceGuard(cfg.guard)
     config_values = cfg.model_dump(mode="json")
 
@@ -217,8 +230,10 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
     sink.log_event("started", {
         "step": step, "device": str(device), "precision": "bf16" if uses_bf16(device, cfg.runtime.precision)
         else "fp32", "parameters": sum(p.numel() for p in model.parameters()),
-        "dataset": {"name": cfg.data.dataset, "images": len(source.dataset.labels),
-                    "classes": source.dataset.num_classes, "skipped_files": source.dataset.skipped},
+        "dataset": {"name": cfg.data.dataset, "images": len(source.evaluator.dataset.labels),
+                    "classes": source.evaluator.dataset.num_classes,
+                    "skipped_files": source.evaluator.dataset.skipped},
+        "split": source.evaluator.split_record(),
     })
 
     def save_checkpoint() -> None:
@@ -268,7 +283,8 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
 
         if reason is not None:
             found = guard.incident(step, stage, reason,
-                                   divergence_diagnostics(out.features, out.embedding, cfg.loss, lr))
+                                   divergence_diagnostics(out.features, out.embedding, cfg.loss, lr,
+                                                          labels=labels))
             recovered = _recover(found, guard, model, optimizer, checkpointer)
             sink.log_event("divergence", asdict(found))
             if not recovered:
@@ -278,12 +294,20 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
 
         last = step == schedule.episodes
         if step % schedule.eval_every == 0 or last:
-            sink.log_metrics(step, evaluate(model, source, cfg, device))
+            metrics, features = evaluate(model, source, cfg, device)
+            sink.log_metrics(step, metrics)
+            sink.log_event("features", {"step": step, **features})
         if cfg.model.decoders.count and (step % schedule.image_every == 0 or last):
             sink.log_image("reconstruction", step,
                            reconstruction_figure(model, images, labels, is_query, cfg, device))
         if step % schedule.checkpoint_every == 0 or last:
             save_checkpoint()
+    if schedule.final_eval_episodes:
+        with rng_untouched(device), autocast(device, cfg.runtime.precision):
+            report = source.evaluator.report(model, step)
+        if run_dir is not None:
+            (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=1))
+        sink.log_event("evaluation", report)
     return finish("completed")
 
 

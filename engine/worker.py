@@ -318,7 +318,7 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         drop_checkpoints_after(checkpoint_dir, saved[-1].step if saved else 0)
         if saved:
             say(f"run {run_id}: resuming from step {saved[-1].step}")
-        result = train(cfg, sink, resume_from=resume_from, checkpoint_dir=checkpoint_dir)
+        result = train(cfg, sink, resume_from=resume_from, run_dir=checkpoint_dir.parent)
         say(f"run {run_id}: {result.status} at step {result.step}")
         return 0
     except LeaseLost as error:

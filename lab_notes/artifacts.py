@@ -13,11 +13,7 @@ from lab_notes.schema import CheckpointRow, ImageRow
 
 
 class ArtifactsStore(Database):
-    """Needs the runs room's `_leases_lost` and the metrics room's buffer (the Notebook has all three)."""
-
-    def _hold(self, session, attempt: Attempt | None) -> None:
-        if attempt is not None and self._leases_lost(session.connection(), [attempt]):
-            raise lease_lost(attempt)
+    """Needs the runs room's `_hold` and the metrics room's buffer (the Notebook has all three)."""
 
     # --- images -----------------------------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from lab_notes.db import Database, NotFound, as_utc, get_row, now
 from lab_notes.records import FINAL_STATUSES, RESUMABLE_STATUSES, Attempt, Run, Worker
-from lab_notes.schema import CheckpointRow, ImageRow, MetricRollupRow, MetricRow, RunRow, WorkerRow
+from lab_notes.schema import (CheckpointRow, EvaluationRow, ImageRow, MetricRollupRow, MetricRow, RunRow,
+                              WorkerRow)
 
 LOG_TAIL_CHARS = 20_000
 
@@ -186,7 +187,7 @@ class RunsStore(Database):
             if not self._move(session, run_id, "deleted", stop_requested=False, log_tail="",
                               ended_at=func.coalesce(RunRow.ended_at, self._clock())):
                 raise self._refusal(session, run_id, "deleted")
-            for table in (MetricRow, MetricRollupRow, ImageRow, CheckpointRow):
+            for table in (MetricRow, MetricRollupRow, ImageRow, EvaluationRow, CheckpointRow):
                 session.execute(delete(table).where(table.run_id == run_id))
 
     def _move(self, session: Session, run_id: int, to: str, *, sources: Sequence[str] | None = None,
@@ -257,6 +258,11 @@ class RunsStore(Database):
         with self._write() as session:
             if session.execute(self._fenced(attempt).values(**values)).rowcount != 1:
                 raise lease_lost(attempt)
+
+    def _hold(self, session: Session, attempt: Attempt | None) -> None:
+        """Inside a write: LeaseLost unless `attempt` (when given) still owns its run."""
+        if attempt is not None and self._leases_lost(session.connection(), [attempt]):
+            raise lease_lost(attempt)
 
     def _leases_lost(self, connection: Connection, attempts: Iterable[Attempt]) -> set[Attempt]:
         """Which of `attempts` no longer own their run, checked inside the caller's write transaction (on

@@ -99,6 +99,18 @@ class ImageRow(Base):
     png: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class EvaluationRow(Base):
+    """One evaluation of a run: the held-out feature map of a periodic one, or the end-of-run few-shot report
+    (eval.json) when `final`."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class CheckpointRow(Base):
     __tablename__ = "checkpoints"
 

@@ -87,6 +87,9 @@ class NotebookSink:
         elif kind == "checkpoint":
             patiently(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], payload["path"],
                                                            attempt=self.attempt))
+        elif kind in ("features", "evaluation"):
+            patiently(lambda: self.notebook.log_evaluation(self.run_id, payload["step"], payload,
+                                                           final=kind == "evaluation", attempt=self.attempt))
         elif kind == "divergence":
             patiently(lambda: self.notebook.add_divergence_incident(self.attempt, payload))
         elif kind == "status":
@@ -124,6 +127,7 @@ def divergence_note(run_id: int, name: str, report: dict[str, Any]) -> tuple[str
         f"({first.get('stage')} check); the guard's policy was `{report.get('policy')}`, action "
         f"`{first.get('action')}`.",
         "",
+        *([f"Why, measured on that step's features: {why}", ""] if (why := _overflow_explanation(first)) else []),
         f"Last finite values (step {first.get('last_finite_step')}):",
         "",
         *[f"- `{k}` = {v:.6g}" for k, v in shown.items()],
@@ -136,3 +140,8 @@ def divergence_note(run_id: int, name: str, report: dict[str, Any]) -> tuple[str
         "",
     ]
     return title, "\n".join(lines)
+
+
+def _overflow_explanation(incident: dict[str, Any]) -> str | None:
+    overflow = incident.get("diagnostics", {}).get("overflow")
+    return overflow.get("explanation") if isinstance(overflow, dict) else None

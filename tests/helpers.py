@@ -35,3 +35,12 @@ def claimed(book, run_id: int):
     attempt = book.claim_next_run("test-worker")
     assert attempt is not None and attempt.run_id == run_id, f"expected to claim run {run_id}, got {attempt}"
     return attempt
+
+
+def counted_image_folder(root, classes: int = 10, per_class: int = 20) -> None:
+    """A folder dataset's layout, with empty .png files: enough for the submit-time split check, which counts
+    files per class without decoding them (training on it would skip them all as unreadable)."""
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            (root / f"class{c}" / f"{i}.png").write_bytes(b"")

@@ -1,10 +1,10 @@
-"""Compare runs (`?runs=1,2,3`): overlaid curves per metric aligned by step, the config fields that differ, and
-final metrics side by side."""
+"""Compare runs (`?runs=1,2,3`): overlaid curves per metric aligned by step, the config fields that differ,
+few-shot accuracy on held-out classes with 95 % intervals, and final metrics side by side."""
 
 import pandas as pd
 import streamlit as st
 
-from app.figures import config_diff, metric_figure
+from app.figures import config_diff, few_shot_figure, interval_table, metric_figure
 from app.services import notebook
 from lab_notes import NotFound
 
@@ -39,6 +39,20 @@ if diff:
     st.dataframe(pd.DataFrame(diff).T.astype(str), width="stretch")
 else:
     st.info("These runs have identical configs.")
+
+st.subheader("Few-shot accuracy on held-out classes (mean ± 95 % interval)")
+reports = book.final_evaluations([r.id for r in runs])
+if reports:
+    accuracies = {labels[i]: reports[i]["accuracy"] for i in labels if i in reports}
+    st.plotly_chart(few_shot_figure(accuracies, title="held-out classes"), key="compare:few-shot")
+    st.dataframe(pd.DataFrame(interval_table(accuracies)), width="stretch")
+    st.caption(" · ".join(f"{labels[i]}: {reports[i]['n_way']}-way {reports[i]['k_shot']}-shot, "
+                          f"{reports[i]['episodes']} episodes" for i in labels if i in reports))
+    without = [labels[i] for i in labels if i not in reports]
+    if without:
+        st.caption(f"No few-shot report yet (written when a run completes): {', '.join(without)}")
+else:
+    st.info("None of these runs has a few-shot report yet: it is written when a run completes.")
 
 st.subheader("Final metrics")
 finals = {labels[r.id]: {k: v for k, (_, v) in book.latest_metrics(r.id).items()} for r in runs}

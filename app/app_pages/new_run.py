@@ -5,7 +5,7 @@ import streamlit as st
 from app.form import config_form
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
-from engine.config import PRESET_INFO
+from engine.config import PRESET_INFO, what_trains
 from lab_notes import NotFound
 
 book = notebook()
@@ -32,6 +32,8 @@ else:
 
 name = st.text_input("Run name", value=name_default, key=f"name:{source}")
 edited, cfg, errors, warnings = config_form(values, key_prefix=source)
+if cfg is not None:
+    st.caption(f"**Trains:** {what_trains(cfg)}")
 
 if errors:
     st.error(f"{len(errors)} field(s) need fixing before launch: " + ", ".join(p.path for p in errors))

@@ -1,12 +1,13 @@
-"""One run (`?run=ID`): live charts, reconstructions, config and lint, divergence report, output; stop, resume,
-clone, and pin any figure to a note."""
+"""One run (`?run=ID`): live charts, few-shot evaluation and the held-out feature space, reconstructions, config
+and lint, divergence report, output; stop, resume, clone, and pin any figure to a note."""
 
 import json
 
 import numpy as np
 import streamlit as st
 
-from app.figures import chart_png, metric_figure, metric_groups
+from app.figures import (chart_png, feature_figure, few_shot_figure, interval_table, metric_figure,
+                         metric_groups)
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
 from app.widgets import show_image
@@ -71,12 +72,16 @@ if run.divergence_report:
     report = run.divergence_report
     st.error(f"💥 **Diverged at step {report.get('first_step')}**: {report.get('reason')} "
              f"(guard policy `{report.get('policy')}`).")
+    overflow = (report.get("incidents") or [{}])[0].get("diagnostics", {}).get("overflow")
+    if isinstance(overflow, dict) and overflow.get("explanation"):
+        st.markdown(f"**Why** (measured on that step's features): {overflow['explanation']}")
     with st.expander("Divergence report: last finite values and diagnostics"):
         st.json(report)
 for warning in run.lint:
     st.warning(f"Lint · **{warning.get('path')}**: {warning.get('message')}")
 
-charts_tab, images_tab, config_tab, output_tab = st.tabs(["Charts", "Reconstructions", "Config", "Output"])
+charts_tab, eval_tab, images_tab, config_tab, output_tab = st.tabs(
+    ["Charts", "Evaluation", "Reconstructions", "Config", "Output"])
 
 with charts_tab:
     controls = st.columns([2, 1, 3])
@@ -124,6 +129,43 @@ def draw_charts() -> None:
 with charts_tab:
     live = run.status in LIVE_STATUSES
     st.fragment(draw_charts, run_every=1.0 if live else None)()
+
+with eval_tab:
+    final = book.final_evaluation(run.id)
+    if final is None:
+        st.info("The few-shot report (held-out classes, mean ± 95 % interval for each judge) is written when the "
+                "run completes; the charts show the smaller evaluation made every few steps.")
+    else:
+        split = final["split"]
+        chance = 1 / final["n_way"]
+        results = {"held-out classes": final["accuracy"]}
+        if final.get("seen_classes"):
+            results["seen classes, held-out images"] = final["seen_classes"]
+        figure = few_shot_figure(results, title=f"{final['n_way']}-way {final['k_shot']}-shot, "
+                                                f"{final['episodes']} episodes at step {final['step']}")
+        figure.add_hline(y=chance, line_dash="dot", annotation_text=f"chance 1/{final['n_way']}")
+        st.plotly_chart(figure, key="few-shot")
+        st.dataframe(interval_table(results), width="stretch")
+        st.caption(f"Held out: {', '.join(split['eval_classes'])} · trained on: {', '.join(split['train_classes'])}"
+                   f" · judged on unmasked images · k-NN with {final['knn_neighbours']} neighbours · linear probe: "
+                   "logistic regression fitted on each episode's support.")
+        if final.get("discriminator") == "co-trained head":
+            st.caption("The discriminator was trained jointly with the encoder: its accuracy is part of the "
+                       "training objective, not a probe of frozen features (`model.discriminator.detach`).")
+    steps = book.feature_map_steps(run.id)
+    if steps:
+        st.subheader("Held-out features")
+        step = steps[0] if len(steps) == 1 else st.select_slider("Evaluation step", options=steps, value=steps[-1])
+        features = book.feature_map(run.id, step)
+        if features.get("collapsed"):
+            st.warning(f"⚠️ Collapsed at step {step}: {features['collapse_reason']}.")
+        st.plotly_chart(feature_figure(features), key="features")
+        projection = (f" · PCA of {features['dim']} dimensions keeping {features['pca_explained']:.0%} of the "
+                      "variance" if features.get("projection") == "pca" else "")
+        st.caption(f"{len(features['points'])} held-out images, {features['dim']}-D features"
+                   f"{' (L2-normalised)' if features.get('normalized') else ''}{projection} · alignment "
+                   f"{features['alignment']:.3f} (lower: classes tighter) · uniformity {features['uniformity']:.3f}"
+                   " (lower: more spread out)")
 
 with images_tab:
     keys = book.image_keys(run.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -13,11 +15,13 @@ from engine.models.vit import init_position_embedding, init_vit_weights
 class MaskedDecoder(nn.Module):
     """Encoder tokens (B, 1 + keep, D_enc) + ids_restore (B, L) -> predicted patches (B, L, p*p*C).
 
-    Mask tokens stand in for removed patches; a fixed sin-cos position embedding tells the decoder where each is.
+    Mask tokens stand in for removed patches; a position embedding (MAE's fixed sin-cos, or learnable as timm's
+    default) tells the decoder where each is.
     """
 
     def __init__(self, *, grid_side: int, encoder_dim: int, embed_dim: int, depth: int, num_heads: int,
-                 patch_pixels: int, mlp_ratio: float = 4.0) -> None:
+                 patch_pixels: int, pos_embed: Literal["learnable", "sincos"] = "sincos",
+                 mlp_ratio: float = 4.0) -> None:
         super().__init__()
         self.embed = nn.Linear(encoder_dim, embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -27,7 +31,7 @@ class MaskedDecoder(nn.Module):
         self.pred = nn.Linear(embed_dim, patch_pixels)
         self.apply(init_vit_weights)
         nn.init.normal_(self.mask_token, std=0.02)
-        init_position_embedding(self.pos_embed, "sincos", grid_side)
+        init_position_embedding(self.pos_embed, pos_embed, grid_side)
 
     def forward(self, tokens: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)
@@ -41,7 +45,7 @@ class MaskedDecoder(nn.Module):
 class Decoders(nn.Module):
     """`count` decoders reading the same input; with `share`, one module is called for each of them."""
 
-    def __init__(self, count: int, share: bool, **decoder_args: int) -> None:
+    def __init__(self, count: int, share: bool, **decoder_args: Any) -> None:
         super().__init__()
         distinct = 1 if (share and count) else count
         self.modules_list = nn.ModuleList([MaskedDecoder(**decoder_args) for _ in range(distinct)])

@@ -52,7 +52,7 @@ class ExperimentModel(nn.Module):
                               if cfg.model.discriminator.enabled else nn.Identity())
         self.decoders = Decoders(dec.count, dec.share, grid_side=self.encoder.grid_side, encoder_dim=enc.embed_dim,
                                  embed_dim=dec.embed_dim, depth=dec.depth, num_heads=dec.num_heads,
-                                 patch_pixels=enc.patch_size ** 2 * data.channels)
+                                 patch_pixels=enc.patch_size ** 2 * data.channels, pos_embed=dec.pos_embed)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, is_query: torch.Tensor) -> StepOutput:
         """images (B, C, H, W); labels (B,) episode-local 0..N-1; is_query (B,) bool (the rest is support)."""
@@ -63,8 +63,31 @@ class ExperimentModel(nn.Module):
         self._contrast(out, embedding, labels)
         self._discriminate(out, embedding, labels, is_query)
         self._reconstruct(out, encoded.tokens, encoded.ids_restore, images)
-        out.accuracy["prototype"] = self._prototype_accuracy(out, embedding, labels, is_query)
+        points = self.judged_points(embedding, out.features)
+        out.accuracy["prototype"] = prototype_accuracy(points[~is_query], labels[~is_query], points[is_query],
+                                                       labels[is_query], cfg.data.n_way)
         return out
+
+    def represent(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The view evaluation judges: every patch seen (no masking, whatever the training ratio), returning
+        (B, D) class-token embeddings and (B, F) the points judges compare (see `judged_points`)."""
+        embedding = self.encoder(images, 0.0).embedding
+        features = self.head(embedding) if self.cfg.model.contrastive.enabled else None
+        return embedding, self.judged_points(embedding, features)
+
+    def judged_points(self, embedding: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """The space InfoNCE shapes: its features (L2-normalised when the loss normalises them), or the
+        embedding itself when there is no contrastive head. Float32, without gradient."""
+        if features is None:
+            return embedding.detach().float()
+        points = features.detach().float()
+        return F.normalize(points, dim=1) if self.cfg.loss.normalize else points
+
+    def discriminate(self, support: torch.Tensor, support_labels: torch.Tensor, queries: torch.Tensor
+                     ) -> torch.Tensor:
+        """(Q, N) scores of query embeddings against the support's class prototypes."""
+        prototypes = class_prototypes(support, support_labels, self.cfg.data.n_way)
+        return self.discriminator(queries, prototypes)
 
     def _contrast(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor) -> None:
         if not self.cfg.model.contrastive.enabled:
@@ -79,10 +102,13 @@ class ExperimentModel(nn.Module):
 
     def _discriminate(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor,
                       is_query: torch.Tensor) -> None:
-        if not self.cfg.model.discriminator.enabled:
+        disc = self.cfg.model.discriminator
+        if not disc.enabled:
             return
-        prototypes = class_prototypes(embedding[~is_query], labels[~is_query], self.cfg.data.n_way)
-        scores = self.discriminator(embedding[is_query], prototypes)
+        # Detached, the discriminator is a probe: it learns to read frozen features and its loss never reaches
+        # the encoder. Joint, its accuracy is part of what the encoder is trained to raise.
+        seen = embedding.detach() if disc.detach else embedding
+        scores = self.discriminate(seen[~is_query], labels[~is_query], seen[is_query])
         out.terms["disc"] = discriminator_loss(scores, labels[is_query])
         out.total = out.total + self.cfg.loss.discriminator_weight * out.terms["disc"]
         out.accuracy["disc"] = accuracy(scores.detach(), labels[is_query])
@@ -98,13 +124,10 @@ class ExperimentModel(nn.Module):
             out.terms[name] = reconstruction_loss(pred, target_patches, out.mask, head.target)
             out.total = out.total + head.weight * out.terms[name]
 
-    @torch.no_grad()
-    def _prototype_accuracy(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor,
-                            is_query: torch.Tensor) -> torch.Tensor:
-        """Nearest class mean on the features InfoNCE shapes (the embedding when there is no head)."""
-        points = (out.features if out.features is not None else embedding).float()
-        if self.cfg.loss.normalize and out.features is not None:
-            points = F.normalize(points, dim=1)
-        prototypes = class_prototypes(points[~is_query], labels[~is_query], self.cfg.data.n_way)
-        scores = -torch.cdist(points[is_query], prototypes)
-        return accuracy(scores, labels[is_query])
+
+@torch.no_grad()
+def prototype_accuracy(support: torch.Tensor, support_labels: torch.Tensor, queries: torch.Tensor,
+                       query_labels: torch.Tensor, n_way: int) -> torch.Tensor:
+    """Nearest class mean: each query (Q, F) goes to the closest support class mean."""
+    prototypes = class_prototypes(support, support_labels, n_way)
+    return accuracy(-torch.cdist(queries, prototypes), query_labels)

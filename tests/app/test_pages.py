@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.config import PRESETS, with_overrides
 from lab_notes import Notebook
-from tests.helpers import claimed
+from tests.helpers import claimed, counted_image_folder
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,7 +214,7 @@ def test_run_page_for_a_deleted_run_says_so(book):
 
 
 def test_the_form_offers_only_what_the_data_folder_holds(book, tmp_path, monkeypatch):
-    (tmp_path / "datasets" / "my-shapes" / "circle").mkdir(parents=True)
+    counted_image_folder(tmp_path / "datasets" / "my-shapes")
     monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "datasets"))
     app = page("new_run")
     choice = app.selectbox(key="tiny:data.path")
@@ -258,3 +258,44 @@ def test_the_run_page_drops_points_a_resume_discarded(book):
     book.flush()
     app.run()
     assert plotted() == [(1, 10.0), (2, 10.0), (3, 10.0), (4, 10.0), (5, 1.0), (6, 1.0)]
+
+
+def trained_run(book: Notebook, name: str, *extra: str) -> int:
+    """A real tiny run with 2-D normalised features, trained in this process into the notebook."""
+    from engine.train import train
+    from lab_notes.sink import NotebookSink
+    from tests.helpers import tiny
+
+    cfg = tiny(PRESETS["2022-12-14-normalized-infonce-2d"], "schedule.episodes=6", "schedule.eval_every=3",
+               "schedule.eval_episodes=4", "schedule.final_eval_episodes=20", *extra)
+    run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset="2022-12-14-normalized-infonce-2d")
+    sink = NotebookSink(book, claimed(book, run_id))
+    assert train(cfg, sink).status == "completed"  # its status event ends the attempt
+    return run_id
+
+
+def test_the_run_page_draws_the_few_shot_report_and_the_held_out_features(book):
+    run_id = trained_run(book, "two-d")
+    assert book.feature_map_steps(run_id) == [3, 6]
+    app = page("run", run=str(run_id))
+    figures = [c.proto.spec for c in app.get("plotly_chart")]
+    few_shot = next(f for f in figures if "6-way" in f or "3-way" in f)
+    assert '"error_y"' in few_shot and "held-out classes" in few_shot and "seen classes" in few_shot
+    feature_spec = next(f for f in figures if "unit circle" in f)
+    assert '"scaleanchor"' in feature_spec  # 2-D normalised features drawn on a round unit circle
+    assert app.select_slider[0].options == ["3", "6"] and app.select_slider[0].value == 6
+    app.select_slider[0].set_value(3).run()
+    assert not app.exception
+    assert any("trained jointly with the encoder" in c.value for c in app.caption)
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["held-out classes", "seen classes, held-out images"]
+    assert list(table.index) == ["nearest prototype", "discriminator", "k-NN", "linear probe"]
+    assert "±" in str(table.iloc[0, 0])
+
+
+def test_compare_shows_few_shot_accuracy_side_by_side(book):
+    first, second = trained_run(book, "a"), trained_run(book, "b", "runtime.seed=1")
+    app = page("compare", runs=f"{first},{second}")
+    few_shot = next(c.proto.spec for c in app.get("plotly_chart") if "held-out classes" in c.proto.spec)
+    assert few_shot.count('"type":"bar"') == 2 and '"error_y"' in few_shot
+    assert any("3-way 2-shot, 20 episodes" in c.value for c in app.caption)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data import DatasetError, EpisodeSampler, load_dataset, split_classes
+from data import DatasetError, EpisodeSampler, load_dataset
 
 
 def test_shapes_are_deterministic_labelled_and_in_range():
@@ -93,12 +93,8 @@ def test_episodes_are_n_way_k_shot_with_queries_and_resumable():
     assert np.array_equal(sampler.sample().indices, following.indices)
 
 
-def test_disjoint_evaluation_classes():
-    train, held_out = split_classes(10, 3, seed=0)
-    assert len(train) == 7 and len(held_out) == 3 and not set(train) & set(held_out)
-    every, same = split_classes(10, 0, seed=0)
-    assert np.array_equal(every, same)
+def test_the_sampler_refuses_episodes_it_cannot_draw():
     with pytest.raises(ValueError, match="n_way"):
-        EpisodeSampler(np.repeat(np.arange(3), 5), held_out, n_way=5, k_shot=1, q_queries=1, seed=0)
+        EpisodeSampler(np.repeat(np.arange(3), 5), np.arange(3), n_way=5, k_shot=1, q_queries=1, seed=0)
     with pytest.raises(ValueError, match="fewer"):
         EpisodeSampler(np.repeat(np.arange(3), 2), np.arange(3), n_way=2, k_shot=2, q_queries=2, seed=0)

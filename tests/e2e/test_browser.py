@@ -165,3 +165,28 @@ def test_the_app_listens_on_loopback_only_and_offers_no_deploy(app_server, page)
     page.goto(app_server["base"])
     page.get_by_role("heading", name="Runs").wait_for()
     assert page.get_by_text("Deploy", exact=True).count() == 0
+
+
+def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_server, page):
+    from engine import jobs
+    from engine.config import PRESETS, with_overrides
+
+    cfg = with_overrides(PRESETS["2022-12-14-normalized-infonce-2d"], [
+        "schedule.episodes=60", "schedule.eval_every=20", "schedule.final_eval_episodes=100"])
+    with Notebook(app_server["db"]) as book:
+        run_id = jobs.submit(book, cfg, name="feature circle", preset="2022-12-14-normalized-infonce-2d",
+                             start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
+        wait_for(lambda: book.get_run(run_id).status in ("completed", "failed"), 180, "the 2-D run to end")
+        assert book.get_run(run_id).status == "completed", book.get_run(run_id).log_tail
+    assert (app_server["folder"] / "runs" / str(run_id) / "eval.json").is_file()
+    page.goto(f"{app_server['base']}/run?run={run_id}")
+    page.get_by_role("tab", name="Evaluation").click()
+    page.get_by_text("Held-out features").wait_for()
+    panel = page.get_by_role("tabpanel", name="Evaluation")
+    wait_for(lambda: panel.locator(".js-plotly-plot").count() == 2, 30, "the few-shot and feature charts")
+    # the few-shot bars carry their intervals; the feature map draws the unit circle the features lie on
+    assert panel.locator(".js-plotly-plot .errorbar").count() >= 4
+    assert panel.get_by_text("unit circle").count() >= 1
+    shoot(page, "7-run-evaluation")
+    panel.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
+    shoot(page, "8-run-held-out-features")

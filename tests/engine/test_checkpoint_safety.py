@@ -35,6 +35,6 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path):
 
 def test_real_checkpoints_still_load_and_resume(tiny_config, tmp_path):
     sink = JsonlSink(tmp_path / "out")
-    train(tiny_config, sink, checkpoint_dir=tmp_path / "ckpt")
-    state = load_checkpoint(tmp_path / "ckpt")
+    train(tiny_config, sink, run_dir=tmp_path)
+    state = load_checkpoint(tmp_path / "checkpoints")
     assert state["step"] == 8 and set(state) >= {"model", "optimizer", "sampler", "rng", "config"}

@@ -23,7 +23,7 @@ def test_presets_lists_every_preset_with_its_journal_date():
 
 def test_train_writes_metrics_images_checkpoints_and_status(tmp_path):
     out = run_cli("train", "--preset", "tiny", "--set", "schedule.episodes=6", "--set", "schedule.image_every=3",
-                  "--set", "data.samples_per_class=10", "--out", str(tmp_path))
+                  "--set", "data.samples_per_class=16", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["status"] == "completed" and status["step"] == 6
@@ -31,6 +31,7 @@ def test_train_writes_metrics_images_checkpoints_and_status(tmp_path):
     assert len(list((tmp_path / "images" / "reconstruction").glob("*.png"))) == 2
     assert list((tmp_path / "checkpoints").glob("step_*.pt"))
     assert json.loads((tmp_path / "config.json").read_text())["schedule"]["episodes"] == 6
+    assert json.loads((tmp_path / "eval.json").read_text())["episodes"] == 40  # the tiny preset's final report
 
 
 def test_bad_input_gets_a_message_naming_it_not_a_traceback(tmp_path):

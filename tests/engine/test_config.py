@@ -90,9 +90,10 @@ def test_presets_cover_the_journal():
 
 def test_data_path_must_lie_in_the_data_folder(tmp_path, monkeypatch):
     from engine.config import ConfigError, data_choices, preset, with_overrides
+    from tests.helpers import counted_image_folder
 
     root = tmp_path / "datasets"
-    (root / "my-shapes" / "circle").mkdir(parents=True)
+    counted_image_folder(root / "my-shapes")
     (root / "arrays.npz").write_bytes(b"")
     (root / "escape").symlink_to("/etc")
     monkeypatch.setenv("LAB_DATA_DIR", str(root))
@@ -106,3 +107,6 @@ def test_data_path_must_lie_in_the_data_folder(tmp_path, monkeypatch):
         assert "outside the data folder" in refused.value.problems[0].message
     with pytest.raises(ConfigError, match="does not exist in the data folder"):
         with_overrides(preset("tiny"), ["data.dataset=npz", "data.path=nothing.npz"])
+    (root / "one-class" / "circle").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="data.path: 'one-class' has 0 class sub-folders with images"):
+        with_overrides(preset("tiny"), ["data.dataset=folder", "data.path=one-class"])

@@ -82,3 +82,12 @@ def test_contrastive_head_projects_to_feature_dim():
     cfg = with_overrides(tiny(PRESETS["2022-12-14-vit6-1d-disc"]), ["model.encoder.depth=2"])
     out = ExperimentModel(cfg)(*episode(cfg))
     assert out.features.shape == (len(out.embedding), 1)
+
+
+def test_the_decoders_position_embedding_is_a_config_field():
+    fixed = ExperimentModel(tiny(PRESETS["2023-01-12-mae-two-decoders"]))
+    learnable = ExperimentModel(tiny(PRESETS["2023-01-12-mae-two-decoders"], "model.decoders.pos_embed=learnable"))
+    for decoder in fixed.decoders.modules_list:
+        assert not decoder.pos_embed.requires_grad  # MAE's fixed sin-cos table, the default
+    for decoder in learnable.decoders.modules_list:
+        assert decoder.pos_embed.requires_grad and abs(decoder.pos_embed.std().item() - 0.02) < 0.004

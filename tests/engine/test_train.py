@@ -23,10 +23,10 @@ def test_stop_then_resume_matches_a_straight_run(tiny_config, tmp_path):
     straight = Recorder()
     train(tiny_config, straight)
     stopped = Recorder(stop_after=4)
-    result = train(tiny_config, stopped, checkpoint_dir=tmp_path)
+    result = train(tiny_config, stopped, run_dir=tmp_path)
     assert result.status == "stopped" and result.step == 4
     resumed = Recorder()
-    result = train(tiny_config, resumed, resume_from=tmp_path, checkpoint_dir=tmp_path)
+    result = train(tiny_config, resumed, resume_from=tmp_path / "checkpoints", run_dir=tmp_path)
     assert result.status == "completed" and min(resumed.metrics) == 5
     assert stopped.losses() + resumed.losses() == straight.losses()
     assert resumed.metrics[8]["eval/loss/total"] == straight.metrics[8]["eval/loss/total"]
@@ -34,14 +34,15 @@ def test_stop_then_resume_matches_a_straight_run(tiny_config, tmp_path):
 
 def test_metrics_cover_every_term_accuracy_gradient_and_lr(tiny_config, tmp_path):
     sink = JsonlSink(tmp_path)
-    train(tiny_config, sink, checkpoint_dir=tmp_path / "checkpoints")
+    train(tiny_config, sink, run_dir=tmp_path)
     sink.close()
     rows = read_metrics(tmp_path)
     step_one = {k for row in rows if row["step"] == 1 for k in row}
     assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "acc/disc", "acc/prototype",
             "grad_norm", "lr", "images_per_s"} <= step_one
     evaluated = {k for row in rows if row["step"] == 4 for k in row}
-    assert {"eval/loss/total", "eval/acc/disc", "eval/acc/prototype"} <= evaluated
+    assert {"eval/loss/total", "eval/acc/discriminator", "eval/acc/prototype", "eval/ci95/prototype",
+            "eval/acc/knn", "eval/acc/linear_probe", "seen/acc/prototype", "eval/alignment"} <= evaluated
     assert sorted(p.name for p in (tmp_path / "images" / "reconstruction").iterdir()) == [
         "step_00000004.png", "step_00000008.png"]
     assert (tmp_path / "status.json").exists()

@@ -17,7 +17,7 @@ from engine import jobs
 from engine.config import PRESETS
 from engine.worker import device_slots, ensure_worker, exit_reason
 from lab_notes import Notebook
-from tests.helpers import tiny, wait_for
+from tests.helpers import counted_image_folder, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -258,14 +258,14 @@ def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_o
 
 def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(book, start_worker, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "datasets"))  # the worker inherits it
-    (tmp_path / "datasets").mkdir()
-    (tmp_path / "datasets" / "missing.npz").write_bytes(b"not an npz archive")  # it raises inside the run
-    broken = submit(book, "data.dataset=npz", "data.path=missing.npz", name="broken")
+    # Files that count as images when the split is checked at submit time, but none decodes: it raises in the run
+    counted_image_folder(tmp_path / "datasets" / "undecodable")
+    broken = submit(book, "data.dataset=folder", "data.path=undecodable", name="broken")
     fine = submit(book, "schedule.episodes=5", name="fine")
     worker = start_worker()
     wait_for(lambda: finished(book, fine), 120, "the next run to complete")
     run = book.get_run(broken)
-    assert run.status == "failed" and "missing.npz" in run.status_reason and run.exit_code == 1
+    assert run.status == "failed" and "undecodable" in run.status_reason and run.exit_code == 1
     assert worker.poll() is None
 
 
