@@ -44,7 +44,25 @@ def _train(args: argparse.Namespace) -> int:
     if result.report:
         print(f"divergence: {result.report['reason']} at step {result.report['first_step']} "
               f"(policy {result.report['policy']}); report in {out / 'status.json'}")
+        overflow = result.report["incidents"][0]["diagnostics"].get("overflow")
+        if overflow:
+            print(f"why: {overflow['explanation']}")
+    if result.status == "completed" and cfg.schedule.final_eval_episodes:
+        print(few_shot_summary(json.loads((out / "eval.json").read_text()), out / "eval.json"))
     return 0 if result.status in ("completed", "stopped") else 3
+
+
+def few_shot_summary(report: dict, path: Path) -> str:
+    """One line of the end-of-run report: each judge's held-out accuracy ± 95 % interval, and the seen-class gap."""
+    held = ", ".join(f"{judge} {v['mean']:.3f} ± {v['ci95']:.3f}" for judge, v in report["accuracy"].items())
+    line = (f"few-shot on held-out classes ({report['n_way']}-way {report['k_shot']}-shot, {report['episodes']} "
+            f"episodes): {held}")
+    if report.get("seen_classes"):
+        line += f"; seen classes: prototype {report['seen_classes']['prototype']['mean']:.3f}"
+    line += f" (all of it in {path})"
+    if report["features"]["collapsed"]:
+        line += f"\nwarning: held-out features collapsed: {report['features']['collapse_reason']}"
+    return line
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ def test_train_writes_metrics_images_checkpoints_and_status(tmp_path):
     assert list((tmp_path / "checkpoints").glob("step_*.pt"))
     assert json.loads((tmp_path / "config.json").read_text())["schedule"]["episodes"] == 6
     assert json.loads((tmp_path / "eval.json").read_text())["episodes"] == 40  # the tiny preset's final report
+    assert "few-shot on held-out classes (5-way 4-shot, 40 episodes): prototype" in out.stdout
 
 
 def test_bad_input_gets_a_message_naming_it_not_a_traceback(tmp_path):
