@@ -14,8 +14,9 @@ from sqlalchemy import Connection, delete, func, select
 from lab_notes.records import Attempt
 from lab_notes.db import Database
 from lab_notes.runs import LeaseLost, lease_lost
-from lab_notes.schema import EvaluationRow, ImageRow, MetricRollupRow, MetricRow
+from lab_notes.schema import ImageRow, MetricRollupRow, MetricRow, SnapshotRow
 from lab_notes.series import BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, merge, overview, summarise, to_sql
+from lab_notes.snapshots import KEPT_ON_RESUME
 
 Point = tuple[int, str, int, "float | None", float, "int | None"]  # run, key, step, value, wall time, attempt
 
@@ -128,7 +129,7 @@ class MetricsStore(Database):
             f"({', '.join([mark] * (3 + len(ROLLUP_COLUMNS)))})", rows)
 
     def discard_after(self, run_id: int, step: int) -> None:
-        """Drop metrics, images and evaluations logged after `step` (a resumed run logs those steps again)."""
+        """Drop metrics, images and snapshots (not provenance) logged after `step` (a resumed run logs those steps again)."""
         self.flush()
         with self._writer.begin() as connection:
             self._discard_after(connection, run_id, step)
@@ -137,7 +138,8 @@ class MetricsStore(Database):
         first_bucket = step // BUCKET_STEPS
         connection.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > step))
         connection.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.step > step))
-        connection.execute(delete(EvaluationRow).where(EvaluationRow.run_id == run_id, EvaluationRow.step > step))
+        connection.execute(delete(SnapshotRow).where(SnapshotRow.run_id == run_id, SnapshotRow.step > step,
+                                                     SnapshotRow.kind.not_in(KEPT_ON_RESUME)))
         connection.execute(delete(MetricRollupRow).where(MetricRollupRow.run_id == run_id,
                                                          MetricRollupRow.bucket >= first_bucket))
         kept = connection.execute(select(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.value)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from lab_notes.db import Database, NotFound, as_utc, get_row, now
 from lab_notes.records import FINAL_STATUSES, RESUMABLE_STATUSES, Attempt, Run, Worker
-from lab_notes.schema import (CheckpointRow, EvaluationRow, ImageRow, MetricRollupRow, MetricRow, RunRow,
+from lab_notes.schema import (CheckpointRow, ImageRow, MetricRollupRow, MetricRow, RunRow, SnapshotRow,
                               WorkerRow)
 
 LOG_TAIL_CHARS = 20_000
@@ -187,7 +187,7 @@ class RunsStore(Database):
             if not self._move(session, run_id, "deleted", stop_requested=False, log_tail="",
                               ended_at=func.coalesce(RunRow.ended_at, self._clock())):
                 raise self._refusal(session, run_id, "deleted")
-            for table in (MetricRow, MetricRollupRow, ImageRow, EvaluationRow, CheckpointRow):
+            for table in (MetricRow, MetricRollupRow, ImageRow, SnapshotRow, CheckpointRow):
                 session.execute(delete(table).where(table.run_id == run_id))
 
     def _move(self, session: Session, run_id: int, to: str, *, sources: Sequence[str] | None = None,

@@ -99,15 +99,17 @@ class ImageRow(Base):
     png: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class EvaluationRow(Base):
-    """One evaluation of a run: the held-out feature map of a periodic one, or the end-of-run few-shot report
-    (eval.json) when `final`."""
+class SnapshotRow(Base):
+    """A JSON document a run records at a step, by kind: "features" (a held-out feature map), "few_shot" (the
+    end-of-run report, eval.json), "histograms" (weights and gradients), "provenance" (key: the attempt)."""
 
-    __tablename__ = "evaluations"
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_run_kind", "run_id", "kind"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
     step: Mapped[int] = mapped_column(Integer)
-    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    key: Mapped[str] = mapped_column(String(200), default="")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 

@@ -18,6 +18,8 @@ from lab_notes.store import Notebook
 STOP_POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
 OUTAGE_PATIENCE_SECONDS = 300.0
+# training-loop events stored as snapshots, by the kind they are stored under
+SNAPSHOT_EVENTS = {"features": "features", "evaluation": "few_shot", "histograms": "histograms"}
 T = TypeVar("T")
 
 
@@ -87,9 +89,9 @@ class NotebookSink:
         elif kind == "checkpoint":
             patiently(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], payload["path"],
                                                            attempt=self.attempt))
-        elif kind in ("features", "evaluation"):
-            patiently(lambda: self.notebook.log_evaluation(self.run_id, payload["step"], payload,
-                                                           final=kind == "evaluation", attempt=self.attempt))
+        elif kind in SNAPSHOT_EVENTS:
+            patiently(lambda: self.notebook.log_snapshot(self.run_id, SNAPSHOT_EVENTS[kind], payload["step"],
+                                                         payload, attempt=self.attempt))
         elif kind == "divergence":
             patiently(lambda: self.notebook.add_divergence_incident(self.attempt, payload))
         elif kind == "status":

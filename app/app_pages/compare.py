@@ -41,7 +41,7 @@ else:
     st.info("These runs have identical configs.")
 
 st.subheader("Few-shot accuracy on held-out classes (mean ± 95 % interval)")
-reports = book.final_evaluations([r.id for r in runs])
+reports = book.latest_snapshots([r.id for r in runs], "few_shot")
 if reports:
     accuracies = {labels[i]: reports[i]["accuracy"] for i in labels if i in reports}
     st.plotly_chart(few_shot_figure(accuracies, title="held-out classes"), key="compare:few-shot")

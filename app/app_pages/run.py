@@ -131,7 +131,7 @@ with charts_tab:
     st.fragment(draw_charts, run_every=1.0 if live else None)()
 
 with eval_tab:
-    final = book.final_evaluation(run.id)
+    final = book.latest_snapshots([run.id], "few_shot").get(run.id)
     if final is None:
         st.info("The few-shot report (held-out classes, mean ± 95 % interval for each judge) is written when the "
                 "run completes; the charts show the smaller evaluation made every few steps.")
@@ -152,11 +152,11 @@ with eval_tab:
         if final.get("discriminator") == "co-trained head":
             st.caption("The discriminator was trained jointly with the encoder: its accuracy is part of the "
                        "training objective, not a probe of frozen features (`model.discriminator.detach`).")
-    steps = book.feature_map_steps(run.id)
+    steps = book.snapshot_steps(run.id, "features")
     if steps:
         st.subheader("Held-out features")
         step = steps[0] if len(steps) == 1 else st.select_slider("Evaluation step", options=steps, value=steps[-1])
-        features = book.feature_map(run.id, step)
+        features = book.snapshot(run.id, "features", step)
         if features.get("collapsed"):
             st.warning(f"⚠️ Collapsed at step {step}: {features['collapse_reason']}.")
         st.plotly_chart(feature_figure(features), key="features")

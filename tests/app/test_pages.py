@@ -276,7 +276,7 @@ def trained_run(book: Notebook, name: str, *extra: str) -> int:
 
 def test_the_run_page_draws_the_few_shot_report_and_the_held_out_features(book):
     run_id = trained_run(book, "two-d")
-    assert book.feature_map_steps(run_id) == [3, 6]
+    assert book.snapshot_steps(run_id, "features") == [3, 6]
     app = page("run", run=str(run_id))
     figures = [c.proto.spec for c in app.get("plotly_chart")]
     few_shot = next(f for f in figures if "6-way" in f or "3-way" in f)

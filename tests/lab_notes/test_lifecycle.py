@@ -199,24 +199,26 @@ def _checkpoint_then_lose_the_run(notebook: Notebook) -> None:
     assert notebook.metric_history(run_id, "loss")[0].tolist() == [1, 2, 3, 4, 5]
 
 
-def test_evaluations_are_fenced_discarded_on_resume_and_deleted_with_the_run(notebook):
+def test_snapshots_are_fenced_discarded_on_resume_but_provenance_and_deleted_with_the_run(notebook):
     run_id, attempt = running(notebook)
+    notebook.log_snapshot(run_id, "provenance", 0, {"git": {"commit": "abc"}}, key="1", attempt=attempt)
     for step in (4, 8):
-        notebook.log_evaluation(run_id, step, {"step": step, "points": [[0.1, -0.2]], "labels": [0]},
-                                attempt=attempt)
-    notebook.log_evaluation(run_id, 8, {"step": 8, "accuracy": {"prototype": {"mean": 0.5, "ci95": 0.1}}},
-                            final=True, attempt=attempt)
-    assert notebook.feature_map_steps(run_id) == [4, 8]
-    assert notebook.feature_map(run_id, 4)["points"] == [[0.1, -0.2]]
-    assert notebook.final_evaluation(run_id)["accuracy"]["prototype"]["mean"] == 0.5
+        notebook.log_snapshot(run_id, "features", step, {"step": step, "points": [[0.1, -0.2]], "labels": [0]},
+                              attempt=attempt)
+    notebook.log_snapshot(run_id, "few_shot", 8, {"step": 8, "accuracy": {"prototype": {"mean": 0.5}}},
+                          attempt=attempt)
+    assert notebook.snapshot_steps(run_id, "features") == [4, 8]
+    assert notebook.snapshot(run_id, "features", 4)["points"] == [[0.1, -0.2]]
+    assert notebook.latest_snapshots([run_id], "few_shot")[run_id]["accuracy"]["prototype"]["mean"] == 0.5
     notebook.add_checkpoint(run_id, 4, "/4.pt", attempt=attempt)
     notebook.finish_attempt(attempt, "failed", reason="killed")
     with pytest.raises(LeaseLost):  # an attempt that no longer owns the run writes nothing
-        notebook.log_evaluation(run_id, 9, {"step": 9}, attempt=attempt)
-    notebook.resume(run_id, 4)
-    assert notebook.feature_map_steps(run_id) == [4] and notebook.final_evaluation(run_id) is None
+        notebook.log_snapshot(run_id, "features", 9, {"step": 9}, attempt=attempt)
+    notebook.resume(run_id, 0)  # back to the start: every later snapshot goes, what each attempt ran with stays
+    assert notebook.snapshot_steps(run_id, "features") == [] and notebook.latest_snapshots([run_id], "few_shot") == {}
+    assert notebook.snapshots(run_id, "provenance") == [(0, "1", {"git": {"commit": "abc"}})]
     other = notebook.create_run({}, name="other")
-    notebook.log_evaluation(other, 2, {"step": 2}, final=True)
+    notebook.log_snapshot(other, "few_shot", 2, {"step": 2})
     notebook.delete_run(run_id)
-    assert notebook.feature_map_steps(run_id) == [] and notebook.final_evaluations([run_id, other]) == {
-        other: {"step": 2}}
+    assert notebook.snapshots(run_id, "provenance") == []
+    assert notebook.latest_snapshots([run_id, other], "few_shot") == {other: {"step": 2}}
