@@ -15,11 +15,15 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 GROUPS = (("Losses", ("loss/", "eval/loss/")), ("Accuracy", ("acc/", "eval/acc/", "seen/acc/")),
           ("95 % interval of held-out accuracy", ("eval/ci95/",)),
           ("Held-out feature space (Wang & Isola)", ("eval/alignment", "eval/uniformity")),
-          ("Gradient norm", ("grad_norm",)), ("Learning rate", ("lr",)), ("Throughput", ("images_per_s",)))
+          ("Gradient norm", ("grad_norm",)), ("Feature norm (before normalisation)", ("feature_norm",)),
+          ("Weight norm by layer", ("weights/",)), ("Gradient norm by layer", ("grads/",)),
+          ("Learning rate", ("lr",)), ("Throughput", ("images_per_s",)),
+          ("System: use (%)", ("sys/util_percent/",)), ("System: memory (GB)", ("sys/memory_gb/",)),
+          ("System: GPU power (W)", ("sys/power_w/",)))
 
 
 def metric_groups(keys: list[str]) -> dict[str, list[str]]:
-    """One chart per group: losses, accuracy, gradient norm, lr, throughput; anything else on its own."""
+    """One chart per group of GROUPS (losses, accuracy, norms, lr, throughput, system); anything else alone."""
     groups: dict[str, list[str]] = {}
     for key in sorted(keys):
         title = next((t for t, prefixes in GROUPS if key.startswith(prefixes)), key)

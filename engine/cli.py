@@ -9,6 +9,7 @@ from pathlib import Path
 
 from data import DatasetError
 from engine.config import PRESET_INFO, ConfigError, lint, preset, with_overrides
+from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Notebook, NotFound
 from lab_notes.store import default_url
 
@@ -31,6 +32,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"lint: {warning}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    (out / "provenance.json").write_text(json.dumps(keep_diff(collect_provenance(), out / "provenance.diff"),
+                                                    indent=1))
     (out / "STOP").unlink(missing_ok=True)
     files = JsonlSink(out)
     progress = ProgressSink(files, cfg.schedule.episodes)

@@ -155,6 +155,8 @@ class ScheduleConfig(Section):
         "Held-out episodes in the end-of-run few-shot report (600 as ProtoNets reports; 0 = none)"))
     image_every: int = Field(50, ge=1, le=1_000_000, description="Log a reconstruction figure every this many")
     checkpoint_every: int = Field(100, ge=1, le=1_000_000, description="Save a checkpoint every this many")
+    histogram_every: int = Field(100, ge=0, le=1_000_000, description=(
+        "Log per-layer weight and gradient norms and histograms every this many episodes (0 = never)"))
 
 
 class GuardConfig(Section):
@@ -167,6 +169,8 @@ class RuntimeConfig(Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = CUDA, then MPS, then CPU")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast on CUDA, else fp32")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for weights, episodes and masks")
+    system_metrics_seconds: float = Field(5.0, ge=0.0, le=3600.0, description=(
+        "Sample CPU, memory and GPU use every this many seconds while training (0 = never)"))
 
 
 class RunConfig(Section):

@@ -20,6 +20,7 @@ from engine.evaluation import Evaluator, summarise
 from engine.figures import reconstruction_png
 from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
+from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
 from engine.sinks import Sink
 
 FIGURE_ROWS = 4
@@ -128,6 +129,8 @@ def step_scalars(out: StepOutput, prefix: str = "") -> dict[str, torch.Tensor]:
     scalars = {f"{prefix}loss/total": out.total.detach()}
     scalars.update({f"{prefix}loss/{k}": v.detach() for k, v in out.terms.items()})
     scalars.update({f"{prefix}acc/{k}": v.detach() for k, v in out.accuracy.items()})
+    if out.features is not None:  # the journal's NaN was preceded by growing features: chart their size
+        scalars[f"{prefix}feature_norm"] = out.features.detach().float().norm(dim=1).mean()
     return scalars
 
 
@@ -205,6 +208,13 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
     `eval.json` (with None, nothing is written to disk; the last checkpoint is kept in memory).
     The final status is sent as a `status` event and returned.
     """
+    if not cfg.runtime.system_metrics_seconds:
+        return _train(cfg, sink, resume_from, run_dir)
+    with SystemSampler(cfg.runtime.system_metrics_seconds) as sampler:
+        return _train(cfg, MonitoredSink(sink, sampler), resume_from, run_dir)
+
+
+def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: str | Path | None) -> TrainResult:
     device = pick_device(cfg.runtime.device)
     torch.manual_seed(cfg.runtime.seed)
     source = load_episodes(cfg, device)
@@ -269,6 +279,10 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
         scalars = step_scalars(out)
         scalars["grad_norm"] = grad_norm
         metrics = to_floats(scalars)  # one device-to-host transfer per step
+        if schedule.histogram_every and step % schedule.histogram_every == 0:  # weights before this step's update
+            norms, histograms = weights_and_gradients(model)
+            metrics.update(norms)
+            sink.log_event("histograms", {"step": step, "groups": histograms})
         loss_terms = {k.removeprefix("loss/"): v for k, v in metrics.items() if k.startswith("loss/")}
         stage, reason = "loss", guard.check_loss(loss_terms, metrics["loss/total"])
         if reason is None:

@@ -29,6 +29,7 @@ from typing import IO
 from sqlalchemy.exc import OperationalError
 
 from engine.config import ConfigError, data_root, validate_config
+from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.sink import HEARTBEAT_SECONDS, patiently
 
@@ -318,6 +319,9 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         drop_checkpoints_after(checkpoint_dir, saved[-1].step if saved else 0)
         if saved:
             say(f"run {run_id}: resuming from step {saved[-1].step}")
+        diff_file = Path(runs_dir) / str(run_id) / "provenance" / f"attempt-{attempt.number}.diff"
+        sink.log_event("provenance", {"step": saved[-1].step if saved else 0, "attempt": attempt.number,
+                                      **keep_diff(collect_provenance(), diff_file)})
         result = train(cfg, sink, resume_from=resume_from, run_dir=checkpoint_dir.parent)
         say(f"run {run_id}: {result.status} at step {result.step}")
         return 0

@@ -89,6 +89,9 @@ class NotebookSink:
         elif kind == "checkpoint":
             patiently(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], payload["path"],
                                                            attempt=self.attempt))
+        elif kind == "provenance":  # one per attempt, kept whichever step the run is later resumed from
+            patiently(lambda: self.notebook.log_snapshot(self.run_id, "provenance", payload["step"], payload,
+                                                         key=str(self.attempt.number), attempt=self.attempt))
         elif kind in SNAPSHOT_EVENTS:
             patiently(lambda: self.notebook.log_snapshot(self.run_id, SNAPSHOT_EVENTS[kind], payload["step"],
                                                          payload, attempt=self.attempt))

@@ -1,0 +1,156 @@
+"""What a run's machine and weights are doing while it trains: system metrics sampled in the background, and
+per-layer weight and gradient norms and histograms every few steps.
+
+The sampler thread never writes: the training loop's sink picks its latest sample up with the next step's metrics,
+so sinks stay single-threaded and a slow database never stalls the sampler (or the reverse).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+
+from engine.sinks import Sink
+
+HISTOGRAM_BINS = 48
+
+
+class SystemSampler:
+    """Every `interval` seconds: CPU % (machine and this process), memory used (machine) and this process's
+    resident memory, and for each NVIDIA GPU its utilisation, memory used and power draw (NVML; none without an
+    NVIDIA driver, silently)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.process = psutil.Process(os.getpid())
+        self._latest: dict[str, float] | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._gpus = _nvml_handles()
+        psutil.cpu_percent(None)
+        self.process.cpu_percent(None)  # both measure from this call on
+        self._thread = threading.Thread(target=self._run, name="system-metrics", daemon=True)
+
+    def __enter__(self) -> "SystemSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                sample = self.sample()
+            except (psutil.Error, OSError):
+                continue  # a sample missed is a gap in a chart, never a failed run
+            with self._lock:
+                self._latest = sample
+
+    def sample(self) -> dict[str, float]:
+        memory = psutil.virtual_memory()
+        # keys grouped by unit (sys/<unit>/<what>), so each unit gets one chart
+        values = {"sys/util_percent/cpu": psutil.cpu_percent(None),
+                  "sys/util_percent/run_process_cpu": self.process.cpu_percent(None),
+                  "sys/memory_gb/used": (memory.total - memory.available) / 2**30,
+                  "sys/memory_gb/run_process_rss": self.process.memory_info().rss / 2**30}
+        for index, handle in self._gpus:
+            values.update(_gpu_sample(index, handle))
+        return values
+
+    def take(self) -> dict[str, float] | None:
+        """The newest sample not yet taken, or None."""
+        with self._lock:
+            latest, self._latest = self._latest, None
+        return latest
+
+
+def _nvml_handles() -> list[tuple[int, Any]]:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return [(i, pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(pynvml.nvmlDeviceGetCount())]
+    except Exception:  # noqa: BLE001 - no NVIDIA driver or library: no GPU metrics, not an error
+        return []
+
+
+def _gpu_sample(index: int, handle: Any) -> dict[str, float]:
+    import pynvml
+
+    try:
+        utilisation = pynvml.nvmlDeviceGetUtilizationRates(handle)
+        memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        power = pynvml.nvmlDeviceGetPowerUsage(handle) / 1000
+    except pynvml.NVMLError:
+        return {}
+    return {f"sys/util_percent/gpu{index}": float(utilisation.gpu),
+            f"sys/memory_gb/gpu{index}_used": memory.used / 2**30, f"sys/power_w/gpu{index}": power}
+
+
+class MonitoredSink:
+    """A sink that adds the sampler's newest system metrics to the next metrics the loop logs."""
+
+    def __init__(self, inner: Sink, sampler: SystemSampler) -> None:
+        self.inner, self.sampler = inner, sampler
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        sample = self.sampler.take()
+        self.inner.log_metrics(step, {**values, **sample} if sample else values)
+
+    def log_image(self, key: str, step: int, png: bytes) -> None:
+        self.inner.log_image(key, step, png)
+
+    def log_event(self, kind: str, payload: dict[str, Any]) -> None:
+        self.inner.log_event(kind, payload)
+
+    def should_stop(self) -> bool:
+        return self.inner.should_stop()
+
+
+# --- weights and gradients ---------------------------------------------------------------------------------------
+
+
+def layer_group(name: str) -> str:
+    """A parameter's group: its module path down to a numbered block (`encoder.blocks.0`), else two levels."""
+    parts = name.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+@torch.no_grad()
+def weights_and_gradients(model: torch.nn.Module) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per layer group: the L2 norm of its weights and of their gradients (metrics `weights/…`, `grads/…`), and
+    a histogram of each (counts over HISTOGRAM_BINS equal bins between the group's min and max)."""
+    grouped: dict[str, list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            grouped.setdefault(layer_group(name), []).append(p)
+    metrics: dict[str, float] = {}
+    histograms: dict[str, Any] = {}
+    for group, params in grouped.items():
+        weights = torch.cat([p.detach().float().flatten() for p in params]).cpu().numpy()
+        grads = [p.grad.detach().float().flatten() for p in params if p.grad is not None]
+        metrics[f"weights/{group}"] = float(np.linalg.norm(weights))
+        histograms[group] = {"weights": _histogram(weights)}
+        if grads:
+            flat = torch.cat(grads).cpu().numpy()
+            metrics[f"grads/{group}"] = float(np.linalg.norm(flat))
+            histograms[group]["grads"] = _histogram(flat)
+    return metrics, histograms
+
+
+def _histogram(values: np.ndarray) -> dict[str, Any]:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return {"edges": [], "counts": [], "nonfinite": int(len(values))}
+    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS)
+    return {"edges": [float(e) for e in edges], "counts": counts.tolist(), "nonfinite": int(len(values) - len(finite))}

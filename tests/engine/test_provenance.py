@@ -1,0 +1,101 @@
+"""Every result traceable: the code, packages and machine a run ran with; system metrics while it runs; weight and
+gradient norms and histograms every K steps."""
+
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.config import PRESETS
+from engine.monitoring import layer_group
+from engine.provenance import code_differs, git_state, package_versions
+from engine.train import train
+from tests.engine.test_presets import Recorder
+from tests.helpers import tiny
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_a_run_trained_in_a_git_checkout_records_its_commit_dirty_flag_and_diff(tmp_path):
+    repo = tmp_path / "checkout"
+    for room in ("engine", "data", "lab_notes"):
+        shutil.copytree(ROOT / room, repo / room, ignore=shutil.ignore_patterns("__pycache__"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "the code")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    with open(repo / "engine" / "losses.py", "a") as edited:
+        edited.write("\n# an uncommitted experiment\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-m", "engine", "train", "--preset", "tiny", "--set", "schedule.episodes=2",
+                           "--set", "schedule.final_eval_episodes=0", "--out", str(tmp_path / "out")],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert recorded["git"]["commit"] == commit and recorded["git"]["branch"] == "main"
+    assert recorded["git"]["dirty"] and recorded["git"]["changed"] == ["engine/losses.py"]
+    diff = (tmp_path / "out" / "provenance.diff").read_text()
+    assert "+# an uncommitted experiment" in diff and recorded["git"]["diff_head"] == diff
+    assert recorded["command"][1:3] == ["train", "--preset"] and recorded["cwd"] == str(repo)
+    assert recorded["hardware"]["cpu_cores_logical"] == os.cpu_count()
+    # today's code differs from the run's once the commit moves on
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "the experiment, committed")
+    assert "ran commit" in code_differs(recorded["git"], git_state(repo))
+
+
+def test_a_folder_outside_git_says_so_instead_of_failing(tmp_path):
+    state = git_state(tmp_path)
+    assert "error" in state and code_differs(state, git_state(ROOT)) is None
+
+
+def test_package_versions_are_the_installed_ones():
+    for name, version in package_versions().items():
+        assert version == importlib.metadata.version(name)
+
+
+def test_system_metrics_appear_while_a_run_trains():
+    class StopOnceSampled(Recorder):
+        def should_stop(self):
+            sampled = any(k.startswith("sys/") for row in self.metrics.values() for k in row)
+            return sampled or time.monotonic() > deadline
+
+    deadline = time.monotonic() + 120
+    sink = StopOnceSampled()
+    cfg = tiny(PRESETS["tiny"], "schedule.episodes=1000000", "runtime.system_metrics_seconds=0.2")
+    assert train(cfg, sink).status == "stopped"
+    sampled = [row for row in sink.metrics.values() if "sys/util_percent/cpu" in row]
+    assert sampled, "no system sample within 120 s"
+    sample = sampled[0]
+    assert 0 <= sample["sys/util_percent/cpu"] <= 100
+    assert 0 < sample["sys/memory_gb/run_process_rss"] < sample["sys/memory_gb/used"]
+    assert not any(k.startswith("sys/power_w/") for k in sample)  # no NVIDIA GPU here: nothing, and no error
+
+
+def test_norms_and_histograms_every_k_steps():
+    sink = Recorder()
+    train(tiny(PRESETS["tiny"], "schedule.episodes=7", "schedule.histogram_every=3",
+               "runtime.system_metrics_seconds=0"), sink)
+    with_norms = sorted(s for s, row in sink.metrics.items() if any(k.startswith("weights/") for k in row))
+    assert with_norms == [3, 6]
+    row = sink.metrics[3]
+    assert {"weights/encoder.blocks.0", "grads/encoder.blocks.0", "weights/discriminator.score.0"} <= set(row)
+    histograms = [payload for kind, payload in sink.events if kind == "histograms"]
+    assert [h["step"] for h in histograms] == [3, 6]
+    block = histograms[0]["groups"]["encoder.blocks.0"]
+    assert sum(block["weights"]["counts"]) > 1000 and len(block["weights"]["edges"]) == 49
+    assert block["grads"]["nonfinite"] == 0
+
+
+def test_layer_groups_stop_at_a_numbered_block():
+    assert layer_group("encoder.blocks.3.attn.qkv.weight") == "encoder.blocks.3"
+    assert layer_group("decoders.modules_list.0.pred.bias") == "decoders.modules_list.0"
+    assert layer_group("encoder.patch_embed.proj.weight") == "encoder.patch_embed"
+    assert layer_group("head.project.weight") == "head.project"
