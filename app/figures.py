@@ -158,6 +158,37 @@ def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def provenance_fields(provenance: Mapping) -> dict[str, object]:
+    """What of an attempt's provenance can change a result, flat (`git.commit`, `packages.torch`, …), for the
+    same differs-only table as the config."""
+    git = provenance.get("git", {})
+    hardware = provenance.get("hardware", {})
+    return flatten({
+        "git": {"commit": git.get("commit", git.get("error")), "branch": git.get("branch"), "dirty": git.get("dirty")},
+        "packages": provenance.get("packages", {}), "python": provenance.get("python"),
+        "cuda": provenance.get("cuda"), "cudnn": provenance.get("cudnn"), "host": provenance.get("host"),
+        "hardware": {"cpu": hardware.get("cpu"), "gpus": ", ".join(g["name"] for g in hardware.get("gpus", []))
+                     or "none"},
+    })
+
+
+def histogram_figure(groups: Mapping[str, Mapping], which: str, *, title: str, height: int = 360) -> go.Figure:
+    """One line per layer group: the histogram of its weights or gradients (`which`), counts on a log axis."""
+    figure = go.Figure()
+    for i, (group, kinds) in enumerate(groups.items()):
+        histogram = kinds.get(which)
+        if not histogram or not histogram["counts"]:
+            continue
+        edges = np.asarray(histogram["edges"])
+        centres = (edges[:-1] + edges[1:]) / 2
+        figure.add_trace(go.Scatter(x=centres, y=histogram["counts"], mode="lines", name=group,
+                                    line={"color": PALETTE[i % len(PALETTE)], "shape": "hvh"}))
+    figure.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 40, "b": 40},
+                         xaxis_title="value", yaxis={"type": "log", "title": "count"},
+                         legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
 def config_diff(configs: Mapping[str, Mapping]) -> dict[str, dict[str, object]]:
     """Only the fields whose values differ between the configs: path -> {label: value}."""
     flat = {label: flatten(cfg) for label, cfg in configs.items()}

@@ -45,10 +45,14 @@ def bounds_text(info: FieldInfo) -> str:
     return ", ".join(words)
 
 
+MISSING = object()
+
+
 def _get(values: dict[str, Any], path: str) -> Any:
+    """The value at `path`, or MISSING when a stored config predates the field."""
     node: Any = values
     for key in path.split("."):
-        node = node.get(key) if isinstance(node, dict) else None
+        node = node.get(key, MISSING) if isinstance(node, dict) else MISSING
     return node
 
 
@@ -121,7 +125,10 @@ def config_form(values: dict[str, Any], *, key_prefix: str) -> tuple[dict[str, A
                     group = ".".join(spec.path.split(".")[1:-1])
                     if group:
                         st.caption(group)
-                    _set(edited, spec.path, _widget(spec, _get(values, spec.path), f"{key_prefix}:{spec.path}"))
+                    current = _get(values, spec.path)
+                    if current is MISSING:  # a run cloned from before this field existed: start at its default
+                        current = spec.info.get_default(call_default_factory=True)
+                    _set(edited, spec.path, _widget(spec, current, f"{key_prefix}:{spec.path}"))
                     slots[spec.path] = st.empty()
     try:
         cfg = validate_config(edited)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,14 +257,22 @@ def class_sizes(name: str, *, path: str | None = None, num_classes: int = 10, sa
         root = Path(path or "")
         if not root.is_dir():
             raise DatasetError(f"data.path: {path} is not a folder")
-        sizes = [sum(1 for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-                 for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-        sizes = [n for n in sizes if n]
+        classes = tuple((d, d.stat().st_mtime_ns) for d in sorted(root.iterdir())
+                        if d.is_dir() and not d.name.startswith("."))
+        sizes = [n for n in _counted_files(classes) if n]
         if len(sizes) < 2:
             raise DatasetError(f"data.path: '{root.name}' has {len(sizes)} class sub-folders with images; a dataset "
                                "needs at least two (one sub-folder per class)")
         return sizes
     raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+
+
+@functools.lru_cache(maxsize=64)
+def _counted_files(classes: tuple[tuple[Path, int], ...]) -> tuple[int, ...]:
+    """Image files per class folder; cached by each folder's modification time, because the form validates (and
+    so counts) on every change of any field."""
+    return tuple(sum(1 for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+                 for folder, _ in classes)
 
 
 DATASETS: dict[str, Callable[..., LabelledImages]] = {

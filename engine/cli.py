@@ -58,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
 def few_shot_summary(report: dict, path: Path) -> str:
     """One line of the end-of-run report: each judge's held-out accuracy ± 95 % interval, and the seen-class gap."""
     held = ", ".join(f"{judge} {v['mean']:.3f} ± {v['ci95']:.3f}" for judge, v in report["accuracy"].items())
-    line = (f"few-shot on held-out classes ({report['n_way']}-way {report['k_shot']}-shot, {report['episodes']} "
+    line = (f"few-shot on {report['judged_on']} ({report['n_way']}-way {report['k_shot']}-shot, {report['episodes']} "
             f"episodes): {held}")
     if report.get("seen_classes"):
         line += f"; seen classes: prototype {report['seen_classes']['prototype']['mean']:.3f}"

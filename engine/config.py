@@ -204,6 +204,9 @@ class RunConfig(Section):
         _check_split(data)
         if not (self.model.contrastive.enabled or self.model.discriminator.enabled or dec.count):
             raise ValueError("model.contrastive.enabled: nothing to train (no contrastive head, disc or decoder)")
+        if not (self.model.contrastive.enabled or dec.count) and self.model.discriminator.detach:
+            raise ValueError("model.discriminator.detach: a detached discriminator is a probe and trains no encoder; "
+                             "with no contrastive head or decoder nothing would train it")
         return self
 
     @property

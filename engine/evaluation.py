@@ -179,6 +179,10 @@ def feature_sample(labels: np.ndarray, pool: np.ndarray, classes: np.ndarray, se
     return np.sort(np.concatenate(chosen))
 
 
+def judged_on(split: Split) -> str:
+    return "held-out classes" if split.held_out_classes else "held-out images of the training classes"
+
+
 # --- the whole evaluation of one model -----------------------------------------------------------------------
 
 
@@ -242,6 +246,9 @@ class Evaluator:
             "n_way": cfg.data.n_way, "k_shot": cfg.data.k_shot, "q_queries": cfg.data.q_queries,
             "knn_neighbours": KNN_NEIGHBOURS,
             "discriminator": None if not disc.enabled else ("probe" if disc.detach else "co-trained head"),
+            "judged_on": judged_on(self.split),
+            "interval": "95 % over the episodes of this one split (data.seed); another split of the classes can "
+                        "differ by more than this interval",
             "images_seen_whole": True,
             "accuracy": summarise(held_out),
             "seen_classes": summarise(seen) if seen else None,

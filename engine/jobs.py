@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import Problem, RunConfig, lint
+from engine.provenance import code_differs, git_state
 from engine.worker import ensure_worker
 from lab_notes import Notebook, Worker
 from lab_notes.runs import Refused
@@ -49,6 +50,12 @@ def resume(book: Notebook, run_id: int) -> int:
     logged after that checkpoint is discarded (everything, when it has none). Returns the step it resumes from."""
     saved = [c for c in book.checkpoints(run_id) if Path(c.path).exists()]
     from_step = saved[-1].step if saved else 0
+    if from_step and "holdout_images" not in book.get_run(run_id).config.get("data", {}):
+        # Its stored config predates held-out splits: the same values now train on fewer images and judge on
+        # others, so continuing its checkpoint would change the experiment halfway through.
+        raise Refused(f"run {run_id} was made before held-out splits (its config has no data.holdout_images): "
+                      "continuing it would change its data halfway; clone it to run it again under today's "
+                      "evaluation")
     book.resume(run_id, from_step)
     return from_step
 
@@ -83,4 +90,13 @@ def _remove_tree(folder: Path, attempts: int = 5) -> None:
             time.sleep(0.2)
 
 
-__all__ = ["Refused", "Submitted", "delete", "live_workers", "resume", "stop", "submit"]
+__all__ = ["Refused", "Submitted", "code_changed_since", "delete", "live_workers", "resume", "stop", "submit"]
+
+
+def code_changed_since(book: Notebook, run_id: int) -> str | None:
+    """Why the code here is not what run `run_id` last ran with (its latest attempt's commit and dirty flag), in
+    words; None when it is the same clean commit, or when either side has no git state to compare."""
+    attempts = book.snapshots(run_id, "provenance")
+    if not attempts:
+        return None
+    return code_differs(attempts[-1][2].get("git", {}), git_state())

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from data import EpisodeSampler, load_dataset, split_dataset
+from data import EpisodeSampler, SplitError, load_dataset, split_dataset
 from engine.checkpoints import Checkpointer, capture_state, load_checkpoint, restore_rng, restore_weights
 from engine.config import OptimConfig, RunConfig, resolve_data_path
 from engine.evaluation import Evaluator, summarise
@@ -113,8 +113,15 @@ def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
     path = str(resolve_data_path(d.path)) if d.path else None
     dataset = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, path=path,
                            num_classes=d.num_classes, samples_per_class=d.samples_per_class, seed=d.seed)
-    split = split_dataset(dataset.labels, n_way=d.n_way, k_shot=d.k_shot, q_queries=d.q_queries,
-                          holdout_classes=d.holdout_classes, holdout_images=d.holdout_images, seed=d.seed)
+    try:
+        split = split_dataset(dataset.labels, n_way=d.n_way, k_shot=d.k_shot, q_queries=d.q_queries,
+                              holdout_classes=d.holdout_classes, holdout_images=d.holdout_images, seed=d.seed)
+    except SplitError as error:
+        if not dataset.skipped:
+            raise
+        # the submit-time check counted files; some turned out unreadable, which is the real cause
+        raise SplitError(f"{error} ({dataset.skipped} unreadable image files in data.path were skipped, e.g. "
+                         f"{dataset.skipped_files[0]})") from None
     sampler = EpisodeSampler(dataset.labels, split.train_classes, pool=split.train_images, n_way=d.n_way,
                              k_shot=d.k_shot, q_queries=d.q_queries, seed=cfg.runtime.seed)
     images = torch.from_numpy(dataset.images).to(device)
@@ -319,9 +326,9 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     if schedule.final_eval_episodes:
         with rng_untouched(device), autocast(device, cfg.runtime.precision):
             report = source.evaluator.report(model, step)
+        sink.log_event("evaluation", report)  # fenced first: an attempt that lost the run writes no file either
         if run_dir is not None:
             (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=1))
-        sink.log_event("evaluation", report)
     return finish("completed")
 
 

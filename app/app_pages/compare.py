@@ -4,7 +4,7 @@ few-shot accuracy on held-out classes with 95 % intervals, and final metrics sid
 import pandas as pd
 import streamlit as st
 
-from app.figures import config_diff, few_shot_figure, interval_table, metric_figure
+from app.figures import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
 from app.services import notebook
 from lab_notes import NotFound
 
@@ -40,6 +40,16 @@ if diff:
 else:
     st.info("These runs have identical configs.")
 
+st.subheader("Code, packages and machine: only what differs")
+provenances = {labels[i]: provenance_fields(attempts[-1][2]) for i in labels
+               if (attempts := book.snapshots(i, "provenance"))}
+code_diff = config_diff(provenances) if len(provenances) > 1 else {}
+if code_diff:
+    st.dataframe(pd.DataFrame(code_diff).T.astype(str), width="stretch")
+else:
+    st.info("Same code, packages and machine" if len(provenances) > 1 else
+            "Provenance is recorded when a run starts; fewer than two of these runs have it.")
+
 st.subheader("Few-shot accuracy on held-out classes (mean ± 95 % interval)")
 reports = book.latest_snapshots([r.id for r in runs], "few_shot")
 if reports:
@@ -47,7 +57,8 @@ if reports:
     st.plotly_chart(few_shot_figure(accuracies, title="held-out classes"), key="compare:few-shot")
     st.dataframe(pd.DataFrame(interval_table(accuracies)), width="stretch")
     st.caption(" · ".join(f"{labels[i]}: {reports[i]['n_way']}-way {reports[i]['k_shot']}-shot, "
-                          f"{reports[i]['episodes']} episodes" for i in labels if i in reports))
+                          f"{reports[i]['episodes']} episodes on "
+                          f"{reports[i].get('judged_on', 'held-out classes')}" for i in labels if i in reports))
     without = [labels[i] for i in labels if i not in reports]
     if without:
         st.caption(f"No few-shot report yet (written when a run completes): {', '.join(without)}")

@@ -22,6 +22,10 @@ if parent is not None:
     st.info(f"Cloning run {parent.id} — {parent.name}. The new run records it as its parent; the original is "
             "unchanged.")
     values, preset_name, source = parent.config, parent.preset, f"clone{parent.id}"
+    changed = jobs.code_changed_since(book, parent.id)
+    if changed:
+        st.warning(f"⚠️ Today's code is not the code run {parent.id} ran with: {changed}. The same config may not "
+                   "give the same result; its Provenance tab has the commit and the diff.")
     name_default = f"{parent.name} (edit)"
 else:
     names = list(PRESET_INFO)

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import streamlit as st
 
-from app.figures import (chart_png, feature_figure, few_shot_figure, interval_table, metric_figure,
-                         metric_groups)
+from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
+                         metric_figure, metric_groups)
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
 from app.widgets import show_image
@@ -50,6 +50,9 @@ if run.parent_id:
     facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
 if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
+attempts = book.snapshots(run.id, "provenance")
+if attempts and attempts[-1][2].get("git", {}).get("dirty"):
+    facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
 st.markdown(" · ".join(facts))
 if run.status_reason and run.status in ("failed", "stopped"):
     st.caption(run.status_reason)
@@ -80,8 +83,8 @@ if run.divergence_report:
 for warning in run.lint:
     st.warning(f"Lint · **{warning.get('path')}**: {warning.get('message')}")
 
-charts_tab, eval_tab, images_tab, config_tab, output_tab = st.tabs(
-    ["Charts", "Evaluation", "Reconstructions", "Config", "Output"])
+charts_tab, eval_tab, images_tab, weights_tab, provenance_tab, config_tab, output_tab = st.tabs(
+    ["Charts", "Evaluation", "Reconstructions", "Weights & gradients", "Provenance", "Config", "Output"])
 
 with charts_tab:
     controls = st.columns([2, 1, 3])
@@ -130,7 +133,8 @@ with charts_tab:
     live = run.status in LIVE_STATUSES
     st.fragment(draw_charts, run_every=1.0 if live else None)()
 
-with eval_tab:
+def draw_evaluation() -> None:
+    """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""
     final = book.latest_snapshots([run.id], "few_shot").get(run.id)
     if final is None:
         st.info("The few-shot report (held-out classes, mean ± 95 % interval for each judge) is written when the "
@@ -138,7 +142,7 @@ with eval_tab:
     else:
         split = final["split"]
         chance = 1 / final["n_way"]
-        results = {"held-out classes": final["accuracy"]}
+        results = {final.get("judged_on", "held-out classes"): final["accuracy"]}
         if final.get("seen_classes"):
             results["seen classes, held-out images"] = final["seen_classes"]
         figure = few_shot_figure(results, title=f"{final['n_way']}-way {final['k_shot']}-shot, "
@@ -146,9 +150,13 @@ with eval_tab:
         figure.add_hline(y=chance, line_dash="dot", annotation_text=f"chance 1/{final['n_way']}")
         st.plotly_chart(figure, key="few-shot")
         st.dataframe(interval_table(results), width="stretch")
-        st.caption(f"Held out: {', '.join(split['eval_classes'])} · trained on: {', '.join(split['train_classes'])}"
-                   f" · judged on unmasked images · k-NN with {final['knn_neighbours']} neighbours · linear probe: "
-                   "logistic regression fitted on each episode's support.")
+        held = (f"Held out: {', '.join(split['eval_classes'])} · trained on: {', '.join(split['train_classes'])}"
+                if split.get("held_out_classes", True) else
+                f"No class held out (data.holdout_classes = 0): judged on held-out images of all "
+                f"{len(split['train_classes'])} classes")
+        st.caption(f"{held} · judged on unmasked images · k-NN with {final['knn_neighbours']} neighbours · linear "
+                   "probe: logistic regression fitted on each episode's support · the intervals cover this one "
+                   "split's episodes (another `data.seed` can differ by more).")
         if final.get("discriminator") == "co-trained head":
             st.caption("The discriminator was trained jointly with the encoder: its accuracy is part of the "
                        "training objective, not a probe of frozen features (`model.discriminator.detach`).")
@@ -181,6 +189,55 @@ with images_tab:
                     make_figure=lambda caption, png=png, key=key, step=step: Figure(
                         f"run{run.id}-{key}-step{step}.png", png, caption,
                         {"kind": "image", "run_id": run.id, "key": key, "step": step}))
+
+
+with eval_tab:
+    st.fragment(draw_evaluation, run_every=5.0 if run.status in LIVE_STATUSES else None)()
+
+with weights_tab:
+    steps = book.snapshot_steps(run.id, "histograms")
+    if not steps:
+        st.info("No histograms yet: they are logged every `schedule.histogram_every` episodes (per-layer norms are "
+                "on the Charts tab).")
+    else:
+        step = steps[0] if len(steps) == 1 else st.select_slider("Histogram step", options=steps, value=steps[-1])
+        groups = book.snapshot(run.id, "histograms", step)["groups"]
+        left, right = st.columns(2)
+        left.plotly_chart(histogram_figure(groups, "weights", title=f"weights at step {step}"), key="hist:w")
+        right.plotly_chart(histogram_figure(groups, "grads", title=f"gradients at step {step}"), key="hist:g")
+
+with provenance_tab:
+    if not attempts:
+        st.info("No provenance: the run has not started yet (or ran before provenance was recorded).")
+    else:
+        labels = {i: f"attempt {key} (from step {step})" for i, (step, key, _) in enumerate(attempts)}
+        chosen = (len(attempts) - 1 if len(attempts) == 1 else
+                  st.selectbox("Attempt", list(labels), index=len(attempts) - 1, format_func=labels.get))
+        provenance = attempts[chosen][2]
+        git = provenance.get("git", {})
+        if "error" in git:
+            st.warning(f"No git state: {git['error']}")
+        else:
+            state = (f"⚠️ **dirty tree**: {len(git.get('changed', []))} file(s) changed" if git.get("dirty")
+                     else "clean tree")
+            st.markdown(f"**Code**: commit `{git.get('commit', '')[:12]}` on `{git.get('branch')}` · {state}")
+        hardware = provenance.get("hardware", {})
+        gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in hardware.get("gpus", [])) or "none"
+        st.dataframe({"value": {key: str(value) for key, value in {
+            "host": provenance.get("host"), "python": provenance.get("python"),
+            **{f"package {k}": v or "not installed" for k, v in provenance.get("packages", {}).items()},
+            "CUDA (torch build)": provenance.get("cuda") or "—", "cuDNN": provenance.get("cudnn") or "—",
+            "CPU": f"{hardware.get('cpu')} · {hardware.get('cpu_cores_logical')} logical cores",
+            "memory": f"{hardware.get('memory_gb')} GB", "GPUs": gpus,
+            "GPU driver": hardware.get("gpu_driver") or "—", "working folder": provenance.get("cwd")}.items()}},
+            width="stretch")
+        st.caption("Command line")
+        st.code(" ".join(provenance.get("command", [])), language="bash")
+        if git.get("diff_head"):
+            truncated = " (cut at 1 MB)" if git.get("diff_truncated") else ""
+            with st.expander(f"Uncommitted changes: {git.get('diff_bytes', 0):,} bytes{truncated} — full diff in "
+                             f"`{git.get('diff_file')}`"):
+                st.code(git["diff_head"], language="diff")
 
 with config_tab:
     st.code(json.dumps(run.config, indent=2), language="json")

@@ -35,7 +35,7 @@ for run in runs:
         "id": run.id, "name": run.name, "preset": run.preset or "", "status": run.status,
         "device": run.device or "", "step": max((s for s, _ in latest.values()), default=0),
         "loss": latest.get("loss/total", (0, None))[1],
-        "accuracy": latest.get("acc/disc", latest.get("acc/prototype", (0, None)))[1],
+        "accuracy": latest.get("acc/discriminator", latest.get("acc/disc", latest.get("acc/prototype", (0, None))))[1],
         "started": run.started_at.astimezone().strftime("%Y-%m-%d %H:%M") if run.started_at else "",
         "duration": duration(run), "reason": run.status_reason or "",
     })

@@ -111,7 +111,7 @@ class ExperimentModel(nn.Module):
         scores = self.discriminate(seen[~is_query], labels[~is_query], seen[is_query])
         out.terms["disc"] = discriminator_loss(scores, labels[is_query])
         out.total = out.total + self.cfg.loss.discriminator_weight * out.terms["disc"]
-        out.accuracy["disc"] = accuracy(scores.detach(), labels[is_query])
+        out.accuracy["discriminator"] = accuracy(scores.detach(), labels[is_query])
 
     def _reconstruct(self, out: StepOutput, tokens: torch.Tensor, ids_restore: torch.Tensor,
                      images: torch.Tensor) -> None:

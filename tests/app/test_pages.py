@@ -298,4 +298,46 @@ def test_compare_shows_few_shot_accuracy_side_by_side(book):
     app = page("compare", runs=f"{first},{second}")
     few_shot = next(c.proto.spec for c in app.get("plotly_chart") if "held-out classes" in c.proto.spec)
     assert few_shot.count('"type":"bar"') == 2 and '"error_y"' in few_shot
-    assert any("3-way 2-shot, 20 episodes" in c.value for c in app.caption)
+    assert any("3-way 2-shot, 20 episodes on held-out classes" in c.value for c in app.caption)
+
+
+def test_provenance_tab_dirty_badge_code_differences_and_the_clone_warning(book):
+    from engine.provenance import collect_provenance, git_state
+
+    now = collect_provenance(["python", "-m", "engine", "run-child", "1"])
+    first, second = seeded_run(book, name="old code"), seeded_run(book, name="today")
+    old = {**now, "git": {"commit": "0" * 40, "branch": "main", "dirty": True, "changed": ["engine/losses.py"],
+                          "diff_head": "+# an experiment\n", "diff_bytes": 17, "diff_file": "/runs/1/a.diff"}}
+    book.log_snapshot(first, "provenance", 0, old, key="1")
+    book.log_snapshot(second, "provenance", 0, {**now, "git": {**git_state(), "dirty": False}}, key="1")
+    app = page("run", run=str(first))
+    assert any("dirty tree" in m.value for m in app.markdown)
+    assert any("0000000000" in m.value and "dirty tree" in m.value for m in app.markdown)
+    table = app.dataframe[-1].value
+    assert table.loc["package torch", "value"] == now["packages"]["torch"]
+    assert any(c.value.startswith("python -m engine run-child") for c in app.code)
+    compare = page("compare", runs=f"{first},{second}")
+    code_diff = next(d.value for d in compare.dataframe if "git.commit" in d.value.index)
+    assert "git.dirty" in code_diff.index and "packages.torch" not in code_diff.index
+    clone = page("new_run", clone=str(first))
+    assert any("not the code run" in w.value and "ran commit 0000000000" in w.value for w in clone.warning)
+
+
+def test_a_run_from_before_held_out_splits_clones_with_defaults_and_refuses_to_continue(book, tmp_path):
+    old = PRESETS["tiny"].model_dump(mode="json")
+    old["data"]["holdout_classes"] = 0  # then: "evaluate on the training classes"
+    del old["data"]["holdout_images"], old["schedule"]["final_eval_episodes"], old["model"]["decoders"]["pos_embed"]
+    run_id = book.create_run(old, name="from 2025", preset="tiny")
+    attempt = claimed(book, run_id)
+    checkpoint = tmp_path / "step_000000010.pt"
+    checkpoint.write_bytes(b"a checkpoint")
+    book.add_checkpoint(run_id, 10, str(checkpoint), attempt=attempt)
+    book.finish_attempt(attempt, "stopped")
+    app = page("run", run=str(run_id))
+    next(b for b in app.button if b.label == "▶ Resume").click().run()
+    assert any("made before held-out splits" in w.value for w in app.warning)
+    assert book.get_run(run_id).status == "stopped"  # nothing changed
+    clone = page("new_run", clone=str(run_id))
+    assert clone.number_input(key=f"clone{run_id}:data.holdout_images").value == 0.2  # today's default
+    assert clone.selectbox(key=f"clone{run_id}:model.decoders.pos_embed").value == "sincos"
+    assert clone.text_input(key=f"clone{run_id}:data.holdout_classes").value == "0"  # what it did have is kept

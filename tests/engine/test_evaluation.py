@@ -142,3 +142,31 @@ def test_feature_maps_show_a_collapse_and_project_wide_features():
     align, uniform = alignment_uniformity(clustered, labels)
     assert align == pytest.approx(0.0, abs=1e-12)
     assert uniform < alignment_uniformity(torch.ones(40, 2), labels)[1]
+
+
+def test_a_split_that_fails_for_unreadable_files_says_so(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from data import SplitError
+
+    root = tmp_path / "datasets" / "mixed"
+    for c in range(10):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(20):  # 20 files per class pass the submit-time count; only 8 decode
+            path = root / f"class{c}" / f"{i}.png"
+            if i < 8:
+                Image.new("L", (8, 8), color=c * 20).save(path)
+            else:
+                path.write_bytes(b"not a png")
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "datasets"))
+    cfg = with_overrides(PRESETS["tiny"], ["data.dataset=folder", "data.path=mixed"])
+    with pytest.raises(SplitError, match=r"data.holdout_images: .* \(120 unreadable image files in data.path"):
+        load_episodes(cfg, torch.device("cpu"))
+
+
+def test_a_detached_discriminator_alone_is_refused():
+    from engine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.discriminator.detach: a detached discriminator is a probe"):
+        with_overrides(PRESETS["2022-12-08-disc-vit1"], ["model.contrastive.enabled=false",
+                                                         "model.discriminator.detach=true"])

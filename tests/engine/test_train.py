@@ -38,7 +38,7 @@ def test_metrics_cover_every_term_accuracy_gradient_and_lr(tiny_config, tmp_path
     sink.close()
     rows = read_metrics(tmp_path)
     step_one = {k for row in rows if row["step"] == 1 for k in row}
-    assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "acc/disc", "acc/prototype",
+    assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "acc/discriminator", "acc/prototype",
             "grad_norm", "lr", "images_per_s"} <= step_one
     evaluated = {k for row in rows if row["step"] == 4 for k in row}
     assert {"eval/loss/total", "eval/acc/discriminator", "eval/acc/prototype", "eval/ci95/prototype",
