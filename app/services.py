@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,6 +15,12 @@ from lab_notes.store import default_url
 def notebook() -> Notebook:
     """The notebook at $LAB_NOTEBOOK_URL (else ./notebook.db), opened (and upgraded) once per server."""
     return Notebook(default_url())
+
+
+def backup_folder() -> Path:
+    """Where the app's Back-up button writes: $LAB_BACKUP_DIR (where the worker's daily backups go too), else
+    the runs folder's backups/."""
+    return Path(os.environ.get("LAB_BACKUP_DIR") or Path(os.environ.get("LAB_RUNS_DIR", "runs")) / "backups")
 
 
 def may_start_worker() -> bool:

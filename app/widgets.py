@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import pandas as pd
 import streamlit as st
 
 from lab_notes.images import check_image
@@ -19,3 +22,17 @@ def show_image(data: bytes, *, caption: str, width: int | str = "content") -> bo
         st.warning(f"🖼️ **{caption}** cannot be shown: the stored image is damaged or not a web image "
                    f"({type(error).__name__}).")
         return False
+
+
+def frame_downloads(frame: pd.DataFrame, name: str, *, key: str) -> None:
+    """CSV and Parquet download buttons for a data frame, side by side."""
+    left, right = st.columns(2)
+    left.download_button(f"⬇ {name}.csv", frame.to_csv().encode(), f"{name}.csv", "text/csv", key=f"{key}:csv")
+    try:
+        parquet = io.BytesIO()
+        frame.to_parquet(parquet)
+    except (ValueError, TypeError, ImportError) as error:  # a column pyarrow cannot type: CSV still works
+        right.caption(f"Parquet unavailable for this table: {error}")
+        return
+    right.download_button(f"⬇ {name}.parquet", parquet.getvalue(), f"{name}.parquet",
+                          "application/vnd.apache.parquet", key=f"{key}:parquet")

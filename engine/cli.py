@@ -11,6 +11,7 @@ from data import DatasetError
 from engine.config import PRESET_INFO, ConfigError, lint, preset, with_overrides
 from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Notebook, NotFound
+from lab_notes.backup import BackupError, backup, backup_into, restore
 from lab_notes.store import default_url
 
 
@@ -149,6 +150,25 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    target = Path(args.to)
+    if target.is_dir() or args.to.endswith("/"):
+        made = backup_into(args.db, target, keep=args.keep)
+    else:
+        made = backup(args.db, target)
+    rows = ", ".join(f"{n:,} {table}" for table, n in made.rows.items() if n)
+    print(f"backed up to {made.path} ({rows}); manifest {made.manifest}: {made.artifacts} artifact file(s) "
+          f"referred to, {made.missing} not found on this host")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    restore(args.source, args.db, replace=args.replace)
+    with Notebook(args.db) as book:  # opens (and upgrades) what was restored, so a bad file fails here, now
+        print(f"restored {args.source} as {args.db}: {len(book.list_runs())} runs")
+    return 0
+
+
 def _run_child(args: argparse.Namespace) -> int:
     from engine.worker import run_one
     from lab_notes import Attempt
@@ -191,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("run", type=int)
     delete.add_argument("--runs-dir", default="runs", help="where the worker keeps run folders")
     with_db(command("status", _status, "runs and workers, or one run")).add_argument("run", type=int, nargs="?")
+    backup_cmd = with_db(command("backup", _backup, "a consistent copy of the notebook while runs write, with a "
+                                                    "manifest of the artifact files it refers to"))
+    backup_cmd.add_argument("--to", required=True, help="a file, or a folder for timestamped backups")
+    backup_cmd.add_argument("--keep", type=int, default=7, help="in a folder, keep only the newest N backups")
+    restore_cmd = with_db(command("restore", _restore, "put a backup back as the notebook at --db"))
+    restore_cmd.add_argument("--from", dest="source", required=True, help="the backup file")
+    restore_cmd.add_argument("--replace", action="store_true", help="overwrite an existing SQLite notebook file")
     worker = with_db(command("worker", _worker, "claim and run queued runs until SIGTERM/Ctrl-C"))
     worker.add_argument("--max-parallel", type=int, default=1, help="runs at once on CPU (GPU: one per GPU)")
     worker.add_argument("--runs-dir", default="runs", help="where checkpoints and output logs go")
@@ -210,6 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, DatasetError, NotFound, FileNotFoundError, ValueError) as error:
+    except (ConfigError, DatasetError, NotFound, FileNotFoundError, ValueError, BackupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """The notebook: one SQLAlchemy database (a SQLite file by default, PostgreSQL by URL) holding runs, metrics,
 images, checkpoints and dated notes. Every public method runs in its own managed session and returns
 dataclasses. The rooms live apart, by concern: `runs` (and the lifecycle, the only place a status changes),
-`metrics`, `artifacts` (images and checkpoints), `snapshots` (JSON documents by step: feature maps, few-shot reports, histograms, provenance), `notes` (and the journal file); `Notebook` is all of them."""
+`metrics`, `artifacts` (images and checkpoints), `snapshots` (JSON documents by step: feature maps, few-shot reports, histograms, provenance), `frames` (pandas), `notes` (and the journal file); `Notebook` is all of them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import weakref
 
 from lab_notes.artifacts import ArtifactsStore
 from lab_notes.db import DEFAULT_PATH, MIGRATIONS, NotFound, default_url
+from lab_notes.frames import FramesStore
 from lab_notes.metrics import MetricsStore
 from lab_notes.notes import NotesStore
 from lab_notes.runs import LOG_TAIL_CHARS, LeaseLost, Refused, RunsStore
@@ -19,7 +20,7 @@ __all__ = ["DEFAULT_PATH", "LOG_TAIL_CHARS", "LeaseLost", "MIGRATIONS", "NotFoun
            "default_url"]
 
 
-class Notebook(RunsStore, MetricsStore, ArtifactsStore, SnapshotsStore, NotesStore):
+class Notebook(RunsStore, MetricsStore, ArtifactsStore, SnapshotsStore, FramesStore, NotesStore):
     """The notebook at `url` (default: $LAB_NOTEBOOK_URL, else ./notebook.db). Upgrades its schema on open."""
 
     def __init__(self, url: str | None = None, *, flush_interval: float = 0.5, flush_points: int = 1000) -> None:

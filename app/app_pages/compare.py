@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.figures import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
 from app.services import notebook
+from app.widgets import frame_downloads
 from lab_notes import NotFound
 
 MAX_POINTS = 2000
@@ -68,6 +69,12 @@ else:
 st.subheader("Final metrics")
 finals = {labels[r.id]: {k: v for k, (_, v) in book.latest_metrics(r.id).items()} for r in runs}
 st.dataframe(pd.DataFrame(finals), width="stretch")
+
+st.subheader("Your own analysis")
+st.caption("Every point of these runs in long format (`Notebook.metrics_frame(run_ids, keys)` in Jupyter), and "
+           "one row per run.")
+frame_downloads(book.metrics_frame(chosen), "metrics", key="metrics-frame")
+frame_downloads(book.runs_frame(chosen), "runs", key="compared-runs-frame")
 
 st.subheader("Curves")
 smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)

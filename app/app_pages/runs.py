@@ -1,13 +1,20 @@
-"""Runs: every run with its status and latest numbers; filter, open, compare, stop, resume, delete."""
+"""Runs: every run with its status and latest numbers; filter, open, compare, stop, resume, delete; the runs as a
+data frame (CSV, Parquet); back up the notebook."""
 
 import datetime as dt
+import os
 
 import pandas as pd
 import streamlit as st
 
-from app.services import notebook
+from app.services import backup_folder, notebook
+from app.widgets import frame_downloads
 from engine import jobs
 from lab_notes import FINAL_STATUSES, RESUMABLE_STATUSES, NotFound, Refused
+from lab_notes.backup import BackupError, backup_into
+
+BACKUP_KEEP = int(os.environ.get("LAB_BACKUP_KEEP", "7"))
+MAX_DOWNLOAD_BYTES = 500 * 2**20  # larger backups stay on disk; a browser download of them would hold it in memory
 
 book = notebook()
 st.title("Runs")
@@ -80,3 +87,24 @@ with cols[4].popover("Delete", disabled=not chosen):
              "run is refused: stop it first.")
     if st.button("Yes, delete", type="primary"):
         act(lambda i: jobs.delete(book, i) or f"run {i}: deleted", chosen)
+
+st.divider()
+st.subheader("Your own analysis")
+st.caption("One row per run: its config flattened, the last value of each metric, status and provenance "
+           "(`Notebook.runs_frame()` gives the same in Jupyter).")
+frame_downloads(book.runs_frame([r.id for r in runs]), "runs", key="runs-frame")
+with st.expander("💾 Back up the notebook"):
+    folder = backup_folder()
+    st.caption(f"A consistent copy taken while runs write (SQLite's online backup, or pg_dump), with a manifest of "
+               f"the checkpoint files it refers to, into `{folder}` (the newest {BACKUP_KEEP} are kept).")
+    if st.button("Back up now"):
+        try:
+            made = backup_into(book.url, folder, keep=BACKUP_KEEP)
+        except BackupError as error:
+            st.error(str(error))
+        else:
+            st.success(f"Backed up to `{made.path}`: {made.rows['runs']} runs, {made.rows['metrics']:,} metric "
+                       f"points; {made.artifacts} artifact files listed in its manifest, {made.missing} not found "
+                       "on this host.")
+            if made.path.stat().st_size <= MAX_DOWNLOAD_BYTES:
+                st.download_button("⬇ Download the backup", made.path.read_bytes(), made.path.name)

@@ -341,3 +341,19 @@ def test_a_run_from_before_held_out_splits_clones_with_defaults_and_refuses_to_c
     assert clone.number_input(key=f"clone{run_id}:data.holdout_images").value == 0.2  # today's default
     assert clone.selectbox(key=f"clone{run_id}:model.decoders.pos_embed").value == "sincos"
     assert clone.text_input(key=f"clone{run_id}:data.holdout_classes").value == "0"  # what it did have is kept
+
+
+def test_runs_page_backs_up_and_offers_frames(book, tmp_path, monkeypatch):
+    from lab_notes.backup import backups_in
+
+    monkeypatch.setenv("LAB_BACKUP_DIR", str(tmp_path / "backups"))
+    seeded_run(book, name="backed up")
+    app = page("runs")
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert labels == ["⬇ runs.csv", "⬇ runs.parquet"]
+    next(b for b in app.button if b.label == "Back up now").click().run()
+    assert not app.exception
+    (made,) = backups_in(tmp_path / "backups")
+    assert any("Backed up to" in s.value and "1 runs" in s.value for s in app.success)
+    with Notebook(f"sqlite:///{made}") as copy:
+        assert copy.list_runs()[0].name == "backed up"

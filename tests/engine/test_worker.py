@@ -372,3 +372,20 @@ def test_a_run_log_on_disk_is_rotated_and_read_incrementally(tmp_path):
     writer.write(b"after\n")
     assert log.read_bytes() == b"after\n"  # the writer's next line lands at the new start, not past a hole
     writer.close()
+
+
+def test_the_worker_records_provenance_per_attempt_and_backs_up_when_due(book, start_worker, tmp_path,
+                                                                          monkeypatch):
+    from lab_notes.backup import backups_in
+
+    monkeypatch.setenv("LAB_BACKUP_DIR", str(tmp_path / "backups"))  # the worker inherits it
+    run_id = submit(book, "schedule.episodes=5", "schedule.final_eval_episodes=0", name="traced")
+    start_worker()
+    wait_for(lambda: finished(book, run_id), 120, "the run to complete")
+    ((step, key, provenance),) = book.snapshots(run_id, "provenance")
+    assert (step, key) == (0, "1") and provenance["attempt"] == 1
+    assert provenance["command"][1:3] == ["run-child", str(run_id)]
+    assert provenance["git"].get("commit") or provenance["git"].get("error")
+    (made,) = wait_for(lambda: backups_in(tmp_path / "backups"), 60, "the worker's first automatic backup")
+    with Notebook(f"sqlite:///{made}") as copy:
+        assert copy.get_run(run_id).name == "traced"
