@@ -172,7 +172,8 @@ def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_
     from engine.config import PRESETS, with_overrides
 
     cfg = with_overrides(PRESETS["2022-12-14-normalized-infonce-2d"], [
-        "schedule.episodes=60", "schedule.eval_every=20", "schedule.final_eval_episodes=100"])
+        "schedule.episodes=60", "schedule.eval_every=20", "schedule.final_eval_episodes=100",
+        "schedule.histogram_every=20", "runtime.system_metrics_seconds=0.3"])
     with Notebook(app_server["db"]) as book:
         run_id = jobs.submit(book, cfg, name="feature circle", preset="2022-12-14-normalized-infonce-2d",
                              start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
@@ -190,3 +191,14 @@ def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_
     shoot(page, "7-run-evaluation")
     panel.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
     shoot(page, "8-run-held-out-features")
+
+    page.get_by_role("tab", name="Provenance").click()
+    provenance = page.get_by_role("tabpanel", name="Provenance")
+    provenance.get_by_text("Command line", exact=True).wait_for()
+    provenance.get_by_text(re.compile(r"Code: commit [0-9a-f]{12} on ")).wait_for()
+    shoot(page, "9-run-provenance")
+    page.get_by_role("tab", name="Charts").click()
+    system_chart = page.locator(".js-plotly-plot", has_text="System: use (%)")
+    system_chart.wait_for()
+    system_chart.scroll_into_view_if_needed()
+    shoot(page, "10-run-system-metrics")
