@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -24,15 +25,22 @@ def show_image(data: bytes, *, caption: str, width: int | str = "content") -> bo
         return False
 
 
-def frame_downloads(frame: pd.DataFrame, name: str, *, key: str) -> None:
-    """CSV and Parquet download buttons for a data frame, side by side."""
+def frame_downloads(make_frame: Callable[[], pd.DataFrame], name: str, *, key: str) -> None:
+    """CSV and Parquet download buttons for a data frame that is built only when one is clicked (all of a run's
+    points can be millions of rows: never on every rerun of the page)."""
     left, right = st.columns(2)
-    left.download_button(f"⬇ {name}.csv", frame.to_csv().encode(), f"{name}.csv", "text/csv", key=f"{key}:csv")
+    left.download_button(f"⬇ {name}.csv", lambda: make_frame().to_csv().encode(), f"{name}.csv", "text/csv",
+                         key=f"{key}:csv", on_click="ignore")
+    right.download_button(f"⬇ {name}.parquet", lambda: parquet_bytes(make_frame()), f"{name}.parquet",
+                          "application/vnd.apache.parquet", key=f"{key}:parquet", on_click="ignore")
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    out = io.BytesIO()
     try:
-        parquet = io.BytesIO()
-        frame.to_parquet(parquet)
-    except (ValueError, TypeError, ImportError) as error:  # a column pyarrow cannot type: CSV still works
-        right.caption(f"Parquet unavailable for this table: {error}")
-        return
-    right.download_button(f"⬇ {name}.parquet", parquet.getvalue(), f"{name}.parquet",
-                          "application/vnd.apache.parquet", key=f"{key}:parquet")
+        frame.to_parquet(out)
+    except Exception:  # noqa: BLE001 - pyarrow cannot type a column of mixed values: write those as text
+        mixed = {c: "string" for c in frame.columns if frame[c].dtype == object}
+        out = io.BytesIO()
+        frame.astype(mixed).to_parquet(out)
+    return out.getvalue()

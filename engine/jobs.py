@@ -96,7 +96,5 @@ __all__ = ["Refused", "Submitted", "code_changed_since", "delete", "live_workers
 def code_changed_since(book: Notebook, run_id: int) -> str | None:
     """Why the code here is not what run `run_id` last ran with (its latest attempt's commit and dirty flag), in
     words; None when it is the same clean commit, or when either side has no git state to compare."""
-    attempts = book.snapshots(run_id, "provenance")
-    if not attempts:
-        return None
-    return code_differs(attempts[-1][2].get("git", {}), git_state())
+    latest = book.latest_snapshots([run_id], "provenance").get(run_id)
+    return None if latest is None else code_differs(latest.get("git", {}), git_state())

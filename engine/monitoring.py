@@ -43,6 +43,13 @@ class SystemSampler:
     def __exit__(self, *_: object) -> None:
         self._stopped.set()
         self._thread.join(timeout=5)
+        if self._gpus:
+            import pynvml
+
+            try:
+                pynvml.nvmlShutdown()
+            except pynvml.NVMLError:
+                pass
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
@@ -72,11 +79,24 @@ class SystemSampler:
 
 
 def _nvml_handles() -> list[tuple[int, Any]]:
+    """The GPUs this process may use, numbered as CUDA numbers them here: NVML sees every GPU of the host and
+    ignores CUDA_VISIBLE_DEVICES, so a run on GPU 3 (or on the CPU, with it empty) must pick its own."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        return [(i, pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(pynvml.nvmlDeviceGetCount())]
+        count = pynvml.nvmlDeviceGetCount()
+        if visible is None:
+            chosen = list(range(count))
+        else:  # indices or UUIDs, in CUDA's order
+            chosen = [int(v) if v.strip().isdigit() else v.strip() for v in visible.split(",") if v.strip()]
+        handles = []
+        for local, device in enumerate(chosen):
+            handle = (pynvml.nvmlDeviceGetHandleByIndex(device) if isinstance(device, int)
+                      else pynvml.nvmlDeviceGetHandleByUUID(device))
+            handles.append((local, handle))
+        return handles
     except Exception:  # noqa: BLE001 - no NVIDIA driver or library: no GPU metrics, not an error
         return []
 
@@ -129,7 +149,8 @@ def layer_group(name: str) -> str:
 @torch.no_grad()
 def weights_and_gradients(model: torch.nn.Module) -> tuple[dict[str, float], dict[str, Any]]:
     """Per layer group: the L2 norm of its weights and of their gradients (metrics `weights/…`, `grads/…`), and
-    a histogram of each (counts over HISTOGRAM_BINS equal bins between the group's min and max)."""
+    a histogram of each (counts over HISTOGRAM_BINS equal bins between the group's min and max). Called before
+    gradient clipping, so a growing gradient shows even where the optimiser never sees it."""
     grouped: dict[str, list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -137,8 +158,8 @@ def weights_and_gradients(model: torch.nn.Module) -> tuple[dict[str, float], dic
     metrics: dict[str, float] = {}
     histograms: dict[str, Any] = {}
     for group, params in grouped.items():
-        weights = torch.cat([p.detach().float().flatten() for p in params]).cpu().numpy()
-        grads = [p.grad.detach().float().flatten() for p in params if p.grad is not None]
+        weights = torch.cat([p.detach().double().flatten() for p in params]).cpu().numpy()
+        grads = [p.grad.detach().double().flatten() for p in params if p.grad is not None]
         metrics[f"weights/{group}"] = float(np.linalg.norm(weights))
         histograms[group] = {"weights": _histogram(weights)}
         if grads:

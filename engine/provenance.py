@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 CODE_ROOT = Path(__file__).resolve().parents[1]  # the checkout the engine runs from
 DIFF_CAP_BYTES = 1_000_000  # kept in the run folder; a longer diff is cut, and says so
@@ -23,31 +23,34 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "pydantic", "sqla
 
 
 def _git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, timeout=30)
     if done.returncode:
-        raise RuntimeError(done.stderr.strip() or f"git {' '.join(args)} failed")
-    return done.stdout
+        raise RuntimeError(done.stderr.decode(errors="replace").strip() or f"git {' '.join(args)} failed")
+    return done.stdout.decode(errors="replace")  # a latin-1 file in a diff is shown, never an error
 
 
 def git_state(folder: Path = CODE_ROOT, *, with_diff: bool = False) -> dict[str, Any]:
-    """{"commit", "branch", "dirty", "changed" (files), ["diff"]} of the repository holding `folder`, or
-    {"error": why} when it is not a git checkout (an installed copy, say) or git is missing."""
+    """{"commit", "branch", "dirty", "changed", "untracked", ["diff"]} of the repository holding `folder`, or
+    {"error": why} when it is not a git checkout (an installed copy, say), git is missing or fails: provenance is
+    worth recording, never worth failing a run over.
+
+    `dirty` means tracked files differ from the commit; untracked files (a notebook, a backups folder) are listed
+    but do not make the tree dirty, since they are not code the engine imports unless someone adds them."""
     try:
         commit = _git(folder, "rev-parse", "HEAD").strip()
         branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD").strip()
-        changed = [line[3:] for line in _git(folder, "status", "--porcelain").splitlines() if line.strip()]
-    except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
-        return {"error": f"no git state for {folder}: {error}"}
-    state: dict[str, Any] = {"commit": commit, "branch": branch, "dirty": bool(changed), "changed": changed[:200]}
-    if with_diff and changed:
-        untracked = [line[3:] for line in _git(folder, "status", "--porcelain").splitlines() if line.startswith("??")]
-        diff = _git(folder, "diff", "HEAD")
-        if untracked:
-            diff += "".join(f"\n# untracked: {path}" for path in untracked) + "\n"
-        encoded = diff.encode()
-        state["diff_bytes"] = len(encoded)
-        state["diff_truncated"] = len(encoded) > DIFF_CAP_BYTES
-        state["diff"] = encoded[:DIFF_CAP_BYTES].decode(errors="replace")
+        status = [line for line in _git(folder, "status", "--porcelain").splitlines() if line.strip()]
+        changed = [line[3:] for line in status if not line.startswith("??")]
+        untracked = [line[3:] for line in status if line.startswith("??")]
+        state: dict[str, Any] = {"commit": commit, "branch": branch, "dirty": bool(changed),
+                                 "changed": changed[:200], "untracked": untracked[:200]}
+        if with_diff and changed:
+            encoded = _git(folder, "diff", "HEAD").encode()
+            state["diff_bytes"] = len(encoded)
+            state["diff_truncated"] = len(encoded) > DIFF_CAP_BYTES
+            state["diff"] = encoded[:DIFF_CAP_BYTES].decode(errors="replace")
+    except Exception as error:  # noqa: BLE001 - git missing, not a repository, too slow, anything
+        return {"error": f"no git state for {folder}: {type(error).__name__}: {error}"}
     return state
 
 
@@ -109,9 +112,21 @@ def environment() -> dict[str, Any]:
 
 def collect_provenance(argv: list[str] | None = None, folder: Path = CODE_ROOT) -> dict[str, Any]:
     """Everything above, as one JSON-ready document (the diff included when the tree is dirty)."""
-    return {"git": git_state(folder, with_diff=True), **environment(), "hardware": hardware(),
-            "host": socket.gethostname(), "command": list(sys.argv if argv is None else argv),
+    return {"git": git_state(folder, with_diff=True), **_safely(environment), "hardware": _safely(hardware),
+            "host": socket.gethostname(), "command": _without_secrets(list(sys.argv if argv is None else argv)),
             "cwd": os.getcwd()}
+
+
+def _safely(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return part()
+    except Exception as error:  # noqa: BLE001 - a part that cannot be read is recorded as such, never fatal
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _without_secrets(argv: list[str]) -> list[str]:
+    """The command line as shown to anyone who opens the run: an attempt's fencing token is not for them."""
+    return [("…" if i and argv[i - 1] == "--token" else arg) for i, arg in enumerate(argv)]
 
 
 def keep_diff(provenance: dict[str, Any], path: Path) -> dict[str, Any]:

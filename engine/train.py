@@ -282,14 +282,15 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
 
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()
+        norms: dict[str, float] = {}
+        if schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping and the update
+            norms, histograms = weights_and_gradients(model)
+            sink.log_event("histograms", {"step": step, "groups": histograms})
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         scalars = step_scalars(out)
         scalars["grad_norm"] = grad_norm
         metrics = to_floats(scalars)  # one device-to-host transfer per step
-        if schedule.histogram_every and step % schedule.histogram_every == 0:  # weights before this step's update
-            norms, histograms = weights_and_gradients(model)
-            metrics.update(norms)
-            sink.log_event("histograms", {"step": step, "groups": histograms})
+        metrics.update(norms)
         loss_terms = {k.removeprefix("loss/"): v for k, v in metrics.items() if k.startswith("loss/")}
         stage, reason = "loss", guard.check_loss(loss_terms, metrics["loss/total"])
         if reason is None:

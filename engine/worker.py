@@ -11,7 +11,6 @@ notebook is the only truth, so any process may die and the runs still end with a
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 from engine.config import ConfigError, data_root, validate_config
 from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
-from lab_notes.backup import backup_if_due
+from lab_notes.backup import ScheduledBackups
 from lab_notes.sink import HEARTBEAT_SECONDS, patiently
 
 STALE_AFTER_SECONDS = 15.0
@@ -106,7 +105,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
         self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
-        self._backups = ScheduledBackups.from_environment(url)
+        self._backups = ScheduledBackups.from_environment(url, report=say)
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -345,44 +344,6 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
             notebook.close()
         except LeaseLost:
             pass
-
-
-# --- automatic backups ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ScheduledBackups:
-    """$LAB_BACKUP_DIR set: a backup there when the newest is older than $LAB_BACKUP_EVERY_HOURS (24), keeping
-    the newest $LAB_BACKUP_KEEP (7). Taken in a thread, so a large notebook never delays claims or heartbeats."""
-
-    url: str
-    folder: Path | None
-    keep: int = 7
-    every: dt.timedelta = dt.timedelta(hours=24)
-    checked: float = 0.0
-    thread: threading.Thread | None = None
-
-    @classmethod
-    def from_environment(cls, url: str) -> "ScheduledBackups":
-        folder = os.environ.get("LAB_BACKUP_DIR")
-        return cls(url, Path(folder) if folder else None, int(os.environ.get("LAB_BACKUP_KEEP", "7")),
-                   dt.timedelta(hours=float(os.environ.get("LAB_BACKUP_EVERY_HOURS", "24"))))
-
-    def start_if_due(self) -> None:
-        if self.folder is None or time.monotonic() - self.checked < 60 or (self.thread and self.thread.is_alive()):
-            return
-        self.checked = time.monotonic()
-        self.thread = threading.Thread(target=self._take, name="backup", daemon=True)
-        self.thread.start()
-
-    def _take(self) -> None:
-        try:
-            made = backup_if_due(self.url, self.folder, keep=self.keep, every=self.every)
-        except Exception as error:  # noqa: BLE001 - a failed backup is reported, and tried again next time
-            say(f"automatic backup to {self.folder} failed: {error}")
-            return
-        if made is not None:
-            say(f"automatic backup: {made.path} ({made.artifacts} artifact files in its manifest)")
 
 
 # --- starting a worker from the app -------------------------------------------------------------------------

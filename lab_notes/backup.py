@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import sqlite3
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, inspect, make_url, text
 
 TABLES = ("runs", "metrics", "metric_rollups", "images", "snapshots", "checkpoints", "notes", "figures")
 BACKUP_PREFIX = "notebook-"
@@ -47,7 +51,7 @@ def backup(url: str, to: str | Path) -> Backup:
         rows, files = _inventory(f"sqlite:///{to}")
     elif engine.get_backend_name() == "postgresql":
         rows, files = _inventory(url)  # counted first: the dump holds at least these rows
-        _pg(["pg_dump", "--format=custom", f"--file={to}", _libpq(url)])
+        _pg(["pg_dump", "--format=custom", f"--file={to}"], url)
     else:
         raise BackupError(f"no backup method for {engine.get_backend_name()} databases")
     artifacts = [{"path": path, "bytes": os.path.getsize(path) if os.path.exists(path) else None}
@@ -67,7 +71,7 @@ def _sqlite_backup(source: Path, to: Path) -> None:
         raise BackupError(f"no notebook file at {source}")
     partial = to.with_name(to.name + ".partial")
     partial.unlink(missing_ok=True)
-    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    reader = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
     copy = sqlite3.connect(partial)
     try:
         reader.backup(copy)  # all pages in one step: one read transaction, so one consistent snapshot
@@ -87,9 +91,14 @@ def _inventory(url: str) -> tuple[dict[str, int], set[str]]:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            rows = {t: connection.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
-            files = set(connection.execute(text("SELECT path FROM checkpoints")).scalars())
-            for (payload,) in connection.execute(text("SELECT payload FROM snapshots WHERE kind = 'provenance'")):
+            present = set(inspect(connection).get_table_names())  # a notebook not yet upgraded lacks some
+            rows = {t: connection.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                    for t in TABLES if t in present}
+            files = set(connection.execute(text("SELECT path FROM checkpoints")).scalars()) \
+                if "checkpoints" in present else set()
+            provenance = connection.execute(text("SELECT payload FROM snapshots WHERE kind = 'provenance'")) \
+                if "snapshots" in present else []
+            for (payload,) in provenance:
                 document = json.loads(payload) if isinstance(payload, str) else payload
                 if document.get("git", {}).get("diff_file"):
                     files.add(document["git"]["diff_file"])
@@ -99,7 +108,8 @@ def _inventory(url: str) -> tuple[dict[str, int], set[str]]:
 
 
 def restore(backup_file: str | Path, url: str, *, replace: bool = False) -> None:
-    """Put a backup back as the notebook at `url` (stop the app and workers first)."""
+    """Put a backup back as the notebook at `url`. Refused while a worker holds a lease on it (stop the app and
+    workers first); a SQLite notebook being replaced is kept beside it as FILE.before-restore."""
     backup_file = Path(backup_file)
     if not backup_file.is_file():
         raise BackupError(f"no backup file {backup_file}")
@@ -109,25 +119,61 @@ def restore(backup_file: str | Path, url: str, *, replace: bool = False) -> None
         if target.exists() and not replace:
             raise BackupError(f"{target} exists: restore over it with --replace (after stopping the app and "
                               "workers), or restore to a new path")
-        for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
-            leftover.unlink(missing_ok=True)  # they belong to the file being replaced
+        _check_sqlite_backup(backup_file)
+        if target.exists():
+            _refuse_while_workers_run(url)
         partial = target.with_name(target.name + ".restoring")
         shutil.copyfile(backup_file, partial)
+        if target.exists():  # checkpointed first, so the kept copy holds every committed write
+            with sqlite3.connect(target) as live:
+                live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(target, target.with_name(target.name + ".before-restore"))
+        for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+            leftover.unlink(missing_ok=True)  # they belong to the file being replaced
         os.replace(partial, target)
     elif engine.get_backend_name() == "postgresql":
-        _pg(["pg_restore", "--clean", "--if-exists", "--no-owner", f"--dbname={_libpq(url)}", str(backup_file)])
+        _refuse_while_workers_run(url)
+        _pg(["pg_restore", "--clean", "--if-exists", "--no-owner", "--dbname"], url, str(backup_file))
     else:
         raise BackupError(f"no restore method for {engine.get_backend_name()} databases")
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def _check_sqlite_backup(path: Path) -> None:
+    """A restore never replaces a notebook with a file that is not a whole SQLite notebook."""
+    try:
+        with sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True) as copy:
+            verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+            tables = {name for (name,) in copy.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise BackupError(f"{path} is not a SQLite notebook backup ({error}); nothing was changed") from None
+    if verdict != "ok" or "runs" not in tables:
+        raise BackupError(f"{path} is not a whole notebook (integrity check: {verdict}; tables: "
+                          f"{', '.join(sorted(tables)) or 'none'}); nothing was changed")
 
 
-def _pg(command: list[str]) -> None:
+def _refuse_while_workers_run(url: str) -> None:
+    from lab_notes.store import Notebook  # the store does not import backups: no cycle
+
+    try:
+        with Notebook(url) as book:
+            alive = book.live_workers(60)  # leases judged on the database's own clock
+    except Exception:  # noqa: BLE001 - a target that cannot be opened has no workers to protect
+        return
+    if alive:
+        hosts = ", ".join(sorted({w.host for w in alive}))
+        raise BackupError(f"{len(alive)} worker(s) hold a lease on this notebook (on {hosts}): stop the app and "
+                          "workers first, or their writes would go to the replaced notebook")
+
+
+def _pg(command: list[str], url: str, *after: str) -> None:
+    """Run a PostgreSQL client tool against `url`, the password in its environment, never on its command line
+    (where `ps` shows it to every user of the host)."""
     if shutil.which(command[0]) is None:
         raise BackupError(f"{command[0]} is not installed (it comes with the PostgreSQL client package)")
-    done = subprocess.run(command, capture_output=True, text=True)
+    parts = make_url(url).set(drivername="postgresql")
+    env = {**os.environ, **({"PGPASSWORD": parts.password} if parts.password else {})}
+    target = parts.set(password=None).render_as_string(hide_password=False)
+    done = subprocess.run([*command, target, *after], capture_output=True, text=True, env=env)
     if done.returncode:
         raise BackupError(f"{command[0]} failed: {done.stderr.strip()[:500]}")
 
@@ -162,3 +208,44 @@ def backup_if_due(url: str, folder: str | Path, *, keep: int, every: dt.timedelt
         if age < every.total_seconds():
             return None
     return backup_into(url, folder, keep=keep)
+
+
+@dataclass
+class ScheduledBackups:
+    """$LAB_BACKUP_DIR set: a backup there when the newest is older than $LAB_BACKUP_EVERY_HOURS (24), keeping
+    the newest $LAB_BACKUP_KEEP (7). A worker asks at most once a minute; the backup runs in a thread, so a large
+    notebook never delays claims or heartbeats."""
+
+    url: str
+    folder: Path | None
+    keep: int = 7
+    every: dt.timedelta = dt.timedelta(hours=24)
+    report: Callable[[str], None] = print
+    checked: float = -math.inf
+    thread: threading.Thread | None = None
+
+    @classmethod
+    def from_environment(cls, url: str, *, report: Callable[[str], None] = print) -> "ScheduledBackups":
+        folder = os.environ.get("LAB_BACKUP_DIR")
+        return cls(url, Path(folder) if folder else None, backups_to_keep(),
+                   dt.timedelta(hours=float(os.environ.get("LAB_BACKUP_EVERY_HOURS", "24"))), report)
+
+    def start_if_due(self) -> None:
+        if self.folder is None or time.monotonic() - self.checked < 60 or (self.thread and self.thread.is_alive()):
+            return
+        self.checked = time.monotonic()
+        self.thread = threading.Thread(target=self._take, name="backup", daemon=True)
+        self.thread.start()
+
+    def _take(self) -> None:
+        try:
+            made = backup_if_due(self.url, self.folder, keep=self.keep, every=self.every)
+        except Exception as error:  # noqa: BLE001 - a failed backup is reported, and tried again next time
+            self.report(f"automatic backup to {self.folder} failed: {error}")
+            return
+        if made is not None:
+            self.report(f"automatic backup: {made.path} ({made.artifacts} artifact files in its manifest)")
+
+
+def backups_to_keep() -> int:
+    return int(os.environ.get("LAB_BACKUP_KEEP", "7"))

@@ -107,3 +107,13 @@ class NoteHeading:
     entry_date: dt.date | None
     title: str
     start: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A JSON document a run recorded at a step (see `lab_notes.snapshots`); `key` tells apart several of one kind
+    at one step (a provenance's attempt number)."""
+
+    step: int
+    key: str
+    payload: dict[str, Any]

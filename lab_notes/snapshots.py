@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from sqlalchemy import delete, select
 
 from lab_notes.db import Database, NotFound
-from lab_notes.records import Attempt
+from lab_notes.records import Attempt, Snapshot
 from lab_notes.schema import SnapshotRow
 
 KEPT_ON_RESUME = ("provenance",)  # what each attempt was run with stays, whichever step it is resumed from
@@ -43,17 +43,17 @@ class SnapshotsStore(Database):
             raise NotFound(f"no {kind} snapshot at step {step} of run {run_id}")
         return payload
 
-    def snapshots(self, run_id: int, kind: str) -> list[tuple[int, str, dict[str, Any]]]:
-        """Every (step, key, document) of a kind, in step order."""
+    def snapshots(self, run_id: int, kind: str) -> list[Snapshot]:
+        """Every document of a kind, in the order written (so the last provenance is the latest attempt's, even
+        when that attempt resumed from an earlier step than the one before it)."""
         with self._read() as session:
             rows = session.execute(select(SnapshotRow.step, SnapshotRow.key, SnapshotRow.payload).where(
-                SnapshotRow.run_id == run_id, SnapshotRow.kind == kind).order_by(SnapshotRow.step, SnapshotRow.id))
-            return [(step, key, payload) for step, key, payload in rows]
+                SnapshotRow.run_id == run_id, SnapshotRow.kind == kind).order_by(SnapshotRow.id))
+            return [Snapshot(step, key, payload) for step, key, payload in rows]
 
     def latest_snapshots(self, run_ids: Iterable[int], kind: str) -> dict[int, dict[str, Any]]:
-        """Each run's newest document of a kind, for the runs that have one."""
+        """Each run's most recently written document of a kind, for the runs that have one."""
         with self._read() as session:
             rows = session.execute(select(SnapshotRow.run_id, SnapshotRow.payload).where(
-                SnapshotRow.run_id.in_(list(run_ids)), SnapshotRow.kind == kind)
-                .order_by(SnapshotRow.step, SnapshotRow.id)).all()
+                SnapshotRow.run_id.in_(list(run_ids)), SnapshotRow.kind == kind).order_by(SnapshotRow.id)).all()
         return {run_id: payload for run_id, payload in rows}  # later rows overwrite earlier ones

@@ -42,8 +42,8 @@ else:
     st.info("These runs have identical configs.")
 
 st.subheader("Code, packages and machine: only what differs")
-provenances = {labels[i]: provenance_fields(attempts[-1][2]) for i in labels
-               if (attempts := book.snapshots(i, "provenance"))}
+latest_provenance = book.latest_snapshots(list(labels), "provenance")
+provenances = {labels[i]: provenance_fields(latest_provenance[i]) for i in labels if i in latest_provenance}
 code_diff = config_diff(provenances) if len(provenances) > 1 else {}
 if code_diff:
     st.dataframe(pd.DataFrame(code_diff).T.astype(str), width="stretch")
@@ -73,8 +73,8 @@ st.dataframe(pd.DataFrame(finals), width="stretch")
 st.subheader("Your own analysis")
 st.caption("Every point of these runs in long format (`Notebook.metrics_frame(run_ids, keys)` in Jupyter), and "
            "one row per run.")
-frame_downloads(book.metrics_frame(chosen), "metrics", key="metrics-frame")
-frame_downloads(book.runs_frame(chosen), "runs", key="compared-runs-frame")
+frame_downloads(lambda: book.metrics_frame(chosen), "metrics", key="metrics-frame")
+frame_downloads(lambda: book.runs_frame(chosen), "runs", key="compared-runs-frame")
 
 st.subheader("Curves")
 smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)

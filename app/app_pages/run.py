@@ -51,7 +51,7 @@ if run.parent_id:
 if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
 attempts = book.snapshots(run.id, "provenance")
-if attempts and attempts[-1][2].get("git", {}).get("dirty"):
+if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
 st.markdown(" · ".join(facts))
 if run.status_reason and run.status in ("failed", "stopped"):
@@ -210,10 +210,10 @@ with provenance_tab:
     if not attempts:
         st.info("No provenance: the run has not started yet (or ran before provenance was recorded).")
     else:
-        labels = {i: f"attempt {key} (from step {step})" for i, (step, key, _) in enumerate(attempts)}
+        labels = {i: f"attempt {a.key} (from step {a.step})" for i, a in enumerate(attempts)}
         chosen = (len(attempts) - 1 if len(attempts) == 1 else
                   st.selectbox("Attempt", list(labels), index=len(attempts) - 1, format_func=labels.get))
-        provenance = attempts[chosen][2]
+        provenance = attempts[chosen].payload
         git = provenance.get("git", {})
         if "error" in git:
             st.warning(f"No git state: {git['error']}")

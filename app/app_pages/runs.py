@@ -2,7 +2,6 @@
 data frame (CSV, Parquet); back up the notebook."""
 
 import datetime as dt
-import os
 
 import pandas as pd
 import streamlit as st
@@ -11,9 +10,8 @@ from app.services import backup_folder, notebook
 from app.widgets import frame_downloads
 from engine import jobs
 from lab_notes import FINAL_STATUSES, RESUMABLE_STATUSES, NotFound, Refused
-from lab_notes.backup import BackupError, backup_into
+from lab_notes.backup import BackupError, backup_into, backups_to_keep
 
-BACKUP_KEEP = int(os.environ.get("LAB_BACKUP_KEEP", "7"))
 MAX_DOWNLOAD_BYTES = 500 * 2**20  # larger backups stay on disk; a browser download of them would hold it in memory
 
 book = notebook()
@@ -36,8 +34,10 @@ def duration(run) -> str:
 
 
 rows = []
+provenance = book.latest_snapshots([run.id for run in runs], "provenance")
 for run in runs:
     latest = book.latest_metrics(run.id)
+    git = provenance.get(run.id, {}).get("git", {})
     rows.append({
         "id": run.id, "name": run.name, "preset": run.preset or "", "status": run.status,
         "device": run.device or "", "step": max((s for s, _ in latest.values()), default=0),
@@ -45,6 +45,7 @@ for run in runs:
         "accuracy": latest.get("acc/discriminator", latest.get("acc/disc", latest.get("acc/prototype", (0, None))))[1],
         "started": run.started_at.astimezone().strftime("%Y-%m-%d %H:%M") if run.started_at else "",
         "duration": duration(run), "reason": run.status_reason or "",
+        "code": ("⚠️ dirty " if git.get("dirty") else "") + git.get("commit", "")[:8],
     })
 table = pd.DataFrame(rows)
 picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
@@ -92,14 +93,14 @@ st.divider()
 st.subheader("Your own analysis")
 st.caption("One row per run: its config flattened, the last value of each metric, status and provenance "
            "(`Notebook.runs_frame()` gives the same in Jupyter).")
-frame_downloads(book.runs_frame([r.id for r in runs]), "runs", key="runs-frame")
+frame_downloads(lambda: book.runs_frame([r.id for r in runs]), "runs", key="runs-frame")
 with st.expander("💾 Back up the notebook"):
     folder = backup_folder()
     st.caption(f"A consistent copy taken while runs write (SQLite's online backup, or pg_dump), with a manifest of "
-               f"the checkpoint files it refers to, into `{folder}` (the newest {BACKUP_KEEP} are kept).")
+               f"the checkpoint files it refers to, into `{folder}` (the newest {backups_to_keep()} are kept).")
     if st.button("Back up now"):
         try:
-            made = backup_into(book.url, folder, keep=BACKUP_KEEP)
+            made = backup_into(book.url, folder, keep=backups_to_keep())
         except BackupError as error:
             st.error(str(error))
         else:

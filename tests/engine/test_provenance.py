@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.config import PRESETS
 from engine.monitoring import layer_group
-from engine.provenance import code_differs, git_state, package_versions
+from engine.provenance import code_differs, git_state
 from engine.train import train
 from tests.engine.test_presets import Recorder
 from tests.helpers import tiny
@@ -34,6 +34,7 @@ def test_a_run_trained_in_a_git_checkout_records_its_commit_dirty_flag_and_diff(
     commit = git(repo, "rev-parse", "HEAD").strip()
     with open(repo / "engine" / "losses.py", "a") as edited:
         edited.write("\n# an uncommitted experiment\n")
+    (repo / "analysis.ipynb").write_text("{}")  # untracked: listed, but not code the engine runs
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-m", "engine", "train", "--preset", "tiny", "--set", "schedule.episodes=2",
                            "--set", "schedule.final_eval_episodes=0", "--out", str(tmp_path / "out")],
@@ -42,6 +43,9 @@ def test_a_run_trained_in_a_git_checkout_records_its_commit_dirty_flag_and_diff(
     recorded = json.loads((tmp_path / "out" / "provenance.json").read_text())
     assert recorded["git"]["commit"] == commit and recorded["git"]["branch"] == "main"
     assert recorded["git"]["dirty"] and recorded["git"]["changed"] == ["engine/losses.py"]
+    assert recorded["git"]["untracked"] == ["analysis.ipynb"]
+    for name, version in recorded["packages"].items():  # what the run process had installed
+        assert version == importlib.metadata.version(name)
     diff = (tmp_path / "out" / "provenance.diff").read_text()
     assert "+# an uncommitted experiment" in diff and recorded["git"]["diff_head"] == diff
     assert recorded["command"][1:3] == ["train", "--preset"] and recorded["cwd"] == str(repo)
@@ -56,9 +60,17 @@ def test_a_folder_outside_git_says_so_instead_of_failing(tmp_path):
     assert "error" in state and code_differs(state, git_state(ROOT)) is None
 
 
-def test_package_versions_are_the_installed_ones():
-    for name, version in package_versions().items():
-        assert version == importlib.metadata.version(name)
+def test_untracked_files_alone_leave_the_tree_clean_and_odd_bytes_never_fail(tmp_path):
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "code.py").write_bytes("x = 'caf\u00e9'\n".encode("latin-1"))
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "latin-1 code")
+    (tmp_path / "notes.txt").write_text("mine")
+    clean = git_state(tmp_path, with_diff=True)
+    assert not clean["dirty"] and clean["untracked"] == ["notes.txt"] and "diff" not in clean
+    (tmp_path / "code.py").write_bytes("x = 'na\u00efve'\n".encode("latin-1"))  # not UTF-8
+    dirty = git_state(tmp_path, with_diff=True)
+    assert dirty["dirty"] and "+x = 'na" in dirty["diff"]
 
 
 def test_system_metrics_appear_while_a_run_trains():

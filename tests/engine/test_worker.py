@@ -382,8 +382,9 @@ def test_the_worker_records_provenance_per_attempt_and_backs_up_when_due(book, s
     run_id = submit(book, "schedule.episodes=5", "schedule.final_eval_episodes=0", name="traced")
     start_worker()
     wait_for(lambda: finished(book, run_id), 120, "the run to complete")
-    ((step, key, provenance),) = book.snapshots(run_id, "provenance")
-    assert (step, key) == (0, "1") and provenance["attempt"] == 1
+    (recorded,) = book.snapshots(run_id, "provenance")
+    provenance = recorded.payload
+    assert (recorded.step, recorded.key) == (0, "1") and provenance["attempt"] == 1
     assert provenance["command"][1:3] == ["run-child", str(run_id)]
     assert provenance["git"].get("commit") or provenance["git"].get("error")
     (made,) = wait_for(lambda: backups_in(tmp_path / "backups"), 60, "the worker's first automatic backup")

@@ -127,3 +127,25 @@ def test_metrics_frame_round_trips_nan_and_infinities(notebook):
     runs = notebook.runs_frame()
     assert runs.loc[run_id, "config.optim.lr"] == 0.01 and runs.loc[run_id, "final.loss"] == 0.5
     assert runs.loc[run_id, "status"] == "queued" and "provenance.git_commit" in runs.columns
+
+
+def test_a_restore_never_replaces_a_notebook_with_a_bad_file_nor_under_a_live_worker(tmp_path):
+    url = f"sqlite:///{tmp_path / 'notebook.db'}"
+    with Notebook(url) as book:
+        book.create_run({}, name="precious")
+        made = backup(url, tmp_path / "good.db")
+        book.create_run({}, name="after the backup")  # in the WAL until checkpointed
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"not a database at all" * 100)
+        with pytest.raises(BackupError, match="not a SQLite notebook backup"):
+            restore(junk, url, replace=True)
+        assert [r.name for r in book.list_runs()] == ["after the backup", "precious"]  # untouched
+        book.register_worker("w1", host="host-a", pid=1234, max_parallel=1)
+        with pytest.raises(BackupError, match="worker\\(s\\) hold a lease on this notebook \\(on host-a\\)"):
+            restore(made.path, url, replace=True)
+        book.retire_worker("w1")
+    restore(made.path, url, replace=True)
+    with Notebook(url) as restored:
+        assert [r.name for r in restored.list_runs()] == ["precious"]
+    with Notebook(f"sqlite:///{tmp_path / 'notebook.db.before-restore'}") as kept:  # nothing committed is lost
+        assert [r.name for r in kept.list_runs()] == ["after the backup", "precious"]

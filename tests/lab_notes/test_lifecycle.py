@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from lab_notes import Attempt, LeaseLost, Notebook, Refused
+from lab_notes import Attempt, LeaseLost, Notebook, Refused, Snapshot
 from lab_notes.runs import TRANSITIONS
 from tests.helpers import claimed
 from tests.lab_notes.test_store import png
@@ -216,7 +216,7 @@ def test_snapshots_are_fenced_discarded_on_resume_but_provenance_and_deleted_wit
         notebook.log_snapshot(run_id, "features", 9, {"step": 9}, attempt=attempt)
     notebook.resume(run_id, 0)  # back to the start: every later snapshot goes, what each attempt ran with stays
     assert notebook.snapshot_steps(run_id, "features") == [] and notebook.latest_snapshots([run_id], "few_shot") == {}
-    assert notebook.snapshots(run_id, "provenance") == [(0, "1", {"git": {"commit": "abc"}})]
+    assert notebook.snapshots(run_id, "provenance") == [Snapshot(0, "1", {"git": {"commit": "abc"}})]
     other = notebook.create_run({}, name="other")
     notebook.log_snapshot(other, "few_shot", 2, {"step": 2})
     notebook.delete_run(run_id)
