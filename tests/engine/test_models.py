@@ -71,7 +71,7 @@ def test_masked_encoder_sees_only_kept_tokens():
 def test_discriminator_gives_accuracy_and_prototype_accuracy_always_logged():
     cfg = tiny(PRESETS["2022-12-08-disc-vit1"])
     out = ExperimentModel(cfg)(*episode(cfg))
-    assert set(out.accuracy) == {"disc", "prototype"} and set(out.terms) == {"contrastive", "disc"}
+    assert set(out.accuracy) == {"discriminator", "prototype"} and set(out.terms) == {"contrastive", "disc"}
     cfg = tiny(PRESETS["2022-12-08-vit1"])
     out = ExperimentModel(cfg)(*episode(cfg))
     assert set(out.accuracy) == {"prototype"}
