@@ -258,3 +258,15 @@ def feature_figure(feature_map: Mapping, *, height: int = 420) -> go.Figure:
     figure.update_layout(height=height, margin={"l": 50, "r": 20, "t": 30, "b": 40},
                          xaxis_title=axes[0], yaxis_title=axes[1], legend={"orientation": "h", "y": -0.2})
     return figure
+
+
+def sparkline(steps: np.ndarray, values: np.ndarray, *, height: int = 60) -> go.Figure:
+    """A loss curve the size of a table row: no axes, no legend, the last value marked."""
+    finite = np.where(np.isfinite(values), values, np.nan)
+    figure = go.Figure(go.Scatter(x=steps, y=finite, mode="lines", line={"color": PALETTE[0], "width": 1.5},
+                                  hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=steps[-1:], y=finite[-1:], mode="markers", marker={"color": PALETTE[0], "size": 5},
+                                hoverinfo="skip"))
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
+                         xaxis={"visible": False}, yaxis={"visible": False})
+    return figure

@@ -15,7 +15,7 @@ def worker_health() -> None:
     (a resume, a CLI submit) get a worker started for them."""
     book = notebook()
     workers = jobs.live_workers(book)
-    queued = len(book.list_runs(status="queued"))
+    queued = book.runs_page(status="queued", limit=1).total  # counted by the database, never loaded
     if workers:
         slots = sum(w.max_parallel for w in workers)
         hosts = ", ".join(sorted({w.host for w in workers}))

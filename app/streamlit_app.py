@@ -14,7 +14,8 @@ st.set_page_config(page_title="Lab notebook", page_icon="🧪", layout="wide")
 with st.sidebar:
     worker_health()
 pages = [
-    st.Page("app_pages/runs.py", title="Runs", icon="📋", url_path="runs", default=True),
+    st.Page("app_pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("app_pages/runs.py", title="Runs", icon="📋", url_path="runs"),
     st.Page("app_pages/new_run.py", title="New run", icon="🚀", url_path="new"),
     st.Page("app_pages/run.py", title="Run", icon="📈", url_path="run"),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),

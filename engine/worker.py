@@ -126,7 +126,7 @@ class Worker:
                         next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
                     self._fill_slots()
                     self._backups.start_if_due()
-                    if exit_when_idle and not self.children and not self.notebook.list_runs(status="queued"):
+                    if exit_when_idle and not self.children and not self.notebook.runs_page(status="queued", limit=1).total:
                         break
                     backoff = 0.0
                 except OperationalError as error:

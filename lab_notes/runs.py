@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lab_notes.db import Database, NotFound, as_utc, get_row, now
@@ -54,17 +54,16 @@ class RunsStore(Database):
         with self._read() as session:
             return _run(get_row(session, RunRow, run_id))
 
+    def run_names(self) -> dict[int, str]:
+        """id -> name of every run but the deleted, newest first: for pickers, without loading whole runs."""
+        with self._read() as session:
+            rows = session.execute(select(RunRow.id, RunRow.name).where(RunRow.status != "deleted")
+                                   .order_by(RunRow.id.desc()))
+            return {run_id: name for run_id, name in rows}
+
     def list_runs(self, status: str | Sequence[str] | None = None, search: str | None = None) -> list[Run]:
         """Newest first, deleted runs left out unless asked for; `search` matches name or preset, any case."""
-        query = select(RunRow).order_by(RunRow.id.desc())
-        if status:
-            query = query.where(RunRow.status.in_([status] if isinstance(status, str) else list(status)))
-        else:
-            query = query.where(RunRow.status != "deleted")
-        if search:
-            pattern = f"%{search.lower()}%"
-            query = query.where(or_(func.lower(RunRow.name).like(pattern),
-                                    func.lower(func.coalesce(RunRow.preset, "")).like(pattern)))
+        query = matching(select(RunRow).order_by(RunRow.id.desc()), status, search)
         with self._read() as session:
             return [_run(row) for row in session.scalars(query)]
 
@@ -301,6 +300,19 @@ class RunsStore(Database):
                                    .order_by(WorkerRow.id))
             return [Worker(r.id, r.host, r.pid, r.max_parallel, as_utc(r.started_at), as_utc(r.heartbeat_at))
                     for r in rows]
+
+
+def matching(query: Select, status: str | Sequence[str] | None, search: str | None) -> Select:
+    """`query` narrowed to runs in `status` (any but deleted when None) whose name or preset contains `search`."""
+    if status:
+        query = query.where(RunRow.status.in_([status] if isinstance(status, str) else list(status)))
+    else:
+        query = query.where(RunRow.status != "deleted")
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(or_(func.lower(RunRow.name).like(pattern),
+                                func.lower(func.coalesce(RunRow.preset, "")).like(pattern)))
+    return query
 
 
 def _run(row: RunRow) -> Run:

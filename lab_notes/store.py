@@ -13,6 +13,7 @@ from lab_notes.db import DEFAULT_PATH, MIGRATIONS, NotFound, default_url
 from lab_notes.frames import FramesStore
 from lab_notes.metrics import MetricsStore
 from lab_notes.notes import NotesStore
+from lab_notes.overview import OverviewStore
 from lab_notes.runs import LOG_TAIL_CHARS, LeaseLost, Refused, RunsStore
 from lab_notes.snapshots import SnapshotsStore
 
@@ -20,7 +21,7 @@ __all__ = ["DEFAULT_PATH", "LOG_TAIL_CHARS", "LeaseLost", "MIGRATIONS", "NotFoun
            "default_url"]
 
 
-class Notebook(RunsStore, MetricsStore, ArtifactsStore, SnapshotsStore, FramesStore, NotesStore):
+class Notebook(RunsStore, MetricsStore, ArtifactsStore, SnapshotsStore, FramesStore, OverviewStore, NotesStore):
     """The notebook at `url` (default: $LAB_NOTEBOOK_URL, else ./notebook.db). Upgrades its schema on open."""
 
     def __init__(self, url: str | None = None, *, flush_interval: float = 0.5, flush_points: int = 1000) -> None:

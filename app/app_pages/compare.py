@@ -14,13 +14,13 @@ MAX_POINTS = 2000
 book = notebook()
 st.title("Compare runs")
 wanted = [p for p in st.query_params.get("runs", "").split(",") if p.strip()]
-all_runs = book.list_runs()
+names = book.run_names()
 default = [int(p) for p in wanted if p.strip().isdigit()]
-chosen = st.multiselect("Runs", [r.id for r in all_runs], default=[i for i in default if i in {r.id for r in all_runs}],
-                        format_func=lambda i: f"{i} · {next(r.name for r in all_runs if r.id == i)}")
+chosen = st.multiselect("Runs", list(names), default=[i for i in default if i in names],
+                        format_func=lambda i: f"{i} · {names[i]}")
 if ",".join(map(str, chosen)) != st.query_params.get("runs", ""):
     st.query_params["runs"] = ",".join(map(str, chosen))
-missing = [p for p in wanted if not p.strip().isdigit() or int(p) not in {r.id for r in all_runs}]
+missing = [p for p in wanted if not p.strip().isdigit() or int(p) not in names]
 if missing:
     st.warning(f"Not runs in this notebook: {', '.join(missing)}")
 if len(chosen) < 2:

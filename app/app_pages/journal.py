@@ -68,8 +68,7 @@ def uploaded_figures(files) -> tuple[list[Figure], list[str]]:
 
 def note_editor(key: str, *, note=None) -> None:
     """Date, title, Markdown body with a preview, linked runs, tags and images; saves a new note or `note`."""
-    runs = book.list_runs()
-    run_names = {r.id: f"{r.id} · {r.name}" for r in runs}
+    run_names = {run_id: f"{run_id} · {name}" for run_id, name in book.run_names().items()}
     day = st.date_input("Date", value=note.entry_date if note and note.entry_date else dt.date.today(),
                         key=f"{key}:date")
     title = st.text_input("Title", value=note.title if note else "", key=f"{key}:title")

@@ -29,8 +29,9 @@ if parent is not None:
     name_default = f"{parent.name} (edit)"
 else:
     names = list(PRESET_INFO)
+    asked = st.query_params.get("preset")  # Edit on the home page: this experiment's form
     preset_name = st.selectbox(
-        "Preset", names, index=names.index("tiny"),
+        "Preset", names, index=names.index(asked if asked in PRESET_INFO else "tiny"),
         format_func=lambda n: f"{PRESET_INFO[n].journal_date or '—'} · {n} — {PRESET_INFO[n].summary}")
     values, source, name_default = PRESET_INFO[preset_name].config.model_dump(mode="json"), preset_name, preset_name
 

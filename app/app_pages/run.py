@@ -21,12 +21,12 @@ LIVE_STATUSES = ("queued", "running")
 book = notebook()
 run_id = run_id_from(st.query_params.get("run"))
 if run_id is None:
-    runs = book.list_runs()
-    if not runs:
+    names = book.run_names()
+    if not names:
         st.info("No runs yet.")
         st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
         st.stop()
-    picked = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"{i} · {next(r.name for r in runs if r.id == i)}")
+    picked = st.selectbox("Run", list(names), format_func=lambda i: f"{i} · {names[i]}")  # the latest first
     st.query_params["run"] = str(picked)
     run_id = picked
 try:

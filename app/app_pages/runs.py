@@ -14,16 +14,31 @@ from lab_notes.backup import BackupError, backup_into, backups_to_keep
 
 MAX_DOWNLOAD_BYTES = 500 * 2**20  # larger backups stay on disk; a browser download of them would hold it in memory
 
+PAGE_SIZE = 50
+SORTS = {"newest": "newest first", "oldest": "oldest first", "name": "name", "status": "status",
+         "loss": "lowest loss", "accuracy": "highest held-out accuracy", "images_per_s": "fastest (images/s)"}
+
 book = notebook()
 st.title("Runs")
-left, right = st.columns([2, 3])
+left, middle, right = st.columns([2, 3, 2])
 statuses = left.multiselect("Status", ("queued", "running", *FINAL_STATUSES), placeholder="any status")
-search = right.text_input("Search name or preset", placeholder="e.g. mae, 2022-12-14")
-runs = book.list_runs(status=statuses or None, search=search.strip() or None)
-if not runs:
+search = middle.text_input("Search name or preset", placeholder="e.g. mae, 2022-12-14")
+sort = right.selectbox("Sort", list(SORTS), format_func=SORTS.get)
+filters = dict(status=statuses or None, search=search.strip() or None)
+number = st.session_state.get("runs_page", 1)
+page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+if not page.summaries and number > 1:  # the filters shrank the list below this page: back to the first
+    number = st.session_state["runs_page"] = 1
+    page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE)
+if not page.total:
     st.info("No runs yet." if not (statuses or search) else "No run matches these filters.")
     st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
     st.stop()
+pages = -(-page.total // PAGE_SIZE)
+if pages > 1:
+    st.number_input(f"Page (of {pages}; {page.total:,} runs)", 1, pages, key="runs_page")
+shown = page.summaries
+runs = [summary.run for summary in shown]
 
 
 def duration(run) -> str:
@@ -33,24 +48,29 @@ def duration(run) -> str:
     return str(dt.timedelta(seconds=int((end - run.started_at).total_seconds())))
 
 
+now = dt.datetime.now(dt.timezone.utc)
 rows = []
 provenance = book.latest_snapshots([run.id for run in runs], "provenance")
-for run in runs:
-    latest = book.latest_metrics(run.id)
+for summary in shown:
+    run = summary.run
     git = provenance.get(run.id, {}).get("git", {})
+    eta = summary.eta(now)
     rows.append({
         "id": run.id, "name": run.name, "preset": run.preset or "", "status": run.status,
-        "device": run.device or "", "step": max((s for s, _ in latest.values()), default=0),
-        "loss": latest.get("loss/total", (0, None))[1],
-        "accuracy": latest.get("acc/discriminator", latest.get("acc/disc", latest.get("acc/prototype", (0, None))))[1],
+        "progress": summary.progress, "step": f"{summary.step:,} / {summary.episodes:,}",
+        "ETA": str(eta) if eta is not None else "", "loss": summary.loss, "held-out acc": summary.accuracy,
+        "images/s": summary.images_per_s, "device": run.device or "",
         "started": run.started_at.astimezone().strftime("%Y-%m-%d %H:%M") if run.started_at else "",
         "duration": duration(run), "reason": run.status_reason or "",
         "code": ("⚠️ dirty " if git.get("dirty") else "") + git.get("commit", "")[:8],
     })
 table = pd.DataFrame(rows)
 picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
-                      column_config={"loss": st.column_config.NumberColumn(format="%.4g"),
-                                     "accuracy": st.column_config.NumberColumn(format="%.3f")})
+                      column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                                 format="percent"),
+                                     "loss": st.column_config.NumberColumn(format="%.4g"),
+                                     "held-out acc": st.column_config.NumberColumn(format="%.3f"),
+                                     "images/s": st.column_config.NumberColumn(format="%.0f")})
 chosen = [int(table.iloc[i]["id"]) for i in picked.selection.rows]
 st.caption("Select rows to act on them." if not chosen else f"Selected: {', '.join(map(str, chosen))}")
 
@@ -91,9 +111,9 @@ with cols[4].popover("Delete", disabled=not chosen):
 
 st.divider()
 st.subheader("Your own analysis")
-st.caption("One row per run: its config flattened, the last value of each metric, status and provenance "
-           "(`Notebook.runs_frame()` gives the same in Jupyter).")
-frame_downloads(lambda: book.runs_frame([r.id for r in runs]), "runs", key="runs-frame")
+st.caption("One row per run matching the filters (all pages): its config flattened, the last value of each "
+           "metric, status and provenance (`Notebook.runs_frame()` gives the same in Jupyter).")
+frame_downloads(lambda: book.runs_frame(r.id for r in book.list_runs(**filters)), "runs", key="runs-frame")
 with st.expander("💾 Back up the notebook"):
     folder = backup_folder()
     st.caption(f"A consistent copy taken while runs write (SQLite's online backup, or pg_dump), with a manifest of "

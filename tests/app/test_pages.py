@@ -357,3 +357,30 @@ def test_runs_page_backs_up_and_offers_frames(book, tmp_path, monkeypatch):
     assert any("Backed up to" in s.value and "1 runs" in s.value for s in app.success)
     with Notebook(f"sqlite:///{made}") as copy:
         assert copy.list_runs()[0].name == "backed up"
+
+
+def test_home_launches_a_journal_experiment_in_one_click_and_edits_in_another(book):
+    app = page("home")
+    assert any("2022-12-14-normalized-infonce-2d" in m.value for m in app.markdown)
+    next(b for b in app.button if b.key == "launch:2022-12-14-normalized-infonce-2d").click().run()
+    (run,) = book.list_runs()
+    assert (run.preset, run.status) == ("2022-12-14-normalized-infonce-2d", "queued")
+    assert app.query_params.get("run") == str(run.id)  # on its run page
+    app = page("home")
+    next(b for b in app.button if b.key == "edit:2023-01-12-mae-two-decoders").click().run()
+    assert app.selectbox[0].value == "2023-01-12-mae-two-decoders"  # the New-run form, pre-filled
+
+
+def test_runs_page_shows_progress_and_eta_of_a_running_run(book):
+    run_id = book.create_run(with_overrides(PRESETS["tiny"], ["schedule.episodes=400"]).model_dump(mode="json"),
+                             name="halfway", preset="tiny")
+    attempt = claimed(book, run_id)
+    for step in range(1, 101):
+        book.log_metrics(run_id, step, {"loss/total": 1.0 / step, "images_per_s": 250.0}, attempt=attempt)
+    book.flush()
+    app = page("runs")
+    row = app.dataframe[0].value.iloc[0]
+    assert row["progress"] == 0.25 and row["step"] == "100 / 400" and row["ETA"].count(":") == 2
+    assert row["images/s"] == 250.0
+    home = page("home")
+    assert any(p.proto.text.startswith("step 100 / 400 · ETA") for p in home.get("progress"))

@@ -163,7 +163,7 @@ def listening_addresses(port: int) -> set[str]:
 def test_the_app_listens_on_loopback_only_and_offers_no_deploy(app_server, page):
     assert listening_addresses(app_server["port"]) == {"0100007F"}  # 127.0.0.1, nothing on 0.0.0.0 or ::
     page.goto(app_server["base"])
-    page.get_by_role("heading", name="Runs").wait_for()
+    page.get_by_role("heading", name="Lab notebook").wait_for()
     assert page.get_by_text("Deploy", exact=True).count() == 0
 
 

@@ -296,3 +296,28 @@ def test_note_headings_list_notes_without_their_figures(notebook):
     assert notebook.note_headings() == [NoteHeading(new, dt.date(2023, 1, 12), "AE", "two decoders"),
                                         NoteHeading(old, dt.date(2022, 12, 8), "", "disc + ViT-1，准确率是disc计算的"),
                                         NoteHeading(undated, None, "", "preamble")]
+
+
+def test_a_page_of_runs_is_one_query_sorted_and_counted_by_the_database(notebook):
+    from sqlalchemy import event
+
+    ids = [notebook.create_run({"schedule": {"episodes": 10}}, name=f"run {i}", preset="p") for i in range(7)]
+    for rank, run_id in enumerate(ids[:4]):
+        for step in range(1, 6):
+            notebook.log_metrics(run_id, step, {"loss/total": float(rank + 1) / step, "images_per_s": 10.0 * rank})
+    notebook.log_metrics(ids[2], 5, {"eval/acc/prototype": 0.8})
+    notebook.flush()
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(notebook._reader, "before_cursor_execute", listener)
+    try:
+        page = notebook.runs_page(sort="loss", limit=3)
+    finally:
+        event.remove(notebook._reader, "before_cursor_execute", listener)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1 and page.total == 7
+    assert [s.run.id for s in page.summaries] == ids[:3]  # lowest last loss first
+    first = page.summaries[0]
+    assert (first.step, first.loss, first.progress, first.images_per_s) == (5, 0.2, 0.5, 0.0)
+    assert notebook.runs_page(sort="accuracy", limit=1).summaries[0].accuracy == 0.8
+    assert [s.run.id for s in notebook.runs_page(sort="loss", limit=3, offset=3).summaries] == [ids[3], ids[6], ids[5]]
+    assert notebook.runs_page(search="run 4").total == 1 and notebook.runs_page(offset=100).total == 7
