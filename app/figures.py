@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -269,4 +269,26 @@ def sparkline(steps: np.ndarray, values: np.ndarray, *, height: int = 60) -> go.
                                 hoverinfo="skip"))
     figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
                          xaxis={"visible": False}, yaxis={"visible": False})
+    return figure
+
+
+def parallel_coordinates(points: Sequence[Mapping[str, object]], metric: str, values: Sequence[float | None], *,
+                         height: int = 380) -> go.Figure:
+    """One line per run across the swept fields to its final `metric` (coloured by it); text values become
+    labelled positions on their axis. Runs without the metric are left out."""
+    kept = [(p, v) for p, v in zip(points, values) if v is not None and math.isfinite(v)]
+    dimensions = []
+    for path in (points[0] if points else {}):
+        column = [p[path] for p, _ in kept]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
+            dimensions.append({"label": path, "values": column})
+        else:
+            labels = sorted({str(v) for v in column})
+            dimensions.append({"label": path, "values": [labels.index(str(v)) for v in column],
+                               "tickvals": list(range(len(labels))), "ticktext": labels})
+    scores = [v for _, v in kept]
+    dimensions.append({"label": metric, "values": scores})
+    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": scores, "colorscale": "Viridis",
+                                                                   "showscale": True}))
+    figure.update_layout(height=height, margin={"l": 60, "r": 60, "t": 50, "b": 30})
     return figure

@@ -19,6 +19,7 @@ pages = [
     st.Page("app_pages/new_run.py", title="New run", icon="🚀", url_path="new"),
     st.Page("app_pages/run.py", title="Run", icon="📈", url_path="run"),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/sweep.py", title="Sweeps", icon="🧹", url_path="sweep"),
     st.Page("app_pages/journal.py", title="Journal", icon="📓", url_path="journal"),
 ]
 st.navigation(pages).run()

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from data import DatasetError
-from engine.config import PRESET_INFO, ConfigError, lint, preset, with_overrides
+from engine.config import PRESET_INFO, ConfigError, Problem, lint, preset, with_overrides
 from engine.provenance import collect_provenance, keep_diff
+from engine.sweeps import parse_field
 from lab_notes import Notebook, NotFound
 from lab_notes.backup import BackupError, backup, backup_into, restore
 from lab_notes.store import default_url
@@ -80,6 +81,24 @@ def _submit(args: argparse.Namespace) -> int:
         if not jobs.live_workers(notebook):
             print("no live worker: start one with `python -m engine worker`", file=sys.stderr)
     print(submitted.run_id)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from engine import jobs
+
+    if bool(args.grid) == bool(args.list):
+        raise ConfigError([Problem("sweep", "give --grid fields (every combination) or --list fields (values "
+                                            "taken together), not both")])
+    mode = "grid" if args.grid else "list"
+    fields = dict(parse_field(spec) for spec in args.grid or args.list)
+    cfg = with_overrides(preset(args.preset), args.set)
+    with Notebook(args.db) as notebook:
+        submitted = jobs.submit_sweep(notebook, cfg, fields, mode, name=args.name or args.preset,
+                                      preset=args.preset)
+        if not jobs.live_workers(notebook):
+            print("no live worker: start one with `python -m engine worker`", file=sys.stderr)
+    print(f"sweep {submitted.sweep_id}: runs {' '.join(map(str, submitted.run_ids))}")
     return 0
 
 
@@ -203,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit = with_db(command("submit", _submit, "validate, lint and queue a run; prints its id"))
     with_config(submit)
     submit.add_argument("--name", help="run name (default: the preset's)")
+    sweep = with_db(command("sweep", _sweep, "queue a grid or list of runs over up to three fields"))
+    with_config(sweep)
+    sweep.add_argument("--grid", action="append", metavar="PATH=V1,V2", help="swept field, every combination "
+                                                                               "(repeatable, up to 3)")
+    sweep.add_argument("--list", action="append", metavar="PATH=V1,V2", help="swept field, values taken together "
+                                                                               "(repeatable, up to 3)")
+    sweep.add_argument("--name", help="sweep name (default: the preset's); each run is named by its values")
     for name, handler, help_ in (("stop", _stop, "ask a run to stop at its next step, with a checkpoint"),
                                  ("resume", _resume, "queue a stopped, failed or diverged run to continue from its "
                                                      "last checkpoint")):

@@ -9,9 +9,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.config import Problem, RunConfig, lint
 from engine.provenance import code_differs, git_state
+from engine.sweeps import Mode, expand
 from engine.worker import ensure_worker
 from lab_notes import Notebook, Worker
 from lab_notes.runs import Refused
@@ -36,6 +38,25 @@ def submit(book: Notebook, cfg: RunConfig, *, name: str, preset: str | None, par
                              lint=[{"path": w.path, "message": w.message} for w in warnings])
     pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
     return Submitted(run_id, warnings, pid)
+
+
+@dataclass(frozen=True)
+class SubmittedSweep:
+    sweep_id: int
+    run_ids: list[int]
+    worker_pid: int | None
+
+
+def submit_sweep(book: Notebook, base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid", *, name: str,
+                 preset: str | None, start_worker: bool = False, runs_dir: Path = RUNS_DIR) -> SubmittedSweep:
+    """Queue one run per point of the sweep (all validated first, then all queued at once, or none), each named
+    by its swept values and linted; the worker's parallelism runs them."""
+    runs = [(f"{name} [{point.label}]", point.config.model_dump(mode="json"),
+             [{"path": w.path, "message": w.message} for w in lint(point.config)])
+            for point in expand(base, fields, mode)]
+    sweep_id = book.create_sweep(name=name, preset=preset, mode=mode, fields=fields, runs=runs)
+    pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
+    return SubmittedSweep(sweep_id, book.get_sweep(sweep_id).run_ids, pid)
 
 
 def stop(book: Notebook, run_id: int) -> str:
@@ -90,7 +111,8 @@ def _remove_tree(folder: Path, attempts: int = 5) -> None:
             time.sleep(0.2)
 
 
-__all__ = ["Refused", "Submitted", "code_changed_since", "delete", "live_workers", "resume", "stop", "submit"]
+__all__ = ["Refused", "Submitted", "SubmittedSweep", "code_changed_since", "delete", "live_workers", "resume", "stop",
+           "submit", "submit_sweep"]
 
 
 def code_changed_since(book: Notebook, run_id: int) -> str | None:

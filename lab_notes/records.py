@@ -33,6 +33,7 @@ class Run:
     worker_id: str | None = None
     pid: int | None = None
     attempt: int = 0  # how many times a worker has started it; the live chart drops points of older attempts
+    sweep_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,17 @@ class Snapshot:
     step: int
     key: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Sibling runs over `fields` (path -> values): every combination ("grid") or the values taken together
+    ("list"); `run_ids` in the order they were queued."""
+
+    id: int
+    name: str
+    preset: str | None
+    mode: str
+    fields: dict[str, list[Any]]
+    created_at: dt.datetime
+    run_ids: list[int]

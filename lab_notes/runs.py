@@ -319,4 +319,4 @@ def _run(row: RunRow) -> Run:
     return Run(row.id, row.name, row.preset, row.config, row.parent_id, row.status, row.status_reason,
                as_utc(row.created_at), as_utc(row.started_at), as_utc(row.ended_at), as_utc(row.heartbeat_at),
                bool(row.stop_requested), row.device, row.exit_code, list(row.lint or []), row.divergence_report,
-               row.log_tail or "", row.worker_id, row.pid, row.attempt or 0)
+               row.log_tail or "", row.worker_id, row.pid, row.attempt or 0, row.sweep_id)

@@ -37,6 +37,19 @@ class RunRow(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # starts so far; the live one's number
     attempt_token: Mapped[str | None] = mapped_column(String(64))  # the live attempt's fencing token
+    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)  # queued as one of a sweep's siblings
+
+
+class SweepRow(Base):
+    """Sibling runs over a grid (every combination) or a list (values taken together) of up to three fields."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(10))  # grid | list
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)  # path -> values, in the order given
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class WorkerRow(Base):

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from app.form import config_form
+from app.form import config_form, leaf_fields
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
-from engine.config import PRESET_INFO, what_trains
+from engine.config import PRESET_INFO, ConfigError, what_trains
+from engine.sweeps import MAX_FIELDS, expand, parse_field
 from lab_notes import NotFound
 
 book = notebook()
@@ -45,6 +46,37 @@ if errors:
 elif warnings:
     st.warning(f"Lint: {len(warnings)} known pitfall(s) in this config (shown under the fields). You can still "
                "launch; the warnings are stored with the run.")
+with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead"):
+    sweepable = [spec.path for spec in leaf_fields() if spec.path != "data.path"]
+    mode = st.radio("Runs", ["grid", "list"], horizontal=True, key=f"sweep-mode:{source}",
+                    format_func={"grid": "every combination (grid)", "list": "values taken together (list)"}.get)
+    fields, problems = {}, []
+    for row in range(MAX_FIELDS):
+        path_column, values_column = st.columns([2, 3])
+        path = path_column.selectbox(f"Field {row + 1}", [None, *sweepable], key=f"sweep-field{row}:{source}",
+                                     format_func=lambda p: "(none)" if p is None else p)
+        text = values_column.text_input(f"Values {row + 1}", key=f"sweep-values{row}:{source}",
+                                        placeholder="comma-separated, e.g. 1e-3, 1e-2", disabled=path is None)
+        if path is not None and text.strip():
+            try:
+                fields.update([parse_field(f"{path}={text}")])
+            except ConfigError as error:
+                problems.extend(error.problems)
+    points = []
+    if cfg is not None and fields and not problems:
+        try:
+            points = expand(cfg, fields, mode)
+        except ConfigError as error:
+            problems.extend(error.problems)
+    for problem in problems:
+        st.error(f"**{problem.path}**: {problem.message}")
+    if points:
+        st.caption(" · ".join(point.label for point in points))
+    if st.button(f"🧹 Launch sweep ({len(points)} runs)", disabled=not points or not name.strip()):
+        submitted = jobs.submit_sweep(book, cfg, fields, mode, name=name.strip(), preset=preset_name,
+                                      start_worker=may_start_worker())
+        st.switch_page("app_pages/sweep.py", query_params={"sweep": str(submitted.sweep_id)})
+
 if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()):
     # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.
     submitted = jobs.submit(book, cfg, name=name.strip(), preset=preset_name,

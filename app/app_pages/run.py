@@ -17,6 +17,8 @@ from lab_notes.series import downsample
 
 MAX_POINTS = 2000  # per series on screen; the server downsamples longer ones keeping min, max and last
 LIVE_STATUSES = ("queued", "running")
+TRAINING_CHARTS = {"Losses", "Accuracy", "Gradient norm", "Feature norm (before normalisation)", "Learning rate",
+                   "Throughput"}
 
 book = notebook()
 run_id = run_id_from(st.query_params.get("run"))
@@ -50,6 +52,8 @@ if run.parent_id:
     facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
 if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
+if run.sweep_id:
+    facts.append(f"one of [sweep {run.sweep_id}](/sweep?sweep={run.sweep_id})")
 attempts = book.snapshots(run.id, "provenance")
 if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
@@ -108,15 +112,18 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
     return held
 
 
-def draw_charts() -> None:
-    now = book.get_run(run.id)
-    if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
-        st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
-    status = now.status
-    keys = book.metric_keys(run.id)
-    if not keys:
-        st.info("No metrics yet: the run is " + status + ".")
-    for title, group in metric_groups(keys).items():
+def draw_charts(every_second: bool) -> None:
+    """The training curves (`every_second`: redrawn each second while live), or the slower ones (held-out
+    evaluation, per-layer norms, system: every few seconds) — a second's work stays that of a few charts."""
+    if every_second:
+        now = book.get_run(run.id)
+        if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
+            st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
+        if not book.metric_keys(run.id):
+            st.info("No metrics yet: the run is " + now.status + ".")
+    groups = {title: group for title, group in metric_groups(book.metric_keys(run.id)).items()
+              if (title in TRAINING_CHARTS) == every_second}
+    for title, group in groups.items():
         series = {key: read_series(key) for key in group}
         st.plotly_chart(metric_figure(series, title=title, smoothing=smoothing, log_y=log_y),
                         key=f"chart:{title}")
@@ -129,9 +136,18 @@ def draw_charts() -> None:
                          "log_y": log_y}))
 
 
+def draw_training_charts() -> None:
+    draw_charts(every_second=True)
+
+
+def draw_slower_charts() -> None:
+    draw_charts(every_second=False)
+
+
 with charts_tab:
     live = run.status in LIVE_STATUSES
-    st.fragment(draw_charts, run_every=1.0 if live else None)()
+    st.fragment(draw_training_charts, run_every=1.0 if live else None)()
+    st.fragment(draw_slower_charts, run_every=5.0 if live else None)()
 
 def draw_evaluation() -> None:
     """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""

@@ -173,6 +173,10 @@ def test_pages_never_import_torch(book, tmp_path):
     """Each page module, run in a fresh interpreter (Streamlit's bare mode), leaves torch out of sys.modules."""
     seeded_run(book, name="a")
     seeded_run(book, name="b")
+    sweep = book.create_sweep(name="s", preset="tiny", mode="grid", fields={"optim.lr": [0.1]},
+                              runs=[("s [lr=0.1]", PRESETS["tiny"].model_dump(mode="json"), [])])
+    book.log_metrics(book.get_sweep(sweep).run_ids[0], 1, {"loss/total": 1.0})
+    book.flush()  # bare mode ignores st.stop: every page must find something to draw
     pages = sorted(str(p) for p in (ROOT / "app" / "app_pages").glob("*.py"))
     code = ("import runpy, sys; sys.path.insert(0, '.'); "
             f"[runpy.run_path(page) for page in {pages!r}]; print('torch' in sys.modules)")
@@ -384,3 +388,28 @@ def test_runs_page_shows_progress_and_eta_of_a_running_run(book):
     assert row["images/s"] == 250.0
     home = page("home")
     assert any(p.proto.text.startswith("step 100 / 400 · ETA") for p in home.get("progress"))
+
+
+def test_a_sweep_from_the_form_queues_four_runs_and_its_page_marks_the_best(book):
+    app = page("new_run")
+    app.selectbox(key="sweep-field0:tiny").set_value("optim.lr").run()
+    app.text_input(key="sweep-values0:tiny").set_value("0.001, 0.01").run()
+    app.selectbox(key="sweep-field1:tiny").set_value("loss.temperature").run()
+    app.text_input(key="sweep-values1:tiny").set_value("0.1, 0.5").run()
+    next(b for b in app.button if b.label.startswith("🧹 Launch sweep (4 runs)")).click().run()
+    (sweep,) = book.list_sweeps()
+    runs = [book.get_run(i) for i in sweep.run_ids]
+    assert len(runs) == 4 and {r.sweep_id for r in runs} == {sweep.id}
+    assert sorted((r.config["optim"]["lr"], r.config["loss"]["temperature"]) for r in runs) == [
+        (0.001, 0.1), (0.001, 0.5), (0.01, 0.1), (0.01, 0.5)]
+    for rank, run in enumerate(runs):  # the third run reaches the highest held-out accuracy
+        attempt = claimed(book, run.id)
+        for step in (1, 2):
+            book.log_metrics(run.id, step, {"eval/acc/prototype": [0.3, 0.4, 0.7, 0.5][rank] * step / 2,
+                                            "loss/total": 1.0 / step}, attempt=attempt)
+        book.finish_attempt(attempt, "completed")
+    sweep_page = page("sweep", sweep=str(sweep.id))
+    assert any(f"Best by eval/acc/prototype: [run {runs[2].id}" in s.value for s in sweep_page.success)
+    specs = [c.proto.spec for c in sweep_page.get("plotly_chart")]
+    assert any('"parcoords"' in spec and "optim.lr" in spec for spec in specs)
+    assert sweep_page.dataframe[0].value.iloc[2]["best"] == "🏆"

@@ -175,6 +175,9 @@ def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_
         "schedule.episodes=60", "schedule.eval_every=20", "schedule.final_eval_episodes=100",
         "schedule.histogram_every=20", "runtime.system_metrics_seconds=0.3"])
     with Notebook(app_server["db"]) as book:
+        for earlier in book.list_runs(status=["queued", "running"]):  # the worker's one slot is this run's
+            jobs.stop(book, earlier.id)
+        wait_for(lambda: not book.list_runs(status="running"), 60, "earlier runs to stop")
         run_id = jobs.submit(book, cfg, name="feature circle", preset="2022-12-14-normalized-infonce-2d",
                              start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
         wait_for(lambda: book.get_run(run_id).status in ("completed", "failed"), 180, "the 2-D run to end")

@@ -1,0 +1,76 @@
+"""One sweep (`?sweep=ID`): its runs' swept values against a final metric in parallel coordinates, the best run
+marked, and their curves overlaid."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from app.figures import metric_figure, parallel_coordinates
+from app.services import notebook, run_id_from
+from lab_notes import NotFound
+
+MAX_POINTS = 2000
+
+book = notebook()
+sweep_id = run_id_from(st.query_params.get("sweep"))
+if sweep_id is None:
+    sweeps = book.list_sweeps()
+    if not sweeps:
+        st.info("No sweeps yet: the New-run form and `python -m engine sweep` queue them.")
+        st.page_link("app_pages/new_run.py", label="New run", icon="🚀")
+        st.stop()
+    sweep_id = st.selectbox("Sweep", [s.id for s in sweeps],
+                            format_func=lambda i: f"{i} · {next(s.name for s in sweeps if s.id == i)}")
+    st.query_params["sweep"] = str(sweep_id)
+try:
+    sweep = book.get_sweep(sweep_id)
+except NotFound as error:
+    st.error(str(error))
+    st.stop()
+
+st.title(f"Sweep {sweep.id} — {sweep.name}")
+st.markdown(f"{sweep.mode} over " + ", ".join(f"`{path}` ∈ {values}" for path, values in sweep.fields.items())
+            + f" · preset `{sweep.preset or '—'}` · {len(sweep.run_ids)} runs")
+runs = [book.get_run(i) for i in sweep.run_ids]
+if not runs:
+    st.info("Every run of this sweep was deleted.")
+    st.stop()
+latest = {run.id: book.latest_metrics(run.id) for run in runs}
+keys = sorted(set().union(*(values.keys() for values in latest.values())))
+if not keys:
+    st.info("No run of this sweep has logged a metric yet: " + ", ".join(f"{r.id} {r.status}" for r in runs))
+    st.stop()
+default = next((k for k in ("eval/acc/prototype", "eval/acc/discriminator", "loss/total") if k in keys), keys[0])
+left, right = st.columns([3, 1])
+metric = left.selectbox("Judge the runs by their last", keys, index=keys.index(default))
+higher = right.radio("Better is", ["higher", "lower"], index=0 if "acc" in metric else 1, horizontal=True) == "higher"
+
+
+def swept(run) -> dict[str, object]:
+    """The swept fields' values, read from the run's own config."""
+    found = {}
+    for path in sweep.fields:
+        node = run.config
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        found[path] = node
+    return found
+
+
+scores = {run.id: latest[run.id].get(metric, (None, None))[1] for run in runs}
+finite = {i: v for i, v in scores.items() if v is not None and math.isfinite(v)}
+best = (max if higher else min)(finite, key=finite.get) if finite else None
+if best is not None:
+    st.success(f"🏆 Best by {metric}: [run {best} — {next(r.name for r in runs if r.id == best)}](/run?run={best}) "
+               f"({finite[best]:.4g})")
+st.plotly_chart(parallel_coordinates([swept(r) for r in runs], metric, [scores[r.id] for r in runs]),
+                key="sweep:parcoords")
+table = pd.DataFrame([{"best": "🏆" if run.id == best else "", "id": run.id, "status": run.status,
+                       **{path.rsplit(".", 1)[-1]: str(value) for path, value in swept(run).items()},
+                       metric: scores[run.id]} for run in runs])
+st.dataframe(table, hide_index=True, width="stretch")
+smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
+series = {f"{run.id} · {run.name}": book.metric_history(run.id, metric, max_points=MAX_POINTS) for run in runs}
+st.plotly_chart(metric_figure({k: v for k, v in series.items() if len(v[0])}, title=metric, smoothing=smoothing),
+                key="sweep:curves")

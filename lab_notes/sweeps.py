@@ -1,0 +1,44 @@
+"""Sweeps: sibling runs over a grid or list of values of up to three config fields, queued together (all of them
+or none) and looked at together."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import select
+
+from lab_notes.db import Database, NotFound, as_utc, now
+from lab_notes.records import Sweep
+from lab_notes.schema import RunRow, SweepRow
+
+
+class SweepsStore(Database):
+    def create_sweep(self, *, name: str, preset: str | None, mode: str, fields: dict[str, list[Any]],
+                     runs: Sequence[tuple[str, dict[str, Any], Sequence[Any]]]) -> int:
+        """(new) -> queued for every (run name, config, lint) of the sweep, in one transaction: a sweep is never
+        queued half."""
+        with self._write() as session:
+            sweep = SweepRow(name=name, preset=preset, mode=mode, fields=fields, created_at=now())
+            session.add(sweep)
+            session.flush()
+            for run_name, config, lint in runs:
+                session.add(RunRow(name=run_name, preset=preset, config=config, status="queued", created_at=now(),
+                                   stop_requested=False, lint=list(lint), log_tail="", attempt=0,
+                                   sweep_id=sweep.id))
+            return sweep.id
+
+    def get_sweep(self, sweep_id: int) -> Sweep:
+        with self._read() as session:
+            row = session.get(SweepRow, sweep_id)
+            if row is None:
+                raise NotFound(f"there is no sweep {sweep_id}")
+            run_ids = list(session.scalars(select(RunRow.id).where(RunRow.sweep_id == sweep_id,
+                                                                   RunRow.status != "deleted")
+                                           .order_by(RunRow.id)))
+            return Sweep(row.id, row.name, row.preset, row.mode, dict(row.fields), as_utc(row.created_at), run_ids)
+
+    def list_sweeps(self) -> list[Sweep]:
+        """Newest first."""
+        with self._read() as session:
+            ids = list(session.scalars(select(SweepRow.id).order_by(SweepRow.id.desc())))
+        return [self.get_sweep(i) for i in ids]
