@@ -1,5 +1,5 @@
-"""Home: the journal's experiments, each one click from running (or from its pre-filled form), and the latest runs
-with their progress and loss."""
+"""Home: the latest runs with their progress and loss, and the journal's experiments, each one click from running
+(or from its pre-filled form)."""
 
 import datetime as dt
 
@@ -16,26 +16,12 @@ BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "�
 book = notebook()
 st.title("Lab notebook")
 
-st.subheader("The journal's experiments")
-st.caption("Each at a size a CPU runs in about a minute; Launch queues it as it is, Edit opens its form.")
-for name, info in PRESET_INFO.items():
-    if not info.journal_date or name.endswith("-journal-scale"):
-        continue
-    text, launch, edit = st.columns([8, 1, 1], vertical_alignment="center")
-    text.markdown(f"**{info.journal_date}** · `{name}` — {info.summary}  \n"
-                  f"<small>trains: {info.trains}</small>", unsafe_allow_html=True)
-    if launch.button("🚀 Launch", key=f"launch:{name}"):
-        submitted = jobs.submit(book, info.config, name=name, preset=name, start_worker=may_start_worker())
-        st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})
-    if edit.button("✎ Edit", key=f"edit:{name}"):
-        st.switch_page("app_pages/new_run.py", query_params={"preset": name})
-
 
 def draw_recent() -> None:
     """The newest runs with a progress bar (step / total, ETA) and a sparkline of the loss."""
     recent = book.runs_page(limit=RECENT).summaries
     if not recent:
-        st.info("No runs yet: launch one above.")
+        st.info("No runs yet: launch one of the journal's experiments below.")
         return
     now = dt.datetime.now(dt.timezone.utc)
     for summary in recent:
@@ -54,3 +40,17 @@ def draw_recent() -> None:
 st.subheader("Latest runs")
 live = bool(book.runs_page(status=["queued", "running"], limit=1).total)
 st.fragment(draw_recent, run_every=2.0 if live else None)()
+
+st.subheader("The journal's experiments")
+st.caption("Each at a size a CPU runs in about a minute; Launch queues it as it is, Edit opens its form.")
+for name, info in PRESET_INFO.items():
+    if not info.journal_date or name.endswith("-journal-scale"):
+        continue
+    text, launch, edit = st.columns([7, 1.4, 1.1], vertical_alignment="center")
+    text.markdown(f"**{info.journal_date}** · `{name}` — {info.summary}  \n"
+                  f"<small>trains: {info.trains}</small>", unsafe_allow_html=True)
+    if launch.button("🚀 Launch", key=f"launch:{name}"):
+        submitted = jobs.submit(book, info.config, name=name, preset=name, start_worker=may_start_worker())
+        st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})
+    if edit.button("✎ Edit", key=f"edit:{name}"):
+        st.switch_page("app_pages/new_run.py", query_params={"preset": name})

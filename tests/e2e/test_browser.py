@@ -55,6 +55,15 @@ def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
         assert latency < 2.0
     shoot(page, "2-run-live")
 
+    run_url = page.url
+    page.goto(base)  # the home page: the running run with its progress bar, ETA and sparkline
+    page.get_by_role("heading", name="Lab notebook").wait_for()
+    progress = page.get_by_text(re.compile(r"step [\d,]+ / 100,000 · ETA")).first
+    progress.wait_for()
+    progress.scroll_into_view_if_needed()
+    shoot(page, "2b-home-progress")
+    page.goto(run_url)
+    page.get_by_role("heading", name=re.compile(r"Run \d+ — browser run")).wait_for()
     page.get_by_role("button", name="⏹ Stop").click()
     page.get_by_text("stopped", exact=True).wait_for(timeout=30_000)
     shoot(page, "3-run-stopped")
