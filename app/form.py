@@ -72,11 +72,34 @@ def _is_optional(annotation: Any) -> tuple[bool, Any]:
     return False, annotation
 
 
+LABELS = {"n_way": "Classes per episode (N)", "k_shot": "Support images per class (K)",
+          "q_queries": "Query images per class (Q)", "lr": "Learning rate", "embed_dim": "Width",
+          "num_heads": "Attention heads", "mlp_ratio": "MLP ratio", "pos_embed": "Position embedding",
+          "grad_clip": "Gradient clip", "min_lr": "Final learning rate (cosine)"}
+
+
+def label_in_words(path: str) -> str:
+    """`data.samples_per_class` -> "Samples per class"; the dotted path stays in the help."""
+    name = path.rsplit(".", 1)[-1]
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def _subsection_title(section: str, group: str) -> str:
+    """`model`, `decoders.first` -> "decoders · first — Decoder A": the sub-section and its description."""
+    info = RunConfig.model_fields[section]
+    node = _model_type(info.annotation)
+    for part in group.split("."):
+        info = node.model_fields[part]
+        node = _model_type(info.annotation) or node
+    return f"{group.replace('.', ' · ')} — {info.description}" if info.description else group
+
+
 def _widget(spec: FieldSpec, current: Any, key: str) -> Any:
     """One input for one field; numbers are typed freely so that validation (not the widget) names bad ones."""
-    label = spec.path.rsplit(".", 1)[-1]
+    label = label_in_words(spec.path)
     bounds = bounds_text(spec.info)
-    help_text = (spec.info.description or "") + (f" (range {bounds})" if bounds else "")
+    help_text = ((spec.info.description or "") + (f" (range {bounds})" if bounds else "")
+                 + f" — field `{spec.path}`")
     optional, annotation = _is_optional(spec.annotation)
     if spec.path == "data.path":  # only what the data folder holds can be chosen
         options = [None, *data_choices()]
@@ -119,17 +142,20 @@ def config_form(values: dict[str, Any], *, key_prefix: str) -> tuple[dict[str, A
     for section, specs in sections.items():
         description = RunConfig.model_fields[section].description
         with st.expander(f"{section} — {description}", expanded=section in ("data", "model", "loss", "optim")):
-            columns = st.columns(3)
-            for i, spec in enumerate(specs):
-                with columns[i % 3]:
-                    group = ".".join(spec.path.split(".")[1:-1])
-                    if group:
-                        st.caption(group)
-                    current = _get(values, spec.path)
-                    if current is MISSING:  # a run cloned from before this field existed: start at its default
-                        current = spec.info.get_default(call_default_factory=True)
-                    _set(edited, spec.path, _widget(spec, current, f"{key_prefix}:{spec.path}"))
-                    slots[spec.path] = st.empty()
+            groups: dict[str, list[FieldSpec]] = {}
+            for spec in specs:
+                groups.setdefault(".".join(spec.path.split(".")[1:-1]), []).append(spec)
+            for group, members in groups.items():
+                if group:  # one sub-header per sub-section, not its name over every field
+                    st.markdown(f"**{_subsection_title(section, group)}**")
+                columns = st.columns(3)
+                for i, spec in enumerate(members):
+                    with columns[i % 3]:
+                        current = _get(values, spec.path)
+                        if current is MISSING:  # a run cloned from before this field existed: its default
+                            current = spec.info.get_default(call_default_factory=True)
+                        _set(edited, spec.path, _widget(spec, current, f"{key_prefix}:{spec.path}"))
+                        slots[spec.path] = st.empty()
     try:
         cfg = validate_config(edited)
         errors: list[Problem] = []

@@ -413,3 +413,11 @@ def test_a_sweep_from_the_form_queues_four_runs_and_its_page_marks_the_best(book
     specs = [c.proto.spec for c in sweep_page.get("plotly_chart")]
     assert any('"parcoords"' in spec and "optim.lr" in spec for spec in specs)
     assert sweep_page.dataframe[0].value.iloc[2]["best"] == "🏆"
+
+
+def test_the_form_labels_fields_in_words_with_the_path_in_the_help(book):
+    app = page("new_run")
+    field = app.number_input(key="tiny:data.samples_per_class")
+    assert field.label == "Samples per class" and "field `data.samples_per_class`" in field.help
+    assert app.number_input(key="tiny:data.n_way").label == "Classes per episode (N)"
+    assert any(m.value == "**encoder — ViT encoder**" for m in app.markdown)  # once per sub-section

@@ -30,7 +30,7 @@ def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
     page.goto(f"{base}/new")
     page.get_by_role("heading", name="New run").wait_for()
     page.get_by_text("schedule —").click()
-    episodes = page.get_by_label("episodes", exact=True)
+    episodes = page.get_by_label("Episodes", exact=True)
     episodes.fill("100000")
     episodes.press("Enter")
     page.get_by_label("Run name").fill("browser run")
