@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from lab_notes.db import Database
 from lab_notes.records import Run
-from lab_notes.runs import _run, matching
+from lab_notes.runs import matching, run_record
 from lab_notes.schema import MetricRollupRow, RunRow
 
 SUMMARY_KEYS = {"loss": "loss/total", "accuracy": "eval/acc/prototype", "images_per_s": "images_per_s"}
@@ -67,7 +67,7 @@ class OverviewStore(Database):
                  .join(page, page.c.id == RunRow.id).order_by(*_order(sort, latest)))
         with self._read() as session:
             rows = session.execute(query).all()
-            summaries = [RunSummary(_run(row.RunRow), int(row.loss_step or 0), row.loss, row.accuracy,
+            summaries = [RunSummary(run_record(row.RunRow), int(row.loss_step or 0), row.loss, row.accuracy,
                                     row.images_per_s) for row in rows]
         return RunsPage(summaries, rows[0].matching if rows else self._count_matching(status, search))
 

@@ -52,7 +52,7 @@ class RunsStore(Database):
 
     def get_run(self, run_id: int) -> Run:
         with self._read() as session:
-            return _run(get_row(session, RunRow, run_id))
+            return run_record(get_row(session, RunRow, run_id))
 
     def run_names(self) -> dict[int, str]:
         """id -> name of every run but the deleted, newest first: for pickers, without loading whole runs."""
@@ -65,7 +65,7 @@ class RunsStore(Database):
         """Newest first, deleted runs left out unless asked for; `search` matches name or preset, any case."""
         query = matching(select(RunRow).order_by(RunRow.id.desc()), status, search)
         with self._read() as session:
-            return [_run(row) for row in session.scalars(query)]
+            return [run_record(row) for row in session.scalars(query)]
 
     def stop_requested(self, run_id: int) -> bool:
         with self._read() as session:
@@ -315,7 +315,8 @@ def matching(query: Select, status: str | Sequence[str] | None, search: str | No
     return query
 
 
-def _run(row: RunRow) -> Run:
+def run_record(row: RunRow) -> Run:
+    """A run row as the record every room returns (never the ORM row itself)."""
     return Run(row.id, row.name, row.preset, row.config, row.parent_id, row.status, row.status_reason,
                as_utc(row.created_at), as_utc(row.started_at), as_utc(row.ended_at), as_utc(row.heartbeat_at),
                bool(row.stop_requested), row.device, row.exit_code, list(row.lint or []), row.divergence_report,

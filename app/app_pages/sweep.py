@@ -15,13 +15,12 @@ MAX_POINTS = 2000
 book = notebook()
 sweep_id = run_id_from(st.query_params.get("sweep"))
 if sweep_id is None:
-    sweeps = book.list_sweeps()
-    if not sweeps:
+    names = {s.id: s.name for s in book.list_sweeps()}
+    if not names:
         st.info("No sweeps yet: the New-run form and `python -m engine sweep` queue them.")
         st.page_link("app_pages/new_run.py", label="New run", icon="🚀")
         st.stop()
-    sweep_id = st.selectbox("Sweep", [s.id for s in sweeps],
-                            format_func=lambda i: f"{i} · {next(s.name for s in sweeps if s.id == i)}")
+    sweep_id = st.selectbox("Sweep", list(names), format_func=lambda i: f"{i} · {names[i]}")  # the latest first
     st.query_params["sweep"] = str(sweep_id)
 try:
     sweep = book.get_sweep(sweep_id)
