@@ -165,7 +165,7 @@ def _worker(args: argparse.Namespace) -> int:
     from engine.worker import Worker
 
     Worker(args.db, max_parallel=args.max_parallel, runs_dir=args.runs_dir,
-           stale_after=args.stale_after).serve(exit_when_idle=args.exit_when_idle)
+           stale_after=args.stale_after, launcher=args.launcher).serve(exit_when_idle=args.exit_when_idle)
     return 0
 
 
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--stale-after", type=float, default=15.0,
                         help="seconds without a heartbeat before a running run is marked failed")
     worker.add_argument("--exit-when-idle", action="store_true", help="exit once nothing is queued or running")
+    worker.add_argument("--launcher", choices=["warm", "cold"], default="warm",
+                        help="warm: fork each run from a process that has imported torch and the engine already "
+                             "(first point in about a second); cold: a fresh interpreter per run")
     child = with_db(command("run-child", _run_child, argparse.SUPPRESS))
     child.add_argument("run", type=int)
     child.add_argument("--attempt", type=int, required=True)

@@ -83,6 +83,8 @@ def hardware() -> dict[str, Any]:
                              "cpu_cores_physical": psutil.cpu_count(logical=False),
                              "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpus": []}
     torch = sys.modules.get("torch")
+    if torch is not None:
+        found["torch_threads"] = torch.get_num_threads()  # this run's share of the cores (engine.worker.device_slots)
     if torch is not None and torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)

@@ -24,11 +24,11 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from sqlalchemy.exc import OperationalError
 
 from engine.config import ConfigError, data_root, validate_config
+from engine.launcher import ENGINE_ROOT, RunProcess, start_launcher
 from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.backup import ScheduledBackups
@@ -41,7 +41,6 @@ LOG_CAP_BYTES = 8 * 1024 * 1024
 LOG_TAIL_BYTES = 64 * 1024  # more than the notebook keeps of a run's output (lab_notes.runs.LOG_TAIL_CHARS)
 ORPHAN_EXIT_CODE = 70
 LEASE_LOST_EXIT_CODE = 71
-ENGINE_ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_STEP = re.compile(r"step_(\d+)\.pt(\.partial)?$")
 
 
@@ -84,16 +83,15 @@ def exit_reason(returncode: int) -> str:
 @dataclass
 class Child:
     attempt: Attempt
-    process: subprocess.Popen
+    process: RunProcess
     log_path: Path
-    log: IO[bytes]
-    offset: int = 0
+    offset: int = 0  # how much of the log the notebook has
 
 
 class Worker:
     def __init__(self, url: str, *, max_parallel: int = 1, runs_dir: str | Path = "runs",
                  stale_after: float = STALE_AFTER_SECONDS, gpu_ids: list[str] | None = None,
-                 poll_seconds: float = 0.2) -> None:
+                 poll_seconds: float = 0.2, launcher: str = "warm") -> None:
         self.url = url
         self.notebook = patiently(lambda: Notebook(url))
         self.runs_dir = Path(runs_dir).resolve()
@@ -101,6 +99,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         gpus = visible_gpus() if gpu_ids is None else gpu_ids
         self.slots = device_slots(gpus, max_parallel)
+        self.launcher = start_launcher(launcher, self.slots)
         self.children: dict[int, Child] = {}  # slot index -> child
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
@@ -182,17 +181,11 @@ class Worker:
         run_dir = self.runs_dir / str(attempt.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "output.log"
-        log = open(log_path, "ab")
-        offset = log.tell()
-        command = [sys.executable, "-u", "-m", "engine", "run-child", str(attempt.run_id), "--attempt",
-                   str(attempt.number), "--token", attempt.token, "--runs-dir", str(self.runs_dir),
-                   "--worker-pid", str(os.getpid())]
-        # The database URL (and any password in it) goes by environment, never on a command line `ps` shows.
-        process = subprocess.Popen(command, cwd=ENGINE_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **env, "LAB_NOTEBOOK_URL": self.url}, start_new_session=True)
-        child = Child(attempt, process, log_path, log, offset)
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        child = Child(attempt, self.launcher.start(attempt, url=self.url, runs_dir=self.runs_dir, env=env,
+                                                   log=log_path), log_path, offset)
         try:
-            self.notebook.set_pid(attempt, process.pid)
+            self.notebook.set_pid(attempt, child.process.pid)
         except LeaseLost:
             pass  # stopped or reaped already: the child sees it at its first heartbeat and exits
         return child
@@ -203,7 +196,6 @@ class Worker:
             if code is None:
                 continue
             del self.children[slot]
-            child.log.close()
             self._copy_output(child)
             self._end(child.attempt, exit_reason(code), code)  # only if it ended without saying how
             say(f"run {child.attempt.run_id}: exit code {code}")
@@ -273,14 +265,16 @@ def say(message: str) -> None:
 # --- a run's subprocess ---------------------------------------------------------------------------------------
 
 
-def _watch_worker(parent: int, sink: NotebookSink) -> None:
+def _watch_worker(worker: int, sink: NotebookSink) -> None:
     """A run's process lives only as long as its worker: if the worker dies, the run ends as failed at once,
-    saying so. `parent` is the worker's pid as the worker said it, so a worker that died while this process was
-    still starting is noticed too."""
-    while os.getppid() == parent:
+    saying so. The process's parent is the worker, or the warm launcher, which ends with the worker; `worker`
+    is the worker's pid as the worker said it, so a worker that died while this process was starting is noticed
+    too."""
+    parent = os.getppid()
+    while os.getppid() == parent and (parent == worker or _running(worker)):
         time.sleep(0.5)
     try:
-        sink.finish("failed", reason=f"its worker (pid {parent}) died")
+        sink.finish("failed", reason=f"its worker (pid {worker}) died")
     finally:
         os._exit(ORPHAN_EXIT_CODE)
 
@@ -375,6 +369,17 @@ def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int 
             env={**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_DATA_DIR": str(data_root())}, start_new_session=True)
     pid_file.write_text(str(process.pid))
     return process.pid
+
+
+def _running(pid: int) -> bool:
+    """Is `pid` a live process (not a zombie)? Linux /proc; elsewhere, only whether the pid exists."""
+    try:
+        os.kill(pid, 0)
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return True  # no /proc: the pid exists
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:

@@ -38,7 +38,10 @@ def _our_engine_processes() -> list[str]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv]
-        if cwd.startswith(root) and "engine" in words and ("worker" in words or "run-child" in words):
+        started_here = cwd.startswith(root) and (
+            "engine" in words and ("worker" in words or "run-child" in words)
+            or any("multiprocessing.forkserver" in w for w in words))  # a warm launcher and the runs it forked
+        if started_here:
             found.append(f"{proc.name}: {' '.join(words)[:200]}")
     return found
 

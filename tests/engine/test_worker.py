@@ -73,6 +73,23 @@ def test_device_slots_one_per_gpu_or_max_parallel_on_cpu():
     assert exit_reason(-9) == "process died, signal 9 (SIGKILL)"
 
 
+def test_runs_fork_from_the_warm_launcher_each_with_its_slots_share_of_the_threads(book, start_worker):
+    runs = [submit(book, "schedule.episodes=100000", name=f"warm {i}") for i in range(2)]
+    worker = start_worker("--max-parallel", "2")
+    pids = wait_for(lambda: all(status(book, r) == "running" for r in runs) and [book.get_run(r).pid for r in runs],
+                    90, "both runs to start")
+    for pid in pids:  # forked from the launcher (a child of the worker), not a fresh interpreter of the worker's
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert parent != worker.pid and b"multiprocessing.forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes()
+        assert int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1]) == worker.pid
+    for run_id in runs:
+        (provenance,) = wait_for(lambda: book.snapshots(run_id, "provenance"), 30, "the run's provenance")
+        assert provenance.payload["hardware"]["torch_threads"] == max(1, (os.cpu_count() or 1) // 2)
+        assert provenance.payload["command"][1:3] == ["run-child", str(run_id)]  # what reruns it by hand
+        jobs.stop(book, run_id)
+    wait_for(lambda: all(finished(book, r, "stopped") for r in runs), 60, "both runs to stop")
+
+
 def test_three_runs_two_at_a_time_all_complete(book, start_worker):
     runs = [submit(book, "schedule.episodes=40", "schedule.image_every=20", name=f"r{i}") for i in range(3)]
     start_worker("--max-parallel", "2")
@@ -380,7 +397,7 @@ def test_the_worker_records_provenance_per_attempt_and_backs_up_when_due(book, s
 
     monkeypatch.setenv("LAB_BACKUP_DIR", str(tmp_path / "backups"))  # the worker inherits it
     run_id = submit(book, "schedule.episodes=5", "schedule.final_eval_episodes=0", name="traced")
-    start_worker()
+    start_worker("--launcher", "cold")  # a fresh interpreter per run: what bench/first_point.py compares with
     wait_for(lambda: finished(book, run_id), 120, "the run to complete")
     (recorded,) = book.snapshots(run_id, "provenance")
     provenance = recorded.payload

@@ -1,0 +1,125 @@
+"""How a worker starts a run's process. Importing torch, timm and the engine takes about 4 s of a 2-core machine,
+which was most of the wait between Launch and the first loss point; the warm launcher pays it once.
+
+- `WarmLauncher`: a fork server (Python's `multiprocessing` forkserver) started with the worker imports the engine
+  once; each run is forked from it, ready to train. CUDA is never initialised in the server (importing torch does
+  not), and nothing there runs a parallel torch op, so OpenMP's thread pool is first made in each run, after fork.
+- `ColdLauncher`: a fresh `python -m engine run-child …` per run: the reference the warm one is measured against
+  (`bench/first_point.py`), and the way to run where fork is not available.
+
+Either way the run's process has its own session, writes its output to the run's log file, and is told the
+worker's pid: it ends, failing its run, as soon as that worker is gone (`engine.worker.run_one`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from lab_notes import Attempt
+
+ENGINE_ROOT = Path(__file__).resolve().parents[1]
+WARM_MODULES = ["engine.train", "engine.worker"]  # torch, timm, the models, the notebook: what every run imports
+READ_AT_LOAD = ("OMP_WAIT_POLICY",)  # settings a library reads once, when it loads: the server must have them
+
+
+@dataclass(frozen=True)
+class RunProcess:
+    """What the worker needs of a started run: its pid, whether it ended (and how), a way to end it."""
+
+    pid: int
+    poll: Callable[[], int | None]  # the exit code (negative: killed by that signal), or None while it runs
+    kill: Callable[[], None]
+
+
+class Launcher(Protocol):
+    def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
+        """Start `attempt` with `env` added to its environment, its output appended to `log`."""
+        ...
+
+
+def start_launcher(kind: str, slots: list[dict[str, str]]) -> Launcher:
+    """`warm` (the default) or `cold`; the slots' environments say what the warm server must load with."""
+    if kind == "cold":
+        return ColdLauncher()
+    if kind != "warm":
+        raise ValueError(f"launcher: {kind!r} is not one of warm, cold")
+    return WarmLauncher({k: v for slot in slots for k, v in slot.items() if k in READ_AT_LOAD})
+
+
+def run_child_arguments(attempt: Attempt, runs_dir: Path) -> list[str]:
+    """`python -m engine …`'s arguments that run `attempt` in a fresh interpreter. A warm run records them too, as
+    its command line: they are what reproduces the run by hand."""
+    return ["run-child", str(attempt.run_id), "--attempt", str(attempt.number), "--token", attempt.token,
+            "--runs-dir", str(runs_dir), "--worker-pid", str(os.getpid())]
+
+
+class ColdLauncher:
+    def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
+        # The database URL (and any password in it) goes by environment, never on a command line `ps` shows.
+        with open(log, "ab") as output:
+            process = subprocess.Popen([sys.executable, "-u", "-m", "engine", *run_child_arguments(attempt, runs_dir)],
+                                       cwd=ENGINE_ROOT, stdout=output,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env={**os.environ, **env, "LAB_NOTEBOOK_URL": url}, start_new_session=True)
+        return RunProcess(process.pid, process.poll, process.kill)
+
+
+class WarmLauncher:
+    def __init__(self, server_env: dict[str, str] | None = None) -> None:
+        """Start the fork server now, so its imports run while the worker waits for its first run. It ends by
+        itself once the worker's end of its pipe closes (the worker exits or dies).
+        `server_env` holds what must be in the environment before torch loads (OpenMP reads OMP_WAIT_POLICY
+        once, when its library loads), the same for every run of this worker."""
+        os.environ.update(server_env or {})  # the server inherits the worker's environment as it is now
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(WARM_MODULES)
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+        threading.Thread(target=self._say_when_warm, daemon=True, name="launcher-warmup").start()
+
+    def _say_when_warm(self) -> None:
+        """The server answers its first request once its imports are done: a no-op process says when."""
+        started = time.monotonic()
+        probe = self._context.Process(target=int, name="warm-up")
+        probe.start()
+        probe.join()
+        print(f"warm launcher ready: torch, timm and the engine imported in {time.monotonic() - started:.1f} s",
+              flush=True)
+
+    def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
+        # The URL travels over the server's private socket, never on a command line.
+        process = self._context.Process(target=_forked_run, name=f"run {attempt.run_id}",
+                                        args=(attempt, url, runs_dir, env, log, run_child_arguments(attempt, runs_dir)))
+        process.start()
+        return RunProcess(process.pid, lambda: process.exitcode, process.kill)
+
+
+def _forked_run(attempt: Attempt, url: str, runs_dir: Path, env: dict[str, str], log: Path,
+                arguments: list[str]) -> None:
+    """A run's life in a process forked from the warm server: made to look, from inside, like the cold one."""
+    os.setsid()  # a Ctrl-C meant for the worker's terminal reaches the worker, which stops its runs in order
+    output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for fd in (1, 2):
+        os.dup2(output, fd)
+    os.close(output)
+    sys.stdout.reconfigure(line_buffering=True)  # as `python -u` does for the cold run: lines reach the log as said
+    os.environ.update({**env, "LAB_NOTEBOOK_URL": url})
+    sys.argv = [str(ENGINE_ROOT / "engine" / "__main__.py"), *arguments]  # as `python -m engine …` would see it
+    threads = env.get("OMP_NUM_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))  # read at import in the server, before this slot's share was known
+    from engine.worker import run_one
+
+    worker_pid = int(arguments[arguments.index("--worker-pid") + 1])
+    sys.exit(run_one(url, attempt, runs_dir, worker_pid))
