@@ -475,3 +475,12 @@ def test_a_clone_shows_what_its_run_set_first(book):
     assert [s.value for s in app.subheader] == [f"What run {parent} sets"]
     leading = [path for path, expander in form_fields_in_order(app, f"clone{parent}") if expander is None]
     assert "optim.lr" in leading and "model.masking.ratio" in leading and "data.image_size" not in leading
+
+
+def test_the_bare_run_entry_opens_the_latest_run(book):
+    empty = page("run")
+    assert [i.value for i in empty.info] == ["No runs yet."]
+    seeded_run(book, name="older")
+    latest = seeded_run(book, name="latest")
+    app = page("run")
+    assert app.title[0].value == f"Run {latest} — latest" and app.query_params.get("run") == str(latest)
