@@ -10,10 +10,13 @@ FROM ${BASE}
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DEBIAN_FRONTEND=noninteractive \
     LAB_NOTEBOOK_URL=sqlite:////data/notebook.db LAB_RUNS_DIR=/data/runs LAB_DATA_DIR=/data/datasets
+# fonts-noto-cjk (≈ 90 MB; Debian and Ubuntu both name it so): the journal is partly in Chinese, and a browser run
+# inside the container (screenshots, the browser tests) draws it as boxes without a CJK font.
 RUN if ! command -v python3.11 >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv curl \
+      apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv curl fonts-noto-cjk \
       && rm -rf /var/lib/apt/lists/*; \
-    else apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*; fi \
+    else apt-get update && apt-get install -y --no-install-recommends curl fonts-noto-cjk \
+      && rm -rf /var/lib/apt/lists/*; fi \
     && python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 

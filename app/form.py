@@ -6,7 +6,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import annotated_types
 import streamlit as st
@@ -130,32 +130,61 @@ def _widget(spec: FieldSpec, current: Any, key: str) -> Any:
     return text
 
 
-def config_form(values: dict[str, Any], *, key_prefix: str) -> tuple[dict[str, Any], RunConfig | None,
-                                                                     list[Problem], list[Problem]]:
+def _section_description(section: str) -> str:
+    return RunConfig.model_fields[section].description or section
+
+
+def _render_fields(specs: list[FieldSpec], values: dict[str, Any], *, key_prefix: str, edited: dict[str, Any],
+                   slots: dict[str, Any], heading: Callable[[str, str], str]) -> None:
+    """`specs` three to a row, one sub-header (`heading(section, group)`) per sub-section, an empty slot under
+    each field for its validation message; each widget's value goes into `edited` at its path."""
+    groups: dict[tuple[str, str], list[FieldSpec]] = {}
+    for spec in specs:
+        parts = spec.path.split(".")
+        groups.setdefault((parts[0], ".".join(parts[1:-1])), []).append(spec)
+    for (section, group), members in groups.items():
+        title = heading(section, group)
+        if title:  # one sub-header per sub-section, not its name over every field
+            st.markdown(f"**{title}**")
+        columns = st.columns(3)
+        for i, spec in enumerate(members):
+            with columns[i % 3]:
+                current = _get(values, spec.path)
+                if current is MISSING:  # a run cloned from before this field existed: its default
+                    current = spec.info.get_default(call_default_factory=True)
+                _set(edited, spec.path, _widget(spec, current, f"{key_prefix}:{spec.path}"))
+                slots[spec.path] = st.empty()
+
+
+OPEN_SECTIONS = ("data", "model", "loss", "optim")  # open when nothing is shown first
+
+
+def config_form(values: dict[str, Any], *, key_prefix: str, first: Sequence[str] = (),
+                first_heading: str = "What this experiment sets") -> tuple[dict[str, Any], RunConfig | None,
+                                                                              list[Problem], list[Problem]]:
     """Render the form starting from `values`; returns (edited values, config or None, errors, lint warnings).
-    Errors and warnings are shown under the field they name."""
+    The fields named in `first` (dotted paths, e.g. what a preset sets) come first under `first_heading`, and
+    then every section is folded; without them the main sections are open. Errors and warnings are shown under
+    the field they name."""
     edited: dict[str, Any] = {}
-    slots = {}
+    slots: dict[str, Any] = {}
+    leading = [spec for spec in leaf_fields() if spec.path in set(first)]
+    if leading:
+        st.subheader(first_heading)
+        st.caption(f"The {len(leading)} field(s) that differ from the defaults; every other field is at its "
+                   "default, folded in the sections below.")
+        _render_fields(leading, values, key_prefix=key_prefix, edited=edited, slots=slots,
+                       heading=lambda section, group: _section_description(section)
+                       + (f" · {_subsection_title(section, group)}" if group else ""))
     sections: dict[str, list[FieldSpec]] = {}
     for spec in leaf_fields():
-        sections.setdefault(spec.path.split(".")[0], []).append(spec)
+        if spec.path not in slots:
+            sections.setdefault(spec.path.split(".")[0], []).append(spec)
     for section, specs in sections.items():
-        description = RunConfig.model_fields[section].description
-        with st.expander(f"{section} — {description}", expanded=section in ("data", "model", "loss", "optim")):
-            groups: dict[str, list[FieldSpec]] = {}
-            for spec in specs:
-                groups.setdefault(".".join(spec.path.split(".")[1:-1]), []).append(spec)
-            for group, members in groups.items():
-                if group:  # one sub-header per sub-section, not its name over every field
-                    st.markdown(f"**{_subsection_title(section, group)}**")
-                columns = st.columns(3)
-                for i, spec in enumerate(members):
-                    with columns[i % 3]:
-                        current = _get(values, spec.path)
-                        if current is MISSING:  # a run cloned from before this field existed: its default
-                            current = spec.info.get_default(call_default_factory=True)
-                        _set(edited, spec.path, _widget(spec, current, f"{key_prefix}:{spec.path}"))
-                        slots[spec.path] = st.empty()
+        with st.expander(f"{section} — {_section_description(section)}",
+                         expanded=not leading and section in OPEN_SECTIONS):
+            _render_fields(specs, values, key_prefix=key_prefix, edited=edited, slots=slots,
+                           heading=lambda section, group: _subsection_title(section, group) if group else "")
     try:
         cfg = validate_config(edited)
         errors: list[Problem] = []

@@ -6,6 +6,7 @@ a new field appears in the form without page code. Validation errors name the do
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -462,6 +463,30 @@ _PRESET_LIST = [
 
 PRESET_INFO: dict[str, Preset] = {p.name: p for p in _PRESET_LIST}
 PRESETS: dict[str, RunConfig] = {p.name: p.config for p in _PRESET_LIST}
+
+
+def fields_set(values: dict[str, Any]) -> list[str]:
+    """The dotted paths of the fields where `values` (a config as a dict, from a preset or a stored run, perhaps
+    from before some fields existed) differs from RunConfig()'s defaults, in the schema's order: what an
+    experiment sets. A field the dict lacks is at its default."""
+    found: list[str] = []
+
+    def walk(default: Any, value: Any, path: str) -> None:
+        if isinstance(default, dict):
+            for key, inner in default.items():
+                if isinstance(value, dict) and key in value:
+                    walk(inner, value[key], f"{path}{key}." if isinstance(inner, dict) else f"{path}{key}")
+        elif value != default:
+            found.append(path)
+
+    walk(_defaults(), values, "")
+    return found
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """Built on first use, not at import: RunConfig() checks that the default data can be split. Read only."""
+    return RunConfig().model_dump(mode="json")
 
 
 def preset(name: str) -> RunConfig:

@@ -1,4 +1,5 @@
-# Sourced by the test command: installs Debian's Chromium for the browser tests, starts a local PostgreSQL
+# Sourced by the test command: installs Debian's Chromium and a CJK font (the journal is partly in Chinese: without
+# one, the browser tests and screenshots draw it as boxes) for the browser tests, starts a local PostgreSQL
 # (Debian's package) for the store tests and exports LAB_NOTEBOOK_TEST_PG_URL. Where it cannot (no root, no apt),
 # those tests skip and say why; under CI they must run.
 _services_fail() {
@@ -9,6 +10,9 @@ _services_fail() {
 _services_missing=""
 command -v pg_ctlcluster >/dev/null 2>&1 || _services_missing="$_services_missing postgresql"
 command -v chromium >/dev/null 2>&1 || _services_missing="$_services_missing chromium fonts-noto-color-emoji"
+# Any font fontconfig knows for Chinese will do; Debian's Noto CJK is the one installed when there is none.
+{ command -v fc-list >/dev/null 2>&1 && fc-list ':lang=zh' family | grep -q .; } \
+  || _services_missing="$_services_missing fonts-noto-cjk"
 if [ -n "$_services_missing" ] && [ "$(id -u)" = 0 ]; then
   echo "services: installing$_services_missing (Debian packages)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $_services_missing) >/dev/null 2>&1 \

@@ -5,7 +5,7 @@ import streamlit as st
 from app.form import config_form, leaf_fields
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
-from engine.config import PRESET_INFO, ConfigError, what_trains
+from engine.config import PRESET_INFO, ConfigError, fields_set, what_trains
 from engine.sweeps import MAX_FIELDS, expand, parse_field
 from lab_notes import NotFound
 
@@ -37,7 +37,10 @@ else:
     values, source, name_default = PRESET_INFO[preset_name].config.model_dump(mode="json"), preset_name, preset_name
 
 name = st.text_input("Run name", value=name_default, key=f"name:{source}")
-edited, cfg, errors, warnings = config_form(values, key_prefix=source)
+# What the preset (or the cloned run) sets comes first, the rest folded: a journal experiment reads as its changes.
+edited, cfg, errors, warnings = config_form(
+    values, key_prefix=source, first=fields_set(values),
+    first_heading=f"What run {parent.id} sets" if parent is not None else "What this experiment sets")
 if cfg is not None:
     st.caption(f"**Trains:** {what_trains(cfg)}")
 

@@ -421,3 +421,66 @@ def test_the_form_labels_fields_in_words_with_the_path_in_the_help(book):
     assert field.label == "Samples per class" and "field `data.samples_per_class`" in field.help
     assert app.number_input(key="tiny:data.n_way").label == "Classes per episode (N)"
     assert any(m.value == "**encoder — ViT encoder**" for m in app.markdown)  # once per sub-section
+
+
+def form_fields_in_order(app: AppTest, prefix: str) -> list[tuple[str, object]]:
+    """The form's fields top to bottom: (dotted path, the expander holding it or None)."""
+    from streamlit.testing.v1.element_tree import Expander
+
+    found = []
+
+    def walk(node, expander) -> None:
+        for index in sorted(getattr(node, "children", {})):
+            child = node.children[index]
+            key = getattr(child, "key", None)
+            if isinstance(key, str) and key.startswith(f"{prefix}:"):
+                found.append((key.removeprefix(f"{prefix}:"), expander))
+            walk(child, child if isinstance(child, Expander) else expander)
+
+    walk(app.main, None)
+    return found
+
+
+def test_a_journal_preset_shows_what_it_sets_first_and_folds_the_rest(book):
+    name = "2022-12-14-negatives-infonce-diverges"
+    app = page("new_run", preset=name)
+    assert app.selectbox[0].value == name
+    assert [s.value for s in app.subheader] == ["What this experiment sets"]
+    fields = form_fields_in_order(app, name)
+    leading = [path for path, expander in fields if expander is None]
+    assert set(leading) == {"model.discriminator.enabled", "loss.temperature", "loss.denominator", "loss.normalize",
+                            "loss.log_sum_exp", "optim.lr", "schedule.episodes", "schedule.image_every"}
+    assert [path for path, _ in fields[:len(leading)]] == leading  # all of them before any folded field
+    folded = [(path, expander) for path, expander in fields if expander is not None]
+    assert len(fields) == len({path for path, _ in fields}) == len(leading) + len(folded)  # each field once
+    assert {expander.label for _, expander in folded} >= {"data — Data and episodes", "model — Model"}
+    assert not any(expander.proto.expanded for _, expander in folded)  # every section collapsed
+    assert app.number_input(key=f"{name}:optim.lr").label == "Learning rate"  # labels in words, as everywhere
+    markdown = [m.value for m in app.markdown]
+    assert "**Model · discriminator — Discriminator**" in markdown and "**Losses**" in markdown
+
+    app.number_input(key=f"{name}:optim.lr").set_value(-1.0).run()  # messages still under the field
+    assert any("optim.lr" in e.value for e in app.error)
+    app.number_input(key=f"{name}:optim.lr").set_value(0.01).run()
+    app.text_input(key=f"name:{name}").set_value("as the journal").run()
+    next(b for b in app.button if b.label == "🚀 Launch").click().run()
+    (run,) = book.list_runs()
+    assert (run.preset, run.status) == (name, "queued")
+    assert run.config == PRESETS[name].model_dump(mode="json")  # the same config the unfolded form queued
+
+
+def test_a_clone_shows_what_its_run_set_first(book):
+    parent = seeded_run(book, lr=0.005)
+    app = page("new_run", clone=str(parent))
+    assert [s.value for s in app.subheader] == [f"What run {parent} sets"]
+    leading = [path for path, expander in form_fields_in_order(app, f"clone{parent}") if expander is None]
+    assert "optim.lr" in leading and "model.masking.ratio" in leading and "data.image_size" not in leading
+
+
+def test_the_bare_run_entry_opens_the_latest_run(book):
+    empty = page("run")
+    assert [i.value for i in empty.info] == ["No runs yet."]
+    seeded_run(book, name="older")
+    latest = seeded_run(book, name="latest")
+    app = page("run")
+    assert app.title[0].value == f"Run {latest} — latest" and app.query_params.get("run") == str(latest)

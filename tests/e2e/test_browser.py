@@ -214,3 +214,13 @@ def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_
     system_chart.wait_for()
     system_chart.scroll_into_view_if_needed()
     shoot(page, "10-run-system-metrics")
+
+def test_the_form_shows_what_a_journal_preset_sets_first_and_folds_the_rest(app_server, page):
+    page.goto(f"{app_server['base']}/new?preset=2022-12-14-negatives-infonce-diverges")
+    page.get_by_role("heading", name="What this experiment sets").wait_for()
+    assert page.get_by_label("Learning rate", exact=True).input_value() == "0.01"  # set by the preset: shown
+    patch = page.get_by_label("Patch size", exact=True)  # the encoder's, at its default: folded
+    assert not patch.is_visible()
+    shoot(page, "1b-new-run-journal-preset")
+    page.get_by_text("model — Model").click()
+    patch.wait_for()

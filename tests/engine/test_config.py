@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from engine.config import PRESET_INFO, PRESETS, ConfigError, RunConfig, lint, preset, validate_config, with_overrides
+from engine.config import (PRESET_INFO, PRESETS, ConfigError, RunConfig, fields_set, lint, preset, validate_config,
+                           with_overrides)
 
 
 def problem_paths(error: ConfigError) -> set[str]:
@@ -110,3 +111,13 @@ def test_data_path_must_lie_in_the_data_folder(tmp_path, monkeypatch):
     (root / "one-class" / "circle").mkdir(parents=True)
     with pytest.raises(ConfigError, match="data.path: 'one-class' has 0 class sub-folders with images"):
         with_overrides(preset("tiny"), ["data.dataset=folder", "data.path=one-class"])
+
+
+def test_fields_set_are_the_paths_that_differ_from_the_defaults_in_schema_order():
+    assert fields_set(RunConfig().model_dump(mode="json")) == []
+    assert fields_set(PRESETS["2023-01-12-mae-two-decoders"].model_dump(mode="json")) == [
+        "model.masking.ratio", "model.contrastive.enabled", "model.decoders.count", "model.decoders.second.target",
+        "schedule.episodes"]
+    # A stored config from before a field existed (or with one since removed): missing means default.
+    assert fields_set({"optim": {"lr": 0.5}, "model": {"encoder": {"depth": 6}}, "gone": 1}) == [
+        "model.encoder.depth", "optim.lr"]
