@@ -50,6 +50,7 @@ class NotebookSink:
         self.attempt = attempt
         self.run_id = attempt.run_id
         self._stop = False
+        self._first_point_written = False
         self._stop_checked = 0.0
         self._finished = threading.Event()
         self._heartbeat = None
@@ -77,6 +78,9 @@ class NotebookSink:
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         try:
             self.notebook.log_metrics(self.run_id, step, values, attempt=self.attempt)
+            if not self._first_point_written:  # someone who just pressed Launch is waiting for it: no buffering
+                self.notebook.flush()
+                self._first_point_written = True
         except OperationalError:
             pass  # the points stay buffered; the next flush writes them once the database is back
 

@@ -115,12 +115,6 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
 def draw_charts(every_second: bool) -> None:
     """The training curves (`every_second`: redrawn each second while live), or the slower ones (held-out
     evaluation, per-layer norms, system: every few seconds) — a second's work stays that of a few charts."""
-    if every_second:
-        now = book.get_run(run.id)
-        if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
-            st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
-        if not book.metric_keys(run.id):
-            st.info("No metrics yet: the run is " + now.status + ".")
     groups = {title: group for title, group in metric_groups(book.metric_keys(run.id)).items()
               if (title in TRAINING_CHARTS) == every_second}
     for title, group in groups.items():
@@ -137,6 +131,9 @@ def draw_charts(every_second: bool) -> None:
 
 
 def draw_training_charts() -> None:
+    now = book.get_run(run.id)
+    if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
+        st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
     draw_charts(every_second=True)
 
 
@@ -144,10 +141,27 @@ def draw_slower_charts() -> None:
     draw_charts(every_second=False)
 
 
+def wait_for_the_first_point() -> None:
+    """Until a run has metrics its page asks four times a second (a launched run's first point is stored within
+    a second of Launch); it draws the first points at once, then the whole page once, at its usual pace."""
+    drawn = f"first points drawn:{run.id}:{run.attempt}"
+    status = book.get_run(run.id).status
+    if st.session_state.get(drawn) or (status != run.status and status not in LIVE_STATUSES):
+        st.rerun()  # (queued → running alone waits for this: the status line is redrawn with the charts)
+    if not book.metric_keys(run.id):
+        st.info(f"No metrics yet: the run is {run.status}.")
+        return
+    draw_charts(every_second=True)
+    st.session_state[drawn] = True
+
+
 with charts_tab:
     live = run.status in LIVE_STATUSES
-    st.fragment(draw_training_charts, run_every=1.0 if live else None)()
-    st.fragment(draw_slower_charts, run_every=5.0 if live else None)()
+    if not book.metric_keys(run.id):
+        st.fragment(wait_for_the_first_point, run_every=0.25 if live else None)()
+    else:
+        st.fragment(draw_training_charts, run_every=1.0 if live else None)()
+        st.fragment(draw_slower_charts, run_every=5.0 if live else None)()
 
 def draw_evaluation() -> None:
     """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""
