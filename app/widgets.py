@@ -44,3 +44,23 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
         out = io.BytesIO()
         frame.astype(mixed).to_parquet(out)
     return out.getvalue()
+
+
+# A tab in the background tells the server so: it is redrawn rarely until the person comes back to it (each tab
+# kept live on a run costs the run's cores some work, bench/viewers.py).
+_PAGE_VISIBILITY_JS = """
+export default function ({ setStateValue }) {
+  const report = () => setStateValue("visible", document.visibilityState === "visible");
+  document.addEventListener("visibilitychange", report);
+  return () => document.removeEventListener("visibilitychange", report);
+}
+"""
+_page_visibility = st.components.v2.component("lab_notebook.page_visibility", js=_PAGE_VISIBILITY_JS)
+
+
+def page_is_visible() -> bool:
+    """Whether the browser shows this tab now (False while it is behind another tab or minimised); a change
+    reruns the page."""
+    state = _page_visibility(key="page visibility", default={"visible": True}, on_visible_change=lambda: None,
+                             height=0)
+    return bool(state.get("visible", True))

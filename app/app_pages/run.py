@@ -10,15 +10,16 @@ from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_f
                          metric_figure, metric_groups)
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
-from app.widgets import show_image
+from app.widgets import page_is_visible, show_image
 from engine import jobs
 from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
 from lab_notes.series import downsample
 
-MAX_POINTS = 2000  # per series on screen; the server downsamples longer ones keeping min, max and last
+MAX_POINTS = 1000  # per series on screen; the server downsamples longer ones keeping min, max and last
 LIVE_STATUSES = ("queued", "running")
-TRAINING_CHARTS = {"Losses", "Accuracy", "Gradient norm", "Feature norm (before normalisation)", "Learning rate",
-                   "Throughput"}
+# Redrawn each second while the run is live: what a person watches a run for. The rest (norms, learning rate,
+# throughput, held-out evaluation, system) every 5 s: each tab open on a run costs the run's cores some work.
+TRAINING_CHARTS = {"Losses", "Accuracy"}
 
 book = notebook()
 run_id = run_id_from(st.query_params.get("run"))
@@ -112,6 +113,17 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
     return held
 
 
+def chart(title: str, series: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """The chart of `series`, built again only when it has new points (or other settings): an unchanged chart is
+    sent as the same figure, which the browser does not redraw."""
+    figures = st.session_state.setdefault("figures", {})
+    drawn_from = (run.id, run.attempt, smoothing, log_y, *((len(s), s[-1] if len(s) else None) for s, _ in series.values()))
+    held = figures.get(title)
+    if held is None or held[0] != drawn_from:
+        held = figures[title] = (drawn_from, metric_figure(series, title=title, smoothing=smoothing, log_y=log_y))
+    return held[1]
+
+
 def draw_charts(every_second: bool) -> None:
     """The training curves (`every_second`: redrawn each second while live), or the slower ones (held-out
     evaluation, per-layer norms, system: every few seconds) — a second's work stays that of a few charts."""
@@ -119,8 +131,7 @@ def draw_charts(every_second: bool) -> None:
               if (title in TRAINING_CHARTS) == every_second}
     for title, group in groups.items():
         series = {key: read_series(key) for key in group}
-        st.plotly_chart(metric_figure(series, title=title, smoothing=smoothing, log_y=log_y),
-                        key=f"chart:{title}")
+        st.plotly_chart(chart(title, series), key=f"chart:{title}")
         pin_popover(book, key=f"pin:{title}", run_ids=[run.id], default_title=f"Run {run.id}: {title.lower()}",
                     caption=f"{title} of run {run.id} ({run.name})",
                     make_figure=lambda caption, series=series, title=title, group=group: Figure(
@@ -155,13 +166,16 @@ def wait_for_the_first_point() -> None:
     st.session_state[drawn] = True
 
 
+live = run.status in LIVE_STATUSES
+# seconds between redraws of the training curves and of the rest, while the run is live; a tab in the background
+# is redrawn rarely, and at once when it comes back to the front
+every_second, every_few = (1.0, 5.0) if page_is_visible() else (30.0, 60.0)
 with charts_tab:
-    live = run.status in LIVE_STATUSES
     if not book.metric_keys(run.id):
         st.fragment(wait_for_the_first_point, run_every=0.25 if live else None)()
     else:
-        st.fragment(draw_training_charts, run_every=1.0 if live else None)()
-        st.fragment(draw_slower_charts, run_every=5.0 if live else None)()
+        st.fragment(draw_training_charts, run_every=every_second if live else None)()
+        st.fragment(draw_slower_charts, run_every=every_few if live else None)()
 
 def draw_evaluation() -> None:
     """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""
@@ -222,7 +236,7 @@ with images_tab:
 
 
 with eval_tab:
-    st.fragment(draw_evaluation, run_every=5.0 if run.status in LIVE_STATUSES else None)()
+    st.fragment(draw_evaluation, run_every=every_few if live else None)()
 
 with weights_tab:
     steps = book.snapshot_steps(run.id, "histograms")

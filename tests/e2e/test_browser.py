@@ -141,6 +141,57 @@ def launch_and_time_the_first_point(app_server, page, preset: str) -> float:
     return seconds
 
 
+HIDE_THE_TAB = """() => {  // what the browser does when another tab is brought to the front
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+SHOW_THE_TAB = """() => {
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_server, page):
+    from engine import jobs
+    from engine.config import PRESETS
+    from tests.helpers import tiny
+
+    with Notebook(app_server["db"]) as book:
+        for earlier in book.list_runs(status=["queued", "running"]):  # the worker's one slot is this run's
+            jobs.stop(book, earlier.id)
+        wait_for(lambda: not book.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
+        run_id = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name="watched", preset="tiny",
+                             start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
+        page.goto(f"{app_server['base']}/run?run={run_id}")
+        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) > 0, 90, "the run's loss on screen")
+
+        page.evaluate(HIDE_THE_TAB)
+        # the page redraws once (the server now knows), then holds still while the run goes on
+        wait_for(lambda: quiet_for(page, 1.5), 30, "the hidden tab to stop redrawing")
+        held = page.evaluate(LAST_STEP_IN_FIRST_CHART)
+        assert quiet_for(page, 3.0), "a hidden tab kept redrawing"
+        assert book.latest_metrics(run_id)["loss/total"][0] > held + 10  # the run did go on meanwhile
+
+        page.evaluate(SHOW_THE_TAB)
+        stored = book.latest_metrics(run_id)["loss/total"][0]
+        shown = time.monotonic()
+        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= stored, 10, f"step {stored} on screen",
+                 every=0.05)
+        print(f"a tab brought back to the front shows the run's latest step after {time.monotonic() - shown:.2f} s")
+        assert time.monotonic() - shown < 2.0
+        jobs.stop(book, run_id)
+
+
+def quiet_for(page, seconds: float) -> bool:
+    """Whether the first chart's last step stayed the same for `seconds` (checked every 0.1 s)."""
+    first, until = page.evaluate(LAST_STEP_IN_FIRST_CHART), time.monotonic() + seconds
+    while time.monotonic() < until:
+        if page.evaluate(LAST_STEP_IN_FIRST_CHART) != first:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_runs_and_compare_pages_render(app_server, page):
     page.goto(f"{app_server['base']}/runs")
     page.get_by_role("heading", name="Runs").wait_for()
