@@ -26,11 +26,13 @@ def _print_presets(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from engine.distributed import launcher_rank  # torch loads only when training
-    from engine.sinks import JsonlSink, ProgressSink
+    from engine.sinks import JsonlSink, NullSink, ProgressSink
     from engine.train import train
 
     cfg = with_overrides(preset(args.preset), args.set)
     out = Path(args.out)
+    if launcher_rank() != 0:  # one of a launcher's ranks (torchrun, Slurm): rank 0 alone writes the folder
+        return 0 if train(cfg, NullSink()).status in ("completed", "stopped") else 3
     for warning in lint(cfg):
         print(f"lint: {warning}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
         overflow = result.report["incidents"][0]["diagnostics"].get("overflow")
         if overflow:
             print(f"why: {overflow['explanation']}")
-    if result.status == "completed" and cfg.schedule.final_eval_episodes and launcher_rank() == 0:
+    if result.status == "completed" and cfg.schedule.final_eval_episodes:
         print(few_shot_summary(json.loads((out / "eval.json").read_text()), out / "eval.json"))
     return 0 if result.status in ("completed", "stopped") else 3
 
