@@ -176,6 +176,23 @@ def test_the_cli_trains_on_two_processes(tmp_path):
     assert len(list((tmp_path / "images" / "reconstruction").glob("*.png"))) == 2
 
 
+class FailingSink(Recorder):
+    """Rank 0's sink breaks at step 3 (a full disk, a lost database): the run ends by exception."""
+
+    def log_metrics(self, step, values):
+        if step == 3:
+            raise OSError("no space left on device")
+        super().log_metrics(step, values)
+
+
+def test_started_ranks_are_ended_when_rank_0_fails(tmp_path):
+    if not Path("/proc").is_dir():
+        pytest.skip("reads /proc to find the started ranks (Linux only)")
+    with pytest.raises(OSError, match="no space left"):
+        train(everything_on(*RUN), FailingSink())
+    assert _started_ranks_of(os.getpid()) == []  # ended (and reaped) before train() raised
+
+
 def _started_ranks_of(pid: int) -> list[int]:
     """Pids of `python -m engine rank --parent-pid PID` processes (Linux /proc)."""
     found = []
