@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from data import DatasetError
-from engine.config import PRESET_INFO, ConfigError, Problem, lint, preset, with_overrides
+from engine.config import PRESET_INFO, ConfigError, Problem, lint, preset, validate_config, with_overrides
 from engine.provenance import collect_provenance, keep_diff
 from engine.sweeps import parse_field
 from lab_notes import Notebook, NotFound
@@ -25,11 +25,14 @@ def _print_presets(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from engine.sinks import JsonlSink, ProgressSink  # torch loads only when training
+    from engine.distributed import launcher_rank  # torch loads only when training
+    from engine.sinks import JsonlSink, NullSink, ProgressSink
     from engine.train import train
 
     cfg = with_overrides(preset(args.preset), args.set)
     out = Path(args.out)
+    if launcher_rank() != 0:  # one of a launcher's ranks (torchrun, Slurm): rank 0 alone writes the folder
+        return 0 if train(cfg, NullSink()).status in ("completed", "stopped") else 3
     for warning in lint(cfg):
         print(f"lint: {warning}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,6 +198,18 @@ def _run_child(args: argparse.Namespace) -> int:
     return run_one(args.db, Attempt(args.run, args.attempt, args.token), args.runs_dir, args.worker_pid)
 
 
+def _rank(args: argparse.Namespace) -> int:
+    """One of ranks 1..N-1 that a run's rank 0 started (`engine.distributed`); its config comes on stdin."""
+    from engine.distributed import exit_when_orphaned
+    from engine.sinks import NullSink
+    from engine.train import train
+
+    exit_when_orphaned(args.parent_pid)
+    cfg = validate_config(json.loads(sys.stdin.read()))
+    train(cfg, NullSink())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     child.add_argument("--token", required=True)
     child.add_argument("--runs-dir", default="runs")
     child.add_argument("--worker-pid", type=int, help="exit when this worker is no longer the parent")
+    rank = command("rank", _rank, argparse.SUPPRESS)
+    rank.add_argument("--parent-pid", type=int, required=True, help="rank 0's process: exit when it is gone")
     return parser
 
 

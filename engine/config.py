@@ -172,6 +172,12 @@ class RuntimeConfig(Section):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for weights, episodes and masks")
     system_metrics_seconds: float = Field(5.0, ge=0.0, le=3600.0, description=(
         "Sample CPU, memory and GPU use every this many seconds while training (0 = never)"))
+    processes: int = Field(1, ge=1, le=64, description=(
+        "Processes per node, each training on its share of every episode (one GPU each on CUDA, else CPU "
+        "threads shared out); the features are gathered so the losses see the whole episode"))
+    nodes: int = Field(1, ge=1, le=64, description=(
+        "Machines the run spans; more than one needs a launcher that starts the processes on each (Slurm, "
+        "torchrun)"))
 
 
 class RunConfig(Section):
@@ -183,7 +189,8 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Run length and intervals")
     guard: GuardConfig = Field(default_factory=GuardConfig, description="Divergence guard")
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Device, precision and seed")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig,
+                                   description="Device, precision, seed and processes")
 
     @model_validator(mode="after")
     def _fields_agree(self) -> "RunConfig":
@@ -205,6 +212,12 @@ class RunConfig(Section):
         _check_split(data)
         if not (self.model.contrastive.enabled or self.model.discriminator.enabled or dec.count):
             raise ValueError("model.contrastive.enabled: nothing to train (no contrastive head, disc or decoder)")
+        ranks, images = self.runtime.processes * self.runtime.nodes, data.n_way * (data.k_shot + data.q_queries)
+        if ranks > images:
+            raise ValueError(f"runtime.processes: {ranks} processes in all but only {images} images an episode; "
+                             "each process needs at least one")
+        if ranks > 1 and self.runtime.device == "mps":
+            raise ValueError("runtime.device: several processes need CPU (gloo) or CUDA (NCCL); MPS has neither")
         if not (self.model.contrastive.enabled or dec.count) and self.model.discriminator.detach:
             raise ValueError("model.discriminator.detach: a detached discriminator is a probe and trains no encoder; "
                              "with no contrastive head or decoder nothing would train it")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -55,6 +56,28 @@ def normalized_pixels(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (patches - mean) / (var + eps).sqrt()
 
 
+@dataclass
+class PatchErrors:
+    """A reconstruction's squared error summed over the patches its target scores, and how many it scores:
+    kept apart so processes that each hold a slice of an episode can add both up before dividing."""
+
+    summed: torch.Tensor
+    scored: torch.Tensor
+
+    def mean(self) -> torch.Tensor:
+        """Per scored patch; no scored patch -> 0."""
+        return self.summed / self.scored.clamp_min(1.0)
+
+
+def reconstruction_errors(pred: torch.Tensor, target_patches: torch.Tensor, mask: torch.Tensor,
+                          target: Literal["masked", "all", "normalized"]) -> PatchErrors:
+    """Mean squared error per patch, summed over the patches the target scores (see `reconstruction_loss`)."""
+    goal = normalized_pixels(_at_least_float32(target_patches)) if target == "normalized" else target_patches
+    per_patch = ((_at_least_float32(pred) - _at_least_float32(goal)) ** 2).mean(dim=-1)
+    weights = torch.ones_like(mask) if target == "all" else mask
+    return PatchErrors((per_patch * weights).sum(), weights.sum())
+
+
 def reconstruction_loss(pred: torch.Tensor, target_patches: torch.Tensor, mask: torch.Tensor,
                         target: Literal["masked", "all", "normalized"]) -> torch.Tensor:
     """Mean squared error per patch, averaged over the patches the target scores.
@@ -62,10 +85,7 @@ def reconstruction_loss(pred: torch.Tensor, target_patches: torch.Tensor, mask: 
     pred, target_patches: (B, L, P); mask: (B, L), 1 = removed. "masked" and "normalized" score removed patches
     only (so visible patches get zero gradient), "all" scores every patch. No scored patch -> 0.
     """
-    goal = normalized_pixels(_at_least_float32(target_patches)) if target == "normalized" else target_patches
-    per_patch = ((_at_least_float32(pred) - _at_least_float32(goal)) ** 2).mean(dim=-1)
-    weights = torch.ones_like(mask) if target == "all" else mask
-    return (per_patch * weights).sum() / weights.sum().clamp_min(1.0)
+    return reconstruction_errors(pred, target_patches, mask, target).mean()
 
 
 def discriminator_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Where a training run's output goes. The loop knows only the `Sink` protocol; the notebook implements one
-(`lab_notes.NotebookSink`), and here are the JSON-lines file sink for the CLI and tests and a terminal progress
-bar that wraps any sink."""
+(`lab_notes.NotebookSink`), and here are the JSON-lines file sink for the CLI and tests, a terminal progress
+bar that wraps any sink, and the sink that drops everything (ranks other than 0)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,23 @@ class Sink(Protocol):
     def log_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
     def should_stop(self) -> bool: ...
+
+
+class NullSink:
+    """Drops everything and never asks to stop: what ranks other than 0 of a several-process run write to (rank 0
+    alone writes, and its stop request reaches them through the process group)."""
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def log_image(self, key: str, step: int, png: bytes) -> None:
+        pass
+
+    def log_event(self, kind: str, payload: dict[str, Any]) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
 
 
 class JsonlSink:

@@ -16,12 +16,13 @@ import torch
 from data import EpisodeSampler, SplitError, load_dataset, split_dataset
 from engine.checkpoints import Checkpointer, capture_state, load_checkpoint, restore_rng, restore_weights
 from engine.config import OptimConfig, RunConfig, resolve_data_path
+from engine.distributed import Team, ranks
 from engine.evaluation import Evaluator, summarise
 from engine.figures import reconstruction_png
 from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
 from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
-from engine.sinks import Sink
+from engine.sinks import NullSink, Sink
 
 FIGURE_ROWS = 4
 
@@ -214,20 +215,30 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
     run_dir: the run's folder: checkpoints go to its `checkpoints/`, the end-of-run few-shot report to its
     `eval.json` (with None, nothing is written to disk; the last checkpoint is kept in memory).
     The final status is sent as a `status` event and returned.
+
+    With `runtime.processes` × `runtime.nodes` > 1 the run trains on that many processes, each on its share of
+    every episode (`engine.distributed`): this process is rank 0 and starts the others itself, unless a launcher
+    (torchrun, Slurm) already made it one of its ranks. Rank 0 alone writes to `sink` and `run_dir` and reads
+    `resume_from`; the other ranks drop what they would write.
     """
-    if not cfg.runtime.system_metrics_seconds:
-        return _train(cfg, sink, resume_from, run_dir)
-    with SystemSampler(cfg.runtime.system_metrics_seconds) as sampler:
-        return _train(cfg, MonitoredSink(sink, sampler), resume_from, run_dir)
+    with ranks(cfg, pick_device(cfg.runtime.device)) as team:
+        if not team.is_writer:
+            return _train(cfg, NullSink(), resume_from, run_dir, team)
+        if not cfg.runtime.system_metrics_seconds:
+            return _train(cfg, sink, resume_from, run_dir, team)
+        with SystemSampler(cfg.runtime.system_metrics_seconds) as sampler:
+            return _train(cfg, MonitoredSink(sink, sampler), resume_from, run_dir, team)
 
 
-def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: str | Path | None) -> TrainResult:
-    device = pick_device(cfg.runtime.device)
-    torch.manual_seed(cfg.runtime.seed)
+def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: str | Path | None,
+           team: Team) -> TrainResult:
+    device = team.device
+    torch.manual_seed(cfg.runtime.seed)  # the same on every rank: the same weights, episodes and masks
     source = load_episodes(cfg, device)
     model = ExperimentModel(cfg).to(device)
     optimizer = build_optimizer(cfg.optim, model)
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints" if run_dir is not None else None)
+    on_disk = run_dir is not None and team.is_writer
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints" if on_disk else None)
     guard = DivergenceGuard(cfg.guard)
     config_values = cfg.model_dump(mode="json")
 
@@ -236,17 +247,19 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
                              config=config_values)
 
     step = 0
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
+    # rank 0 reads the checkpoint and hands it to the others: no folder has to be shared between nodes
+    state = team.from_writer(load_checkpoint(resume_from) if resume_from is not None and team.is_writer else None)
+    if state is not None:
         restore_weights(state, model, optimizer)
         source.train.set_state(state["sampler"])
         restore_rng(state)
         step = state["step"]
     checkpointer.remember(snapshot(step))  # rollback always has somewhere to go
+    trained = team.wrap(model)  # what training steps call; evaluation and figures use `model` on rank 0 alone
 
     sink.log_event("started", {
         "step": step, "device": str(device), "precision": "bf16" if uses_bf16(device, cfg.runtime.precision)
-        else "fp32", "parameters": sum(p.numel() for p in model.parameters()),
+        else "fp32", "parameters": sum(p.numel() for p in model.parameters()), "processes": team.world_size,
         "dataset": {"name": cfg.data.dataset, "images": len(source.evaluator.dataset.labels),
                     "classes": source.evaluator.dataset.num_classes,
                     "skipped_files": source.evaluator.dataset.skipped},
@@ -268,7 +281,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     schedule = cfg.schedule
     model.train()
     while step < schedule.episodes:
-        if sink.should_stop():
+        if team.agree_to_stop(sink.should_stop()):
             save_checkpoint()
             return finish("stopped")
         step += 1
@@ -276,14 +289,15 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         for group in optimizer.param_groups:
             group["lr"] = lr
         started = time.perf_counter()
-        images, labels, is_query = source.batch(source.train)
+        images, labels, is_query = source.batch(source.train)  # the whole episode, the same on every rank
+        part = team.slice_of(len(labels))
         with autocast(device, cfg.runtime.precision):
-            out = model(images, labels, is_query)
+            out = trained(images[part.rows], labels, is_query, part=part)
 
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()
         norms: dict[str, float] = {}
-        if schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping and the update
+        if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
             norms, histograms = weights_and_gradients(model)
             sink.log_event("histograms", {"step": step, "groups": histograms})
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
@@ -295,10 +309,11 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         stage, reason = "loss", guard.check_loss(loss_terms, metrics["loss/total"])
         if reason is None:
             stage, reason = "gradient", guard.check_gradient(metrics["grad_norm"])
+        stage, reason = team.agree_on_incident(stage, reason)  # a non-finite value on any rank acts on all
         if reason is None:
             guard.remember_parameters(model)
             optimizer.step()
-            stage, reason = "parameters", guard.check_parameters(model)
+            stage, reason = team.agree_on_incident("parameters", guard.check_parameters(model))
         metrics["lr"] = lr
         metrics["images_per_s"] = len(labels) / max(time.perf_counter() - started, 1e-9)
         sink.log_metrics(step, metrics)
@@ -315,16 +330,17 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         guard.record_finite(step, metrics)
 
         last = step == schedule.episodes
-        if step % schedule.eval_every == 0 or last:
+        # rank 0 evaluates and draws alone, on the whole model; the other ranks wait for it at the next step
+        if team.is_writer and (step % schedule.eval_every == 0 or last):
             metrics, features = evaluate(model, source, cfg, device)
             sink.log_metrics(step, metrics)
             sink.log_event("features", {"step": step, **features})
-        if cfg.model.decoders.count and (step % schedule.image_every == 0 or last):
+        if team.is_writer and cfg.model.decoders.count and (step % schedule.image_every == 0 or last):
             sink.log_image("reconstruction", step,
                            reconstruction_figure(model, images, labels, is_query, cfg, device))
         if step % schedule.checkpoint_every == 0 or last:
-            save_checkpoint()
-    if schedule.final_eval_episodes:
+            save_checkpoint()  # every rank keeps it as its rollback point; rank 0 alone writes the file
+    if schedule.final_eval_episodes and team.is_writer:
         with rng_untouched(device), autocast(device, cfg.runtime.precision):
             report = source.evaluator.report(model, step)
         sink.log_event("evaluation", report)  # fenced first: an attempt that lost the run writes no file either

@@ -28,7 +28,7 @@ def tiny_config() -> RunConfig:
 
 
 def _our_engine_processes() -> list[str]:
-    """Worker and run processes started from this checkout (Linux /proc), other than this one."""
+    """Worker, run and rank processes started from this checkout (Linux /proc), other than this one."""
     root = str(Path(__file__).resolve().parents[1])
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
@@ -39,7 +39,7 @@ def _our_engine_processes() -> list[str]:
             continue
         words = [a.decode(errors="replace") for a in argv]
         started_here = cwd.startswith(root) and (
-            "engine" in words and ("worker" in words or "run-child" in words)
+            "engine" in words and bool({"worker", "run-child", "rank"} & set(words))
             or any("multiprocessing.forkserver" in w for w in words))  # a warm launcher and the runs it forked
         if started_here:
             found.append(f"{proc.name}: {' '.join(words)[:200]}")

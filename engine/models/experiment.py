@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.config import RunConfig
-from engine.losses import accuracy, discriminator_loss, info_nce, reconstruction_loss
+from engine.distributed import EpisodeSlice
+from engine.losses import accuracy, discriminator_loss, info_nce, reconstruction_errors
 from engine.models.decoders import Decoders
 from engine.models.heads import ContrastiveHead, Discriminator, class_prototypes
 from engine.models.masking import patchify
@@ -25,8 +26,9 @@ DECODER_NAMES = ("recon_a", "recon_b")
 @dataclass
 class StepOutput:
     """total: weighted scalar to minimise; terms: each unweighted loss (float32 scalars); accuracy: disc and
-    prototype accuracies (no gradient); predictions: one (B, L, p*p*C) per decoder; mask (B, L); features (B, F);
-    embedding (B, D), the class token."""
+    prototype accuracies (no gradient); predictions: one (b, L, p*p*C) per decoder; mask (b, L); features (B, F);
+    embedding (B, D), the class token. Losses, accuracies, features and embedding cover the whole episode (B
+    images); predictions and mask only the rows this process encoded (b = B with one process)."""
 
     total: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -54,19 +56,34 @@ class ExperimentModel(nn.Module):
                                  embed_dim=dec.embed_dim, depth=dec.depth, num_heads=dec.num_heads,
                                  patch_pixels=enc.patch_size ** 2 * data.channels, pos_embed=dec.pos_embed)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, is_query: torch.Tensor) -> StepOutput:
-        """images (B, C, H, W); labels (B,) episode-local 0..N-1; is_query (B,) bool (the rest is support)."""
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, is_query: torch.Tensor,
+                part: EpisodeSlice | None = None) -> StepOutput:
+        """images (b, C, H, W): the episode's rows `part` (all B of them by default); labels (B,) episode-local
+        0..N-1 and is_query (B,) bool (the rest is support) for the whole episode.
+
+        With a part of a several-process run, each process encodes its rows, the class tokens are gathered (with
+        gradient) so InfoNCE and the discriminator see every pair of the episode, and the reconstruction errors
+        are summed over processes before dividing: every loss is the one-process loss."""
         cfg = self.cfg
-        encoded = self.encoder(images, cfg.model.masking.ratio)
-        embedding = encoded.embedding
+        part = part or EpisodeSlice.whole(len(labels))
+        encoded = self.encoder(images, cfg.model.masking.ratio, noise=self._mask_noise(part, images.device))
+        embedding = part.gather(encoded.embedding)
         out = StepOutput(total=torch.zeros((), device=images.device), mask=encoded.mask, embedding=embedding)
         self._contrast(out, embedding, labels)
         self._discriminate(out, embedding, labels, is_query)
-        self._reconstruct(out, encoded.tokens, encoded.ids_restore, images)
+        self._reconstruct(out, encoded.tokens, encoded.ids_restore, images, part)
         points = self.judged_points(embedding, out.features)
         out.accuracy["prototype"] = prototype_accuracy(points[~is_query], labels[~is_query], points[is_query],
                                                        labels[is_query], cfg.data.n_way)
         return out
+
+    def _mask_noise(self, part: EpisodeSlice, device: torch.device) -> torch.Tensor | None:
+        """(b, L) uniform noise that ranks this part's patches for masking. Every process draws the whole
+        episode's (B, L), as one process would, and keeps its rows: the same random stream on every rank, so the
+        same masks as a single-process run with the same seed."""
+        if not self.cfg.model.masking.ratio:
+            return None
+        return torch.rand(part.size, self.encoder.num_patches, device=device)[part.rows]
 
     def represent(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The view evaluation judges: every patch seen (no masking, whatever the training ratio), returning
@@ -114,14 +131,16 @@ class ExperimentModel(nn.Module):
         out.accuracy["discriminator"] = accuracy(scores.detach(), labels[is_query])
 
     def _reconstruct(self, out: StepOutput, tokens: torch.Tensor, ids_restore: torch.Tensor,
-                     images: torch.Tensor) -> None:
+                     images: torch.Tensor, part: EpisodeSlice) -> None:
         dec = self.cfg.model.decoders
         if not dec.count:
             return
         target_patches = patchify(images, self.cfg.model.encoder.patch_size)
         out.predictions = self.decoders(tokens, ids_restore)
         for name, head, pred in zip(DECODER_NAMES, (dec.first, dec.second), out.predictions):
-            out.terms[name] = reconstruction_loss(pred, target_patches, out.mask, head.target)
+            # the mean over the whole episode's scored patches, not the mean of each process's means
+            errors = reconstruction_errors(pred, target_patches, out.mask, head.target)
+            out.terms[name] = part.sum(errors.summed) / part.sum(errors.scored).clamp_min(1.0)
             out.total = out.total + head.weight * out.terms[name]
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import torch
 
 
-def random_masking(x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def random_masking(x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None,
+                   noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep a random `int(L*(1-mask_ratio))` tokens per sample, as in MAE.
 
     x: (B, L, D) patch tokens. Returns kept (B, keep, D) in shuffled order, mask (B, L) with 1 = removed and
     0 = kept, in the original patch order, and ids_restore (B, L) that undoes the shuffle.
+    noise: (B, L) uniform draws to rank the patches by, when the caller drew them (a process holding a slice of
+    an episode draws the whole episode's and keeps its rows, so its masks are the single-process run's).
     """
     batch, length, dim = x.shape
     keep = int(length * (1 - mask_ratio))
-    noise_device = generator.device if generator is not None else x.device
-    noise = torch.rand(batch, length, generator=generator, device=noise_device).to(x.device)
+    if noise is None:
+        noise_device = generator.device if generator is not None else x.device
+        noise = torch.rand(batch, length, generator=generator, device=noise_device)
+    noise = noise.to(x.device)
     ids_shuffle = torch.argsort(noise, dim=1)  # ascending: the smallest noise is kept
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :keep]

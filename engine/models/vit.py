@@ -76,13 +76,14 @@ class ViTEncoder(nn.Module):
     def num_patches(self) -> int:
         return self.patch_embed.num_patches
 
-    def forward(self, images: torch.Tensor, mask_ratio: float = 0.0,
-                generator: torch.Generator | None = None) -> EncoderOutput:
-        """images (B, C, H, W) -> EncoderOutput; with mask_ratio > 0 only the kept patches are encoded (MAE)."""
+    def forward(self, images: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None) -> EncoderOutput:
+        """images (B, C, H, W) -> EncoderOutput; with mask_ratio > 0 only the kept patches are encoded (MAE),
+        ranked by `noise` (B, L) when given (see `random_masking`)."""
         x = self.patch_embed(images) + self.pos_embed[:, 1:]
         batch, length, _ = x.shape
         if mask_ratio > 0:
-            x, mask, ids_restore = random_masking(x, mask_ratio, generator)
+            x, mask, ids_restore = random_masking(x, mask_ratio, generator, noise)
         else:
             mask = torch.zeros(batch, length, device=x.device)
             ids_restore = torch.arange(length, device=x.device).expand(batch, length)
