@@ -23,6 +23,7 @@ from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
 from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
 from engine.sinks import NullSink, Sink
+from engine.throughput import StepFlops, peak_bf16_tflops, throughput_metrics
 
 FIGURE_ROWS = 4
 
@@ -279,6 +280,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     params = [p for p in model.parameters() if p.requires_grad]
     max_norm = cfg.optim.grad_clip or float("inf")
     schedule = cfg.schedule
+    flops, peak = StepFlops(), peak_bf16_tflops(device)
     model.train()
     while step < schedule.episodes:
         if team.agree_to_stop(sink.should_stop()):
@@ -291,11 +293,11 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         started = time.perf_counter()
         images, labels, is_query = source.batch(source.train)  # the whole episode, the same on every rank
         part = team.slice_of(len(labels))
-        with autocast(device, cfg.runtime.precision):
-            out = trained(images[part.rows], labels, is_query, part=part)
-
-        optimizer.zero_grad(set_to_none=True)
-        out.total.backward()
+        with flops.counting():  # the first step only
+            with autocast(device, cfg.runtime.precision):
+                out = trained(images[part.rows], labels, is_query, part=part)
+            optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
         norms: dict[str, float] = {}
         if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
             norms, histograms = weights_and_gradients(model)
@@ -315,7 +317,10 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
             optimizer.step()
             stage, reason = team.agree_on_incident("parameters", guard.check_parameters(model))
         metrics["lr"] = lr
-        metrics["images_per_s"] = len(labels) / max(time.perf_counter() - started, 1e-9)
+        seconds = time.perf_counter() - started
+        metrics["images_per_s"] = len(labels) / max(seconds, 1e-9)
+        metrics.update(throughput_metrics(flops.per_step and flops.per_step * team.world_size, seconds,
+                                          peak and peak * team.world_size))
         sink.log_metrics(step, metrics)
 
         if reason is not None:

@@ -55,6 +55,13 @@ if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
 if run.sweep_id:
     facts.append(f"one of [sweep {run.sweep_id}](/sweep?sweep={run.sweep_id})")
+speed = book.latest_metrics(run.id)
+if "images_per_s" in speed:
+    facts.append(f"{speed['images_per_s'][1]:,.0f} images/s")
+if "perf/tflops" in speed:
+    facts.append(f"{speed['perf/tflops'][1]:.3g} TFLOP/s")
+if "perf/mfu" in speed:
+    facts.append(f"MFU {100 * speed['perf/mfu'][1]:.1f} % of the GPU's bf16 peak")
 attempts = book.snapshots(run.id, "provenance")
 if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")

@@ -40,6 +40,9 @@ def test_metrics_cover_every_term_accuracy_gradient_and_lr(tiny_config, tmp_path
     step_one = {k for row in rows if row["step"] == 1 for k in row}
     assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "acc/discriminator", "acc/prototype",
             "grad_norm", "lr", "images_per_s"} <= step_one
+    tflops = [row["perf/tflops"] for row in rows if "perf/tflops" in row]
+    assert len(tflops) == 8 and all(t > 0 for t in tflops)  # each step, from one count of the step's FLOPs
+    assert not any("perf/mfu" in row for row in rows)  # a CPU has no known bf16 peak: no MFU made up
     evaluated = {k for row in rows if row["step"] == 4 for k in row}
     assert {"eval/loss/total", "eval/acc/discriminator", "eval/acc/prototype", "eval/ci95/prototype",
             "eval/acc/knn", "eval/acc/linear_probe", "seen/acc/prototype", "eval/alignment"} <= evaluated
