@@ -155,13 +155,15 @@ def main() -> None:
                 for phase in args.tabs.split(","):
                     tabs, background = int(phase.rstrip("b")), phase.endswith("b")
                     while len(pages) < tabs:
+                        for earlier in pages if background else ():  # a new tab sends the others to the back
+                            earlier.evaluate(HIDE_THE_TAB)
                         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                         page.goto(f"http://127.0.0.1:{port}/run?run={run_id}")
                         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
                         pages.append(page)
                     for page in pages[:-1]:
                         page.evaluate(HIDE_THE_TAB if background else SHOW_THE_TAB)
-                    time.sleep(3)
+                    time.sleep(10)  # the tabs just opened, hidden or shown have been drawn
                     steps, cpu, browser_cores = measure(book, run_id, server, args.seconds)
                     behind = lags(book, run_id, pages[-1:] if background else pages)
                     if background:
