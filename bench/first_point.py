@@ -22,16 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.config import PRESETS, preset as preset_config, with_overrides  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.005):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
+from tests.helpers import wait_for  # noqa: E402
 
 
 def first_points(launcher: str, preset: str, repeats: int, folder: Path) -> list[float]:
@@ -49,7 +40,7 @@ def first_points(launcher: str, preset: str, repeats: int, folder: Path) -> list
             for i in range(repeats):
                 queued = time.perf_counter()
                 run_id = book.create_run(config.model_dump(mode="json"), name=f"{launcher} {i}", preset=preset)
-                wait_for(lambda: book.metric_keys(run_id), 120, f"run {run_id}'s first point")
+                wait_for(lambda: book.metric_keys(run_id), 120, f"run {run_id}'s first point", every=0.005)
                 seconds.append(time.perf_counter() - queued)
                 wait_for(lambda: book.get_run(run_id).status in ("completed", "failed", "diverged", "stopped"),
                          300, f"run {run_id} to end")

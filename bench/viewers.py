@@ -28,37 +28,13 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import preset, with_overrides  # noqa: E402
+from engine.config import preset  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
+from tests.e2e.page_scripts import HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, SHOW_THE_TAB  # noqa: E402
+from tests.helpers import tiny, wait_for  # noqa: E402
 
-LAST_STEP_ON_SCREEN = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  if (!plot || !plot._fullData) return 0;
-  return Math.max(0, ...plot._fullData.map(trace => trace.x && trace.x.length ? trace.x[trace.x.length - 1] : 0));
-}"""
-HIDE_THE_TAB = """() => {  // what the browser does to a tab when another one is brought to the front
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
-  document.dispatchEvent(new Event('visibilitychange'));
-}"""
-SHOW_THE_TAB = """() => {
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
-  document.dispatchEvent(new Event('visibilitychange'));
-}"""
-RUN = ["data.image_size=16", "data.samples_per_class=12", "data.n_way=3", "data.k_shot=2", "data.q_queries=2",
-       "model.encoder.embed_dim=32", "model.encoder.depth=1", "model.encoder.num_heads=2",
-       "model.decoders.embed_dim=32", "model.decoders.num_heads=2", "schedule.episodes=10000000",
-       "schedule.eval_every=1000000", "schedule.image_every=1000000", "schedule.checkpoint_every=1000000",
-       "schedule.histogram_every=1000000", "schedule.final_eval_episodes=0"]
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
+RUN = ["schedule.episodes=10000000", "schedule.eval_every=1000000", "schedule.image_every=1000000",
+       "schedule.checkpoint_every=1000000", "schedule.histogram_every=1000000", "schedule.final_eval_episodes=0"]
 
 
 def free_port() -> int:
@@ -98,10 +74,10 @@ def lags(book: Notebook, run_id: int, pages) -> list[float]:
     found: dict[int, float] = {}
     while len(found) < len(pages) and time.monotonic() - asked < 30:
         for i, page in enumerate(pages):
-            if i not in found and page.evaluate(LAST_STEP_ON_SCREEN) >= target:
+            if i not in found and page.evaluate(LAST_STEP_IN_FIRST_CHART) >= target:
                 found[i] = time.monotonic() - asked
         time.sleep(0.02)
-    late = {i: page.evaluate(LAST_STEP_ON_SCREEN) for i, page in enumerate(pages) if i not in found}
+    late = {i: page.evaluate(LAST_STEP_IN_FIRST_CHART) for i, page in enumerate(pages) if i not in found}
     if late:
         print(f"  tabs that did not reach step {target} within 30 s (step on screen): {late}", flush=True)
     return [found.get(i, float("inf")) for i in range(len(pages))]
@@ -132,7 +108,7 @@ def main() -> None:
     processes = []
     try:
         with Notebook(url) as book:
-            run_id = book.create_run(with_overrides(preset("tiny"), RUN).model_dump(mode="json"), name="watched",
+            run_id = book.create_run(tiny(preset("tiny"), *RUN).model_dump(mode="json"), name="watched",
                                      preset="tiny")
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "engine", "worker", "--db", url, "--runs-dir", str(folder / "runs")],

@@ -11,18 +11,8 @@ import zipfile
 from lab_notes import Notebook
 
 from tests.e2e.conftest import shoot
+from tests.e2e.page_scripts import HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, POINTS_IN_FIRST_CHART, SHOW_THE_TAB
 from tests.helpers import wait_for
-
-LAST_STEP_IN_FIRST_CHART = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  if (!plot || !plot._fullData) return 0;
-  return Math.max(0, ...plot._fullData.map(trace => trace.x && trace.x.length ? trace.x[trace.x.length - 1] : 0));
-}"""
-
-POINTS_IN_FIRST_CHART = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  return plot && plot._fullData ? Math.max(0, ...plot._fullData.map(trace => (trace.x || []).length)) : 0;
-}"""
 
 
 def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
@@ -139,16 +129,6 @@ def launch_and_time_the_first_point(app_server, page, preset: str) -> float:
         jobs.stop(book, run_id)
         wait_for(lambda: book.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
     return seconds
-
-
-HIDE_THE_TAB = """() => {  // what the browser does when another tab is brought to the front
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
-  document.dispatchEvent(new Event('visibilitychange'));
-}"""
-SHOW_THE_TAB = """() => {
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
-  document.dispatchEvent(new Event('visibilitychange'));
-}"""
 
 
 def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_server, page):
