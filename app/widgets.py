@@ -52,6 +52,7 @@ _PAGE_VISIBILITY_JS = """
 export default function ({ setStateValue }) {
   const report = () => setStateValue("visible", document.visibilityState === "visible");
   document.addEventListener("visibilitychange", report);
+  if (document.visibilityState !== "visible") report();  // opened in the background
   return () => document.removeEventListener("visibilitychange", report);
 }
 """

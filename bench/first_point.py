@@ -31,12 +31,16 @@ def first_points(launcher: str, preset: str, repeats: int, folder: Path) -> list
     config = with_overrides(preset_config(preset), ["schedule.episodes=30", "schedule.final_eval_episodes=0"])
     seconds = []
     with Notebook(url) as book:
-        worker = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", url, "--runs-dir",
-                                   str(folder / f"runs-{launcher}"), "--launcher", launcher],
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        log = folder / f"worker-{launcher}.log"
+        with open(log, "wb") as output:
+            worker = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", url, "--runs-dir",
+                                       str(folder / f"runs-{launcher}"), "--launcher", launcher],
+                                      cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         try:
+            # as in the app, the worker has been up a while when someone presses Launch (its launcher warm)
             wait_for(lambda: book.live_workers(15.0), 60, "the worker to register")
-            time.sleep(5)  # as in the app: the worker has been up a while when someone presses Launch
+            if launcher == "warm":
+                wait_for(lambda: "warm launcher ready" in log.read_text(), 120, "the warm launcher")
             for i in range(repeats):
                 queued = time.perf_counter()
                 run_id = book.create_run(config.model_dump(mode="json"), name=f"{launcher} {i}", preset=preset)

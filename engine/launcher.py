@@ -3,7 +3,8 @@ which was most of the wait between Launch and the first loss point; the warm lau
 
 - `WarmLauncher`: a fork server (Python's `multiprocessing` forkserver) started with the worker imports the engine
   once; each run is forked from it, ready to train. CUDA is never initialised in the server (importing torch does
-  not), and nothing there runs a parallel torch op, so OpenMP's thread pool is first made in each run, after fork.
+  not), and nothing there runs a parallel torch op, so OpenMP's thread pool is first made in each run, after fork
+  (the server's one other thread, numpy's OpenBLAS one, is stopped by OpenBLAS itself before each fork).
 - `ColdLauncher`: a fresh `python -m engine run-child …` per run: the reference the warm one is measured against
   (`bench/first_point.py`), and the way to run where fork is not available.
 
@@ -75,10 +76,12 @@ class ColdLauncher:
 class WarmLauncher:
     def __init__(self, server_env: dict[str, str] | None = None) -> None:
         """Start the fork server now, so its imports run while the worker waits for its first run. It ends by
-        itself once the worker's end of its pipe closes (the worker exits or dies).
+        itself once the worker and every run it forked have ended (they all hold its keep-alive pipe).
         `server_env` holds what must be in the environment before torch loads (OpenMP reads OMP_WAIT_POLICY
         once, when its library loads), the same for every run of this worker."""
         os.environ.update(server_env or {})  # the server inherits the worker's environment as it is now
+        # the server preloads by import: the engine must be importable whatever folder the worker started in
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), os.environ.get("PYTHONPATH")]))
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(WARM_MODULES)
         from multiprocessing import forkserver
@@ -87,13 +90,18 @@ class WarmLauncher:
         threading.Thread(target=self._say_when_warm, daemon=True, name="launcher-warmup").start()
 
     def _say_when_warm(self) -> None:
-        """The server answers its first request once its imports are done: a no-op process says when."""
+        """The server answers its first request once its imports are done: a probe process says when, and
+        whether they worked (the server skips a preload that fails; each run would then import it itself)."""
         started = time.monotonic()
-        probe = self._context.Process(target=int, name="warm-up")
+        probe = self._context.Process(target=_exit_unless_preloaded, name="warm-up")
         probe.start()
         probe.join()
-        print(f"warm launcher ready: torch, timm and the engine imported in {time.monotonic() - started:.1f} s",
-              flush=True)
+        if probe.exitcode == 0:
+            print(f"warm launcher ready: torch, timm and the engine imported in {time.monotonic() - started:.1f} s",
+                  flush=True)
+        else:
+            print("warm launcher: the engine could not be preloaded; runs will import it themselves (slower start)",
+                  flush=True)
 
     def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
         # The URL travels over the server's private socket, never on a command line.
@@ -101,6 +109,10 @@ class WarmLauncher:
                                         args=(attempt, url, runs_dir, env, log, run_child_arguments(attempt, runs_dir)))
         process.start()
         return RunProcess(process.pid, lambda: process.exitcode, process.kill)
+
+
+def _exit_unless_preloaded() -> None:
+    sys.exit(0 if all(name in sys.modules for name in WARM_MODULES) else 1)
 
 
 def _forked_run(attempt: Attempt, url: str, runs_dir: Path, env: dict[str, str], log: Path,
@@ -113,6 +125,7 @@ def _forked_run(attempt: Attempt, url: str, runs_dir: Path, env: dict[str, str],
     os.close(output)
     sys.stdout.reconfigure(line_buffering=True)  # as `python -u` does for the cold run: lines reach the log as said
     os.environ.update({**env, "LAB_NOTEBOOK_URL": url})
+    os.chdir(ENGINE_ROOT)  # where the cold run starts (multiprocessing puts us in the worker's folder)
     sys.argv = [str(ENGINE_ROOT / "engine" / "__main__.py"), *arguments]  # as `python -m engine …` would see it
     threads = env.get("OMP_NUM_THREADS")
     if threads:

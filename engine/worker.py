@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from sqlalchemy.exc import OperationalError
 
 from engine.config import ConfigError, data_root, validate_config
@@ -267,9 +268,10 @@ def say(message: str) -> None:
 
 def _watch_worker(worker: int, sink: NotebookSink) -> None:
     """A run's process lives only as long as its worker: if the worker dies, the run ends as failed at once,
-    saying so. The process's parent is the worker, or the warm launcher, which ends with the worker; `worker`
-    is the worker's pid as the worker said it, so a worker that died while this process was starting is noticed
-    too."""
+    saying so. A cold run's parent is the worker; a warm run's is the launcher, which outlives the worker as long
+    as any run it forked does (each holds the launcher's keep-alive pipe), so the worker's own pid is watched too.
+    `worker` is that pid as the worker said it, so a worker that died while this process was starting is noticed
+    as well."""
     parent = os.getppid()
     while os.getppid() == parent and (parent == worker or _running(worker)):
         time.sleep(0.5)
@@ -372,23 +374,16 @@ def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int 
 
 
 def _running(pid: int) -> bool:
-    """Is `pid` a live process (not a zombie)? Linux /proc; elsewhere, only whether the pid exists."""
+    """Is `pid` a live process (not a zombie its parent has yet to reap)?"""
     try:
-        os.kill(pid, 0)
-        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-    except FileNotFoundError:
-        return True  # no /proc: the pid exists
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
 def _alive(pid: int) -> bool:
-    """Is `pid` a running worker process on this host (not a zombie)? Linux /proc; elsewhere, assume so."""
-    if not Path("/proc").is_dir():
-        return True
+    """Is `pid` a running worker process on this host (not a zombie)?"""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return _running(pid) and "worker" in psutil.Process(pid).cmdline()
+    except psutil.Error:
         return False
-    return "zombie" not in status.lower() and b"worker" in argv

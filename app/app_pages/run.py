@@ -55,13 +55,6 @@ if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
 if run.sweep_id:
     facts.append(f"one of [sweep {run.sweep_id}](/sweep?sweep={run.sweep_id})")
-speed = book.latest_metrics(run.id)
-if "images_per_s" in speed:
-    facts.append(f"{speed['images_per_s'][1]:,.0f} images/s")
-if "perf/tflops" in speed:
-    facts.append(f"{speed['perf/tflops'][1]:.3g} TFLOP/s")
-if "perf/mfu" in speed:
-    facts.append(f"MFU {100 * speed['perf/mfu'][1]:.1f} % of the GPU's bf16 peak")
 attempts = book.snapshots(run.id, "provenance")
 if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
@@ -152,7 +145,18 @@ def draw_training_charts() -> None:
     now = book.get_run(run.id)
     if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
         st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
+    show_speed()
     draw_charts(every_second=True)
+
+
+def show_speed() -> None:
+    """The last step's images/s, achieved TFLOP/s and (on a GPU with a known peak) MFU, redrawn with the curves."""
+    last = book.latest_metrics(run.id)
+    speed = [f"{last['images_per_s'][1]:,.0f} images/s" if "images_per_s" in last else None,
+             f"{last['perf/tflops'][1]:.3g} TFLOP/s" if "perf/tflops" in last else None,
+             f"MFU {100 * last['perf/mfu'][1]:.1f} % of the GPU's bf16 peak" if "perf/mfu" in last else None]
+    if any(speed):
+        st.markdown("**Speed** · " + " · ".join(s for s in speed if s))
 
 
 def draw_slower_charts() -> None:
@@ -164,7 +168,7 @@ def wait_for_the_first_point() -> None:
     a second of Launch); it draws the first points at once, then the whole page once, at its usual pace."""
     drawn = f"first points drawn:{run.id}:{run.attempt}"
     status = book.get_run(run.id).status
-    if st.session_state.get(drawn) or (status != run.status and status not in LIVE_STATUSES):
+    if st.session_state.pop(drawn, False) or (status != run.status and status not in LIVE_STATUSES):
         st.rerun()  # (queued → running alone waits for this: the status line is redrawn with the charts)
     if not book.metric_keys(run.id):
         st.info(f"No metrics yet: the run is {run.status}.")
@@ -176,10 +180,11 @@ def wait_for_the_first_point() -> None:
 live = run.status in LIVE_STATUSES
 # seconds between redraws of the training curves and of the rest, while the run is live; a tab in the background
 # is redrawn rarely, and at once when it comes back to the front
-every_second, every_few = (1.0, 5.0) if page_is_visible() else (30.0, 60.0)
+visible = page_is_visible()
+every_second, every_few = (1.0, 5.0) if visible else (30.0, 60.0)
 with charts_tab:
     if not book.metric_keys(run.id):
-        st.fragment(wait_for_the_first_point, run_every=0.25 if live else None)()
+        st.fragment(wait_for_the_first_point, run_every=(0.25 if visible else every_second) if live else None)()
     else:
         st.fragment(draw_training_charts, run_every=every_second if live else None)()
         st.fragment(draw_slower_charts, run_every=every_few if live else None)()

@@ -484,3 +484,21 @@ def test_the_bare_run_entry_opens_the_latest_run(book):
     latest = seeded_run(book, name="latest")
     app = page("run")
     assert app.title[0].value == f"Run {latest} — latest" and app.query_params.get("run") == str(latest)
+
+
+def test_a_run_resumed_without_a_checkpoint_waits_for_its_first_point_again(book):
+    """The page drew a run's first points, the run failed before any checkpoint and was resumed (its points
+    discarded, the same attempt number until a worker claims it): the page waits again, it does not rerun
+    itself without end."""
+    run_id = book.create_run(PRESETS["tiny"].model_dump(mode="json"), name="restarted", preset="tiny")
+    attempt = claimed(book, run_id)
+    app = page("run", run=str(run_id))
+    app.session_state[f"first points drawn:{run_id}:{attempt.number}"] = True  # as the waiting fragment leaves it
+    book.log_metrics(run_id, 1, {"loss/total": 1.0}, attempt=attempt)
+    book.flush()
+    book.finish_attempt(attempt, "failed", reason="crashed before its first checkpoint")
+    book.resume(run_id, 0)
+    assert not book.metric_keys(run_id) and book.get_run(run_id).status == "queued"
+    app.run(timeout=15)
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("No metrics yet" in info.value for info in app.info)
