@@ -3,6 +3,7 @@ bounds and description as help. A new config field appears here without page cod
 
 from __future__ import annotations
 
+import shlex
 import types
 import typing
 from dataclasses import dataclass
@@ -112,6 +113,12 @@ def _widget(spec: FieldSpec, current: Any, key: str) -> Any:
         options = list(typing.get_args(annotation))
         return st.selectbox(label, options, index=options.index(current) if current in options else 0, key=key,
                             help=help_text)
+    if typing.get_origin(annotation) is list:  # e.g. extra sbatch flags: typed as one line, split like a shell
+        text = st.text_input(label, value=shlex.join(current or []), key=key, help=help_text + " (space-separated)")
+        try:
+            return shlex.split(text)
+        except ValueError:
+            return text  # an unclosed quote: validation names the field
     if annotation is bool:
         return st.checkbox(label, value=bool(current), key=key, help=help_text)
     if annotation in (int, float) and not optional:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data import check_split, class_sizes
 
@@ -166,6 +167,36 @@ class GuardConfig(Section):
     max_incidents: int = Field(3, ge=1, le=1000, description="Incidents tolerated by skip/rollback before stopping")
 
 
+SBATCH_FLAG = re.compile(r"^--[a-z][a-z0-9-]*(=\S+)?$")
+# What the executor itself sets from other fields: a flag here would contradict them.
+SBATCH_FLAGS_OWNED = ("--nodes", "--ntasks-per-node", "--ntasks", "--time", "--partition", "--account",
+                      "--gpus-per-task", "--cpus-per-task", "--signal", "--output", "--error", "--job-name")
+
+
+class SlurmConfig(Section):
+    partition: str | None = Field(None, max_length=100, description=(
+        "Slurm partition the job is queued on (empty = the cluster's default)"))
+    account: str | None = Field(None, max_length=100, description=(
+        "Slurm account the job is charged to (empty = your default account)"))
+    time_limit_minutes: int = Field(60, ge=1, le=60 * 24 * 14, description=(
+        "Wall-clock limit of one job; at the limit the run checkpoints and the job is requeued, resuming there"))
+    gpus_per_task: int = Field(0, ge=0, le=16, description="GPUs each process gets (one process per GPU on CUDA)")
+    cpus_per_task: int = Field(1, ge=1, le=256, description="CPU cores each process gets")
+    extra_flags: list[str] = Field(default_factory=list, max_length=32, description=(
+        "More sbatch flags, each --name=value (e.g. --qos=high --constraint=a100)"))
+
+    @field_validator("extra_flags")
+    @classmethod
+    def _flags_are_plain(cls, flags: list[str]) -> list[str]:
+        for flag in flags:
+            if not SBATCH_FLAG.match(flag):
+                raise ValueError(f"{flag!r} is not one sbatch flag of the form --name or --name=value")
+            if flag.split("=")[0] in SBATCH_FLAGS_OWNED:
+                raise ValueError(f"{flag.split('=')[0]} is set from the other fields (runtime.processes, "
+                                 "runtime.nodes, runtime.slurm.*); set it there")
+        return flags
+
+
 class RuntimeConfig(Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = CUDA, then MPS, then CPU")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast on CUDA, else fp32")
@@ -178,6 +209,10 @@ class RuntimeConfig(Section):
     nodes: int = Field(1, ge=1, le=64, description=(
         "Machines the run spans; more than one needs a launcher that starts the processes on each (Slurm, "
         "torchrun)"))
+    executor: Literal["local", "slurm"] = Field("local", description=(
+        "Where the run executes: local = a process of the worker's machine; slurm = a job submitted to the "
+        "Slurm cluster (settings below)"))
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig, description="Slurm job (executor slurm only)")
 
 
 class RunConfig(Section):

@@ -35,9 +35,13 @@ READ_AT_LOAD = ("OMP_WAIT_POLICY",)  # settings a library reads once, when it lo
 class RunProcess:
     """What the worker needs of a started run: its pid, whether it ended (and how), a way to end it."""
 
-    pid: int
+    pid: int  # a Slurm job's id for a run started as a Slurm job (engine.executors)
     poll: Callable[[], int | None]  # the exit code (negative: killed by that signal), or None while it runs
     kill: Callable[[], None]
+    ended_because: Callable[[], str] | None = None  # how it ended, in words, when the exit code alone is not enough
+    # A scheduler's job may wait in its queue before the run can heartbeat: the worker keeps its lease meanwhile.
+    keeps_lease_while_alive: bool = False
+    cancel_after_stop_seconds: float | None = None  # a stop was asked and it has not ended by then: kill it
 
 
 class Launcher(Protocol):

@@ -29,7 +29,7 @@ import psutil
 from sqlalchemy.exc import OperationalError
 
 from engine.config import ConfigError, data_root, validate_config
-from engine.launcher import ENGINE_ROOT, RunProcess, start_launcher
+from engine.launcher import ENGINE_ROOT, Launcher, RunProcess, start_launcher
 from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.backup import ScheduledBackups
@@ -87,6 +87,7 @@ class Child:
     process: RunProcess
     log_path: Path
     offset: int = 0  # how much of the log the notebook has
+    stop_seen_at: float | None = None  # when the worker first saw a stop request for it
 
 
 class Worker:
@@ -101,6 +102,7 @@ class Worker:
         gpus = visible_gpus() if gpu_ids is None else gpu_ids
         self.slots = device_slots(gpus, max_parallel)
         self.launcher = start_launcher(launcher, self.slots)
+        self._slurm: Launcher | None = None  # made at the first run with runtime.executor slurm
         self.children: dict[int, Child] = {}  # slot index -> child
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
@@ -155,10 +157,29 @@ class Worker:
             self._register()
         for child in self.children.values():
             self._copy_output(child)
+            if child.process.keeps_lease_while_alive:
+                self._vouch_for(child)
         if time.monotonic() < self._blind_until:
             return  # this worker could not see the database a moment ago: neither could the runs
         for run_id in self.notebook.fail_stale_attempts(self.stale_after):
             say(f"run {run_id}: marked failed (stale heartbeat)")
+
+    def _vouch_for(self, child: Child) -> None:
+        """A scheduler's job that is still alive (pending in its queue, or running) keeps its attempt's lease,
+        following the run to the attempt its job handed it to at a time limit; a stop that it has not obeyed
+        within its grace time cancels it."""
+        if not self.notebook.heartbeat(child.attempt):
+            handed = self.notebook.current_attempt(child.attempt.run_id, self.id)
+            if handed is None or handed.number <= child.attempt.number:
+                return
+            child.attempt = handed
+            self.notebook.heartbeat(handed)
+        grace = child.process.cancel_after_stop_seconds
+        if grace is not None and self.notebook.stop_requested(child.attempt.run_id):
+            child.stop_seen_at = child.stop_seen_at or time.monotonic()
+            if time.monotonic() - child.stop_seen_at > grace:
+                say(f"run {child.attempt.run_id}: still running {grace:g} s after a stop request; cancelling")
+                child.process.kill()
 
     def _register(self) -> None:
         self.notebook.register_worker(self.id, host=socket.gethostname(), pid=os.getpid(), max_parallel=len(self.slots))
@@ -183,13 +204,24 @@ class Worker:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "output.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
-        child = Child(attempt, self.launcher.start(attempt, url=self.url, runs_dir=self.runs_dir, env=env,
-                                                   log=log_path), log_path, offset)
+        child = Child(attempt, self._launcher_for(attempt).start(attempt, url=self.url, runs_dir=self.runs_dir,
+                                                                 env=env, log=log_path), log_path, offset)
         try:
             self.notebook.set_pid(attempt, child.process.pid)
         except LeaseLost:
             pass  # stopped or reaped already: the child sees it at its first heartbeat and exits
         return child
+
+    def _launcher_for(self, attempt: Attempt) -> Launcher:
+        """The worker's own launcher, or Slurm for a run whose runtime.executor says so."""
+        runtime = self.notebook.get_run(attempt.run_id).config.get("runtime", {})
+        if runtime.get("executor", "local") != "slurm":
+            return self.launcher
+        if self._slurm is None:
+            from engine.executors import SlurmLauncher  # submitit, only for workers that submit to Slurm
+
+            self._slurm = SlurmLauncher(self.notebook)
+        return self._slurm
 
     def _reap(self) -> None:
         for slot, child in list(self.children.items()):
@@ -198,7 +230,9 @@ class Worker:
                 continue
             del self.children[slot]
             self._copy_output(child)
-            self._end(child.attempt, exit_reason(code), code)  # only if it ended without saying how
+            told = child.process.ended_because
+            # only if it ended without saying how
+            self._end(child.attempt, told() if told else exit_reason(code), code)
             say(f"run {child.attempt.run_id}: exit code {code}")
 
     def _end(self, attempt: Attempt, reason: str, exit_code: int | None = None) -> None:

@@ -178,6 +178,29 @@ class RunsStore(Database):
             session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == run_id,
                                                         CheckpointRow.step > from_step))
 
+    def hand_over(self, attempt: Attempt, from_step: int) -> Attempt:
+        """running -> running as the next attempt, for a job its scheduler requeues (a Slurm time limit): the new
+        attempt continues from `from_step` (its newest checkpoint), what was logged after it is discarded, and
+        from now on `attempt`'s writes are refused. Raises LeaseLost when the run is no longer `attempt`'s."""
+        handed = Attempt(attempt.run_id, attempt.number + 1, uuid.uuid4().hex)
+        with self._write() as session:
+            if session.execute(self._fenced(attempt).values(
+                    attempt=handed.number, attempt_token=handed.token, heartbeat_at=self._clock(), pid=None)
+                               ).rowcount != 1:
+                raise lease_lost(attempt)
+            self._discard_after(session.connection(), attempt.run_id, from_step)
+            session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == attempt.run_id,
+                                                        CheckpointRow.step > from_step))
+        return handed
+
+    def current_attempt(self, run_id: int, worker_id: str) -> Attempt | None:
+        """The running attempt of `run_id` when `worker_id` holds it (after a hand-over, the worker follows its
+        job's new attempt); None otherwise."""
+        with self._read() as session:
+            row = session.execute(select(RunRow.attempt, RunRow.attempt_token).where(
+                RunRow.id == run_id, RunRow.status == "running", RunRow.worker_id == worker_id)).first()
+        return None if row is None else Attempt(run_id, row.attempt, row.attempt_token)
+
     def delete_run(self, run_id: int) -> None:
         """anything but running -> deleted, with its metrics, images and checkpoint records. The row stays (name,
         config, notes' links), so its id is never given to another run. Its files are the caller's to remove."""

@@ -44,3 +44,5 @@ SQL
 else
   _services_fail "no PostgreSQL (needs root and apt); the PostgreSQL store tests will skip"
 fi
+# A single-node Slurm for the Slurm executor's tests (exports LAB_TEST_SLURM=1).
+source "$(dirname "${BASH_SOURCE[0]}")/slurm.sh" || return 1

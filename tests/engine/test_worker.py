@@ -76,8 +76,9 @@ def test_device_slots_one_per_gpu_or_max_parallel_on_cpu():
 def test_runs_fork_from_the_warm_launcher_each_with_its_slots_share_of_the_threads(book, start_worker):
     runs = [submit(book, "schedule.episodes=100000", name=f"warm {i}") for i in range(2)]
     worker = start_worker("--max-parallel", "2")
-    pids = wait_for(lambda: all(status(book, r) == "running" for r in runs) and [book.get_run(r).pid for r in runs],
-                    90, "both runs to start")
+    # running comes a moment before the pid is recorded: wait for both pids
+    pids = wait_for(lambda: all(status(book, r) == "running" and book.get_run(r).pid for r in runs)
+                    and [book.get_run(r).pid for r in runs], 90, "both runs to start")
     for pid in pids:  # forked from the launcher (a child of the worker), not a fresh interpreter of the worker's
         parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert parent != worker.pid and b"multiprocessing.forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes()

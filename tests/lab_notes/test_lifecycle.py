@@ -222,3 +222,20 @@ def test_snapshots_are_fenced_discarded_on_resume_but_provenance_and_deleted_wit
     notebook.delete_run(run_id)
     assert notebook.snapshots(run_id, "provenance") == []
     assert notebook.latest_snapshots([run_id, other], "few_shot") == {other: {"step": 2}}
+
+
+def test_hand_over_moves_the_run_to_a_new_attempt_from_its_checkpoint_and_fences_the_old_one(notebook):
+    """A Slurm job at its time limit hands its run to the attempt its requeued job will run."""
+    run_id, attempt = running(notebook)
+    for step in range(1, 8):
+        notebook.log_metrics(run_id, step, {"loss": float(step)}, attempt=attempt)
+    notebook.add_checkpoint(run_id, 5, "/5.pt", attempt=attempt)
+    notebook.flush()
+    handed = notebook.hand_over(attempt, 5)
+    assert handed.number == attempt.number + 1 and notebook.get_run(run_id).status == "running"
+    assert notebook.metric_history(run_id, "loss")[0].tolist() == [1, 2, 3, 4, 5]
+    with pytest.raises(LeaseLost):
+        notebook.hand_over(attempt, 5)
+    assert not notebook.heartbeat(attempt) and notebook.heartbeat(handed)
+    assert notebook.current_attempt(run_id, "test-worker") == handed
+    assert notebook.current_attempt(run_id, "another worker") is None

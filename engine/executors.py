@@ -1,0 +1,206 @@
+"""Where a run executes, beside the worker's own machine: a Slurm job, submitted through submitit.
+
+- `SlurmLauncher.start(attempt, …)`: submits one job for the attempt (nodes = runtime.nodes, tasks per node =
+  runtime.processes, the rest from runtime.slurm) and returns a `RunProcess` whose `poll` reads the job's state
+  from Slurm, so the worker treats the job as the slot's child: it reaps it, fails it with Slurm's reason, and
+  cancels it (`scancel`) when a stop was asked and the job has not ended within a grace time.
+- `SlurmAttempt`: what each task of the job runs. Its tasks are the run's ranks (RANK, WORLD_SIZE, MASTER_ADDR
+  from Slurm's environment); rank 0 runs the attempt exactly as a local run's process does
+  (`engine.worker.run_one`), the others train and drop what they would write. At the time limit (or on
+  preemption) submitit calls its `checkpoint`: the run is handed to a new attempt that resumes from the newest
+  checkpoint, and the job is requeued with it. One run, several attempts, each step stored once.
+
+The notebook's URL (and any password in it) reaches the job by environment, never on a command line. No torch
+here: the job imports it when it starts training.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from engine.config import RunConfig, SlurmConfig
+from engine.launcher import RunProcess
+from lab_notes import Attempt, LeaseLost, Notebook
+
+POLL_SECONDS = 2.0  # how often a job's state is asked of Slurm: the worker's loop turns far faster
+CANCEL_AFTER_STOP_SECONDS = 60.0  # a stopped run's job that has not ended by then is cancelled
+SIGNAL_BEFORE_LIMIT_SECONDS = 120  # the time-limit warning (USR2): long enough for a checkpoint to be written
+ALIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+                "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"}
+URL_VARIABLE = "LAB_NOTEBOOK_URL"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What Slurm says of a job: its state (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, …), reason, exit."""
+
+    state: str
+    reason: str
+    exit_code: str
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ALIVE_STATES
+
+    def in_words(self, job_id: str) -> str:
+        reason = "" if self.reason in ("", "None") else f", reason {self.reason}"
+        return f"Slurm job {job_id} ended {self.state}{reason} (exit code {self.exit_code})"
+
+
+def parse_job_state(scontrol_line: str) -> JobState | None:
+    """`scontrol show job -o ID`'s one line -> JobState; None when Slurm no longer knows the job."""
+    fields = dict(part.split("=", 1) for part in scontrol_line.split() if "=" in part)
+    if "JobState" not in fields:
+        return None
+    return JobState(fields["JobState"], fields.get("Reason", ""), fields.get("ExitCode", ""))
+
+
+def job_state(job_id: str) -> JobState | None:
+    """The job's state from the controller (it keeps ended jobs for MinJobAge; no accounting database needed)."""
+    found = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30)
+    return parse_job_state(found.stdout) if found.returncode == 0 else None
+
+
+def sbatch_parameters(cfg: RunConfig) -> dict[str, Any]:
+    """submitit's parameters for one attempt of `cfg`: one task per rank, the run's Slurm settings."""
+    slurm: SlurmConfig = cfg.runtime.slurm
+    parameters: dict[str, Any] = {
+        "nodes": cfg.runtime.nodes, "tasks_per_node": cfg.runtime.processes, "cpus_per_task": slurm.cpus_per_task,
+        "timeout_min": slurm.time_limit_minutes,
+        # the warning comes at most half the limit before it, so a short job still trains first
+        "slurm_signal_delay_s": min(SIGNAL_BEFORE_LIMIT_SECONDS, slurm.time_limit_minutes * 30),
+        "slurm_additional_parameters": flags_as_parameters(slurm.extra_flags),
+    }
+    if slurm.partition:
+        parameters["slurm_partition"] = slurm.partition
+    if slurm.account:
+        parameters["slurm_account"] = slurm.account
+    if slurm.gpus_per_task:
+        parameters["slurm_gpus_per_task"] = slurm.gpus_per_task
+    return parameters
+
+
+def flags_as_parameters(flags: list[str]) -> dict[str, Any]:
+    """["--qos=high", "--exclusive"] -> {"qos": "high", "exclusive": True}: submitit writes them as #SBATCH lines."""
+    parameters: dict[str, Any] = {}
+    for flag in flags:
+        name, _, value = flag[2:].partition("=")
+        parameters[name.replace("-", "_")] = value or True
+    return parameters
+
+
+class SlurmLauncher:
+    """Starts attempts as Slurm jobs; their submitit files (script, pickles, each task's output) go to
+    runs/ID/slurm/, which must be visible from the nodes (a shared folder on a real cluster)."""
+
+    def __init__(self, notebook: Notebook) -> None:
+        self.notebook = notebook
+
+    def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
+        cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
+        executor = submitit.AutoExecutor(folder=runs_dir / str(attempt.run_id) / "slurm", cluster="slurm")
+        executor.update_parameters(name=f"lab-run-{attempt.run_id}", **sbatch_parameters(cfg))
+        # sbatch passes its own environment to the job: the URL goes there, not into the script or its arguments.
+        os.environ[URL_VARIABLE] = url
+        try:
+            job = executor.submit(SlurmAttempt(), attempt, runs_dir, log)
+        except Exception as error:  # noqa: BLE001 - sbatch refused it: the run's failure, said in Slurm's words
+            raise OSError(f"sbatch refused the job: {error}") from error
+        self.notebook.log_snapshot(attempt.run_id, "slurm", 0, {"job_id": job.job_id, "attempt": attempt.number,
+                                                                "folder": str(executor.folder)},
+                                   key=f"attempt-{attempt.number}", attempt=attempt)
+        return SlurmJob(job.job_id).as_run_process()
+
+
+class SlurmJob:
+    """One submitted job seen as the worker's child: `poll` is None while Slurm holds it (pending, running,
+    requeued), then 0 when it completed and 1 otherwise, with Slurm's words in `ended_because`."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self._checked_at = 0.0
+        self._state: JobState | None = JobState("PENDING", "", "")
+
+    def poll(self) -> int | None:
+        if time.monotonic() - self._checked_at >= POLL_SECONDS:
+            self._checked_at = time.monotonic()
+            self._state = job_state(self.job_id)
+        if self._state is not None and self._state.alive:
+            return None
+        return 0 if self._state is not None and self._state.state == "COMPLETED" else 1
+
+    def ended_because(self) -> str:
+        if self._state is None:
+            return f"Slurm job {self.job_id} is no longer known to Slurm"
+        return self._state.in_words(self.job_id)
+
+    def cancel(self) -> None:
+        subprocess.run(["scancel", self.job_id], capture_output=True, timeout=30)
+
+    def as_run_process(self) -> RunProcess:
+        return RunProcess(int(self.job_id.split("_")[0]), self.poll, self.cancel, ended_because=self.ended_because,
+                          keeps_lease_while_alive=True, cancel_after_stop_seconds=CANCEL_AFTER_STOP_SECONDS)
+
+
+# --- inside the job -------------------------------------------------------------------------------------------
+
+
+class SlurmAttempt(submitit.helpers.Checkpointable):
+    """Each task of the job calls this: rank 0 runs `attempt` as a local run's process would, the others are
+    its ranks."""
+
+    def __call__(self, attempt: Attempt, runs_dir: Path, log: Path) -> int:
+        environment = submitit.JobEnvironment()
+        if environment.num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export()  # RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
+        url = os.environ[URL_VARIABLE]
+        if environment.global_rank != 0:
+            return _train_as_other_rank(url, attempt)
+        _print_to(log)
+        from engine.worker import run_one  # torch loads here, in the job
+
+        print(f"run {attempt.run_id}: attempt {attempt.number} in Slurm job {environment.job_id} "
+              f"({environment.num_tasks} task(s) on {environment.num_nodes} node(s))", flush=True)
+        return run_one(url, attempt, runs_dir)
+
+    def checkpoint(self, attempt: Attempt, runs_dir: Path, log: Path) -> submitit.helpers.DelayedSubmission | None:
+        """At the time limit (rank 0 only, in submitit's signal handler): hand the run to a new attempt that
+        resumes from the newest checkpoint on disk, and requeue the job with it; None (no requeue) when the run
+        is no longer this attempt's (stopped, reaped, deleted)."""
+        with Notebook(os.environ[URL_VARIABLE]) as notebook:
+            saved = [c for c in notebook.checkpoints(attempt.run_id) if Path(c.path).exists()]
+            try:
+                handed = notebook.hand_over(attempt, saved[-1].step if saved else 0)
+            except LeaseLost:
+                return None
+        print(f"run {attempt.run_id}: time limit; attempt {handed.number} resumes from step "
+              f"{saved[-1].step if saved else 0} when the job is requeued", flush=True)
+        return submitit.helpers.DelayedSubmission(self, handed, runs_dir, log)
+
+
+def _train_as_other_rank(url: str, attempt: Attempt) -> int:
+    """A rank other than 0: trains its share, writes nothing (train() gives it a sink that drops everything)."""
+    from engine.sinks import NullSink
+    from engine.train import train
+
+    with Notebook(url) as notebook:
+        cfg = RunConfig.model_validate(notebook.get_run(attempt.run_id).config)
+    train(cfg, NullSink())
+    return 0
+
+
+def _print_to(log: Path) -> None:
+    """Rank 0's output goes to the run's log, as a local run's does: the worker copies it to the notebook."""
+    output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for fd in (1, 2):
+        os.dup2(output, fd)
+    os.close(output)
+    sys.stdout.reconfigure(line_buffering=True)
