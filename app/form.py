@@ -4,6 +4,7 @@ bounds and description as help. A new config field appears here without page cod
 from __future__ import annotations
 
 import shlex
+import shutil
 import types
 import typing
 from dataclasses import dataclass
@@ -163,6 +164,16 @@ def _render_fields(specs: list[FieldSpec], values: dict[str, Any], *, key_prefix
                 slots[spec.path] = st.empty()
 
 
+SLURM_FIELDS = ("runtime.executor", "runtime.slurm.")
+
+
+def _hidden(path: str, values: dict[str, Any]) -> bool:
+    """Slurm's fields, where this host cannot submit to Slurm (no `sbatch` on the PATH) and the config does not
+    use it: a choice that could only fail. Hidden fields keep their defaults."""
+    return (path.startswith(SLURM_FIELDS) and shutil.which("sbatch") is None
+            and _get(values, "runtime.executor") != "slurm")
+
+
 OPEN_SECTIONS = ("data", "model", "loss", "optim")  # open when nothing is shown first
 
 
@@ -175,7 +186,8 @@ def config_form(values: dict[str, Any], *, key_prefix: str, first: Sequence[str]
     the field they name."""
     edited: dict[str, Any] = {}
     slots: dict[str, Any] = {}
-    leading = [spec for spec in leaf_fields() if spec.path in set(first)]
+    shown = [spec for spec in leaf_fields() if not _hidden(spec.path, values)]
+    leading = [spec for spec in shown if spec.path in set(first)]
     if leading:
         st.subheader(first_heading)
         st.caption(f"The {len(leading)} field(s) that differ from the defaults; every other field is at its "
@@ -184,7 +196,7 @@ def config_form(values: dict[str, Any], *, key_prefix: str, first: Sequence[str]
                        heading=lambda section, group: _section_description(section)
                        + (f" · {_subsection_title(section, group)}" if group else ""))
     sections: dict[str, list[FieldSpec]] = {}
-    for spec in leaf_fields():
+    for spec in shown:
         if spec.path not in slots:
             sections.setdefault(spec.path.split(".")[0], []).append(spec)
     for section, specs in sections.items():

@@ -69,6 +69,27 @@ def job_state(job_id: str) -> JobState | None:
     return parse_job_state(found.stdout) if found.returncode == 0 else None
 
 
+def job_in_words(job_id: str) -> str:
+    """What the run page says of a job now: its state (and reason), or why that cannot be read here."""
+    try:
+        state = job_state(job_id)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"state unknown here ({type(error).__name__}: scontrol {error})"
+    if state is None:
+        return "no longer known to Slurm"
+    return state.state + ("" if state.reason in ("", "None") else f", {state.reason}")
+
+
+def job_files(folder: Path, job_id: str) -> dict[str, str]:
+    """The tail (8 KB) of each task's stdout/stderr submitit kept for the job, by file name."""
+    tails = {}
+    for path in sorted(Path(folder).glob(f"{job_id}_*_log.*")):
+        with open(path, "rb") as file:
+            file.seek(max(0, path.stat().st_size - 8192))
+            tails[path.name] = file.read().decode("utf-8", errors="replace")
+    return tails
+
+
 def sbatch_parameters(cfg: RunConfig) -> dict[str, Any]:
     """submitit's parameters for one attempt of `cfg`: one task per rank, the run's Slurm settings."""
     slurm: SlurmConfig = cfg.runtime.slurm

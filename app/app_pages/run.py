@@ -2,6 +2,7 @@
 and lint, divergence report, output; stop, resume, clone, and pin any figure to a note."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -55,6 +56,14 @@ if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
 if run.sweep_id:
     facts.append(f"one of [sweep {run.sweep_id}](/sweep?sweep={run.sweep_id})")
+slurm_jobs = book.snapshots(run.id, "slurm")
+if slurm_jobs:
+    from engine.executors import job_in_words  # submitit, no torch: only for runs that went to Slurm
+
+    runtime = run.config.get("runtime", {})
+    job = slurm_jobs[-1].payload
+    facts.append(f"Slurm job {job['job_id']}: {job_in_words(str(job['job_id']))} · "
+                 f"{runtime.get('processes', 1) * runtime.get('nodes', 1)} rank(s) on {runtime.get('nodes', 1)} node(s)")
 attempts = book.snapshots(run.id, "provenance")
 if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
@@ -303,3 +312,10 @@ with output_tab:
     if checkpoints:
         st.caption(f"Last checkpoint: step {checkpoints[-1].step} — `{checkpoints[-1].path}`")
     st.code(run.log_tail or "(no output yet)", language=None)
+    if slurm_jobs:
+        from engine.executors import job_files
+
+        job = slurm_jobs[-1].payload
+        for name, tail in job_files(Path(job.get("folder", "")), str(job["job_id"])).items():
+            with st.expander(f"Slurm job file {name}"):
+                st.code(tail or "(empty)", language=None)

@@ -502,3 +502,39 @@ def test_a_run_resumed_without_a_checkpoint_waits_for_its_first_point_again(book
     app.run(timeout=15)
     assert not app.exception, [e.value for e in app.exception]
     assert any("No metrics yet" in info.value for info in app.info)
+
+
+def test_a_slurm_run_shows_its_job_ranks_and_the_jobs_files(book, tmp_path):
+    cfg = with_overrides(PRESETS["tiny"], ["runtime.executor=slurm", "runtime.processes=2"])
+    run_id = book.create_run(cfg.model_dump(mode="json"), name="on the cluster", preset="tiny")
+    attempt = claimed(book, run_id)
+    folder = tmp_path / "slurm"
+    folder.mkdir()
+    (folder / "4242_1_log.err").write_text("rank 1: gloo connected\n")
+    book.log_snapshot(run_id, "slurm", 0, {"job_id": "4242", "attempt": 1, "folder": str(folder)},
+                      key="attempt-1", attempt=attempt)
+    app = page("run", run=str(run_id))
+    facts = " ".join(m.value for m in app.markdown)
+    assert "Slurm job 4242:" in facts and "2 rank(s) on 1 node(s)" in facts
+    assert any(e.label == "Slurm job file 4242_1_log.err" for e in app.expander)
+    assert any("gloo connected" in c.value for c in app.code)
+
+
+def test_the_slurm_fields_show_only_where_sbatch_is_reachable_or_the_run_uses_slurm(book, monkeypatch):
+    import app.form
+
+    def labels(app) -> set[str]:
+        return {w.label for kind in ("selectbox", "number_input", "text_input") for w in getattr(app, kind)}
+
+    monkeypatch.setattr(app.form.shutil, "which", lambda name: None)  # a laptop without Slurm
+    plain = page("new_run")
+    assert "Executor" not in labels(plain) and "Partition" not in labels(plain)
+    plain.button[-1].click().run()  # Launch still queues a run, on the default local executor
+    assert book.list_runs()[0].config["runtime"]["executor"] == "local"
+
+    cfg = with_overrides(PRESETS["tiny"], ["runtime.executor=slurm"])
+    parent = book.create_run(cfg.model_dump(mode="json"), name="went to slurm", preset="tiny")
+    clone = page("new_run", clone=str(parent))  # configured: shown, so the clone keeps it
+    assert {"Executor", "Partition"} <= labels(clone)
+    monkeypatch.setattr(app.form.shutil, "which", lambda name: "/usr/bin/sbatch")
+    assert {"Executor", "Partition"} <= labels(page("new_run"))
