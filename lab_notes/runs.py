@@ -245,7 +245,9 @@ class RunsStore(Database):
             return session.execute(self._fenced(attempt).values(heartbeat_at=self._clock())).rowcount == 1
 
     def set_pid(self, attempt: Attempt, pid: int) -> None:
-        self._fenced_update(attempt, pid=pid)
+        """The attempt's process started: its pid, and a sign of life (starting it may have taken a while, and
+        the process heartbeats by itself only once it has connected)."""
+        self._fenced_update(attempt, pid=pid, heartbeat_at=self._clock())
 
     def set_device(self, attempt: Attempt, device: str) -> None:
         self._fenced_update(attempt, device=device)

@@ -60,7 +60,9 @@ class NotebookSink:
             self._heartbeat.start()
 
     def _keep_lease(self, on_lease_lost: Callable[[], None]) -> None:
-        while not self._finished.wait(HEARTBEAT_SECONDS):
+        pause = 0.0  # the first at once: the worker's sweep counts from the claim
+        while not self._finished.wait(pause):
+            pause = HEARTBEAT_SECONDS
             try:
                 held = self.notebook.heartbeat(self.attempt)
             except OperationalError:
