@@ -33,6 +33,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import PRESETS, with_overrides  # noqa: E402
+from engine.sinks import NullSink  # noqa: E402
 from engine.train import train  # noqa: E402
 
 # 80 images an episode (5-way, 8 support + 8 queries), 32 px, a 4-block width-64 encoder, disc and one decoder
@@ -43,7 +44,7 @@ SIZE = ["data.image_size=32", "data.n_way=5", "data.k_shot=8", "data.q_queries=8
 WARMUP = 5
 
 
-class StepTimes:
+class StepTimes(NullSink):
     """When each training step's metrics reach rank 0's sink, and the first losses (to show the runs agree)."""
 
     def __init__(self) -> None:
@@ -54,15 +55,6 @@ class StepTimes:
         if "loss/total" in values:
             self.times.append(time.perf_counter())
             self.losses.append(values["loss/total"])
-
-    def log_image(self, key, step, png):
-        pass
-
-    def log_event(self, kind, payload):
-        pass
-
-    def should_stop(self):
-        return False
 
 
 def images_per_second(processes: int, threads: int, steps: int, device: str) -> tuple[float, list[float]]:

@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import PRESETS, with_overrides  # noqa: E402
+from engine.sinks import NullSink  # noqa: E402
 from engine.models import ExperimentModel  # noqa: E402
 from engine.provenance import collect_provenance  # noqa: E402
 from engine.train import build_optimizer, train  # noqa: E402
@@ -35,7 +36,7 @@ SIZE = ["data.image_size=32", "data.n_way=5", "data.k_shot=8", "data.q_queries=8
 DEFAULT_RUN_STEPS = 300
 
 
-class TimingSink:
+class TimingSink(NullSink):
     """Notes when each training step's metrics arrive."""
 
     def __init__(self) -> None:
@@ -46,15 +47,6 @@ class TimingSink:
             self.times.append(time.perf_counter())
         self.sampled = getattr(self, "sampled", 0) + any(k.startswith("sys/") for k in values)
         self.histogram_steps = getattr(self, "histogram_steps", 0) + any(k.startswith("weights/") for k in values)
-
-    def log_image(self, key, step, png):
-        pass
-
-    def log_event(self, kind, payload):
-        pass
-
-    def should_stop(self):
-        return False
 
 
 def engine_images_per_second(cfg, steps: int) -> float:

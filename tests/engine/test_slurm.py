@@ -25,13 +25,6 @@ needs_slurm = pytest.mark.skipif(
 
 
 @pytest.fixture
-def book(tmp_path):
-    notebook = Notebook(f"sqlite:///{tmp_path / 'notebook.db'}")
-    yield notebook
-    notebook.close()
-
-
-@pytest.fixture
 def worker(book, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", book.url, "--runs-dir",
                                 str(tmp_path / "runs")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

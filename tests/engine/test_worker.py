@@ -23,13 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def book(tmp_path):
-    notebook = Notebook(f"sqlite:///{tmp_path / 'notebook.db'}")
-    yield notebook
-    notebook.close()
-
-
-@pytest.fixture
 def start_worker(book, tmp_path):
     started: list[subprocess.Popen] = []
 
