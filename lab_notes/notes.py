@@ -124,7 +124,7 @@ class NotesStore(Database):
                                      .order_by(FigureRow.note_id, FigureRow.position)):
                 figures.setdefault(f.note_id, []).append(Figure(f.name, f.image, f.caption, f.chart_spec, f.missing))
             return [Note(r.id, r.entry_date, r.title, r.body, list(r.tags or []), links.get(r.id, []),
-                         figures.get(r.id, []), as_utc(r.created_at), as_utc(r.updated_at)) for r in rows]
+                         figures.get(r.id, []), as_utc(r.created_at), as_utc(r.updated_at), r.owner) for r in rows]
 
     # --- the journal file ---------------------------------------------------------------------------------------
 

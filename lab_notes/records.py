@@ -34,6 +34,9 @@ class Run:
     pid: int | None = None
     attempt: int = 0  # how many times a worker has started it; the live chart drops points of older attempts
     sweep_id: int | None = None
+    owner: str | None = None  # who launched it; None: the local user (single-user mode, or made before sign-in)
+    pinned_host: str | None = None  # only a worker on this host may take it
+    pinned_gpu: str | None = None  # only a worker offering this GPU kind may take it
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Worker:
     max_parallel: int
     started_at: dt.datetime
     heartbeat_at: dt.datetime
+    gpus: tuple[str, ...] = ()  # the GPU names it offers
+    cpu_slots: int | None = None  # CPU cores it gives its runs
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Figure:
     caption: str = ""
     chart_spec: dict[str, Any] | None = None
     missing: str | None = None
+    owner: str | None = None  # who added it (a pin); None: the local user
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Note:
     figures: list[Figure] = field(default_factory=list)
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    owner: str | None = None  # who wrote it; None: the local user
 
 
 @dataclass(frozen=True)

@@ -323,8 +323,8 @@ class RunsStore(Database):
         with self._read() as session:
             rows = session.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= self._clock(-stale_after))
                                    .order_by(WorkerRow.id))
-            return [Worker(r.id, r.host, r.pid, r.max_parallel, as_utc(r.started_at), as_utc(r.heartbeat_at))
-                    for r in rows]
+            return [Worker(r.id, r.host, r.pid, r.max_parallel, as_utc(r.started_at), as_utc(r.heartbeat_at),
+                           tuple(r.gpus or ()), r.cpu_slots) for r in rows]
 
 
 def matching(query: Select, status: str | Sequence[str] | None, search: str | None) -> Select:
@@ -345,4 +345,5 @@ def run_record(row: RunRow) -> Run:
     return Run(row.id, row.name, row.preset, row.config, row.parent_id, row.status, row.status_reason,
                as_utc(row.created_at), as_utc(row.started_at), as_utc(row.ended_at), as_utc(row.heartbeat_at),
                bool(row.stop_requested), row.device, row.exit_code, list(row.lint or []), row.divergence_report,
-               row.log_tail or "", row.worker_id, row.pid, row.attempt or 0, row.sweep_id)
+               row.log_tail or "", row.worker_id, row.pid, row.attempt or 0, row.sweep_id,
+               row.owner, row.pinned_host, row.pinned_gpu)

@@ -38,6 +38,9 @@ class RunRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # starts so far; the live one's number
     attempt_token: Mapped[str | None] = mapped_column(String(64))  # the live attempt's fencing token
     sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)  # queued as one of a sweep's siblings
+    owner: Mapped[str | None] = mapped_column(String(320), index=True)  # who launched it (None: the local user)
+    pinned_host: Mapped[str | None] = mapped_column(String(200))  # only a worker on this host may take it
+    pinned_gpu: Mapped[str | None] = mapped_column(String(200))  # only a worker offering this GPU kind may take it
 
 
 class SweepRow(Base):
@@ -61,6 +64,8 @@ class WorkerRow(Base):
     host: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     max_parallel: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[list[Any] | None] = mapped_column(JSON)  # the GPU names it offers (e.g. "NVIDIA H100 80GB HBM3")
+    cpu_slots: Mapped[int | None] = mapped_column(Integer)  # CPU cores it gives its runs
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
@@ -146,6 +151,7 @@ class NoteRow(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    owner: Mapped[str | None] = mapped_column(String(320))  # who wrote it (None: the local user)
 
 
 class NoteRunRow(Base):
@@ -168,3 +174,4 @@ class FigureRow(Base):
     image: Mapped[bytes | None] = mapped_column(LargeBinary)
     missing: Mapped[str | None] = mapped_column(Text)
     chart_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(320))  # who added it (a pin); None: the local user
