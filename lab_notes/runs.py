@@ -74,11 +74,14 @@ class RunsStore(Database):
     # --- the lifecycle ---------------------------------------------------------------------------------------
 
     def create_run(self, config: dict[str, Any], *, name: str, preset: str | None = None,
-                   parent_id: int | None = None, lint: Sequence[Any] = ()) -> int:
-        """(new) -> queued. Ids are never reused: a deleted run keeps its row, as `deleted`."""
+                   parent_id: int | None = None, lint: Sequence[Any] = (), owner: str | None = None,
+                   pinned_host: str | None = None, pinned_gpu: str | None = None) -> int:
+        """(new) -> queued, made by `owner` (None: the local user), for any worker unless pinned to a host or a
+        GPU kind. Ids are never reused: a deleted run keeps its row, as `deleted`."""
         with self._write() as session:
             row = RunRow(name=name, preset=preset, config=config, parent_id=parent_id, status="queued",
-                         created_at=now(), stop_requested=False, lint=list(lint), log_tail="", attempt=0)
+                         created_at=now(), stop_requested=False, lint=list(lint), log_tail="", attempt=0,
+                         owner=owner, pinned_host=pinned_host, pinned_gpu=pinned_gpu)
             session.add(row)
             session.flush()
             return row.id
