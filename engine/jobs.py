@@ -1,6 +1,7 @@
 """The one service behind the app and the CLI for what a person does to runs: submit, stop, resume, delete.
 A status changes only in `lab_notes.runs` (compare-and-set); this adds what lies outside the database: lint,
-starting a worker, choosing the checkpoint to resume from, and the run's files. No torch here."""
+starting a worker, choosing the checkpoint to resume from, the run's files, and who may: stop, resume and delete
+ask `lab_notes.owners.may_change` (the rule the pages show) and refuse with its reason. No torch here."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from engine.provenance import code_differs, git_state
 from engine.sweeps import Mode, expand
 from engine.worker import ensure_worker
 from lab_notes import Notebook, Worker
+from lab_notes.owners import LOCAL_USER, NotAllowed, Person, refuse_unless_allowed
 from lab_notes.runs import Refused
 
 RUNS_DIR = Path(os.environ.get("LAB_RUNS_DIR", "runs"))
@@ -30,12 +32,13 @@ class Submitted:
 
 
 def submit(book: Notebook, cfg: RunConfig, *, name: str, preset: str | None, parent_id: int | None = None,
-           start_worker: bool = False, runs_dir: Path = RUNS_DIR) -> Submitted:
-    """Queue `cfg` with its lint warnings (and the run it was cloned from); with `start_worker`, make sure a live
-    worker will take it, starting one when none holds a lease (the previous one may have died)."""
+           start_worker: bool = False, runs_dir: Path = RUNS_DIR, owner: str | None = None) -> Submitted:
+    """Queue `cfg` with its lint warnings (and the run it was cloned from), made by `owner` (None: the local
+    user); with `start_worker`, make sure a live worker will take it, starting one when none holds a lease (the
+    previous one may have died)."""
     warnings = lint(cfg)
     run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset=preset, parent_id=parent_id,
-                             lint=[{"path": w.path, "message": w.message} for w in warnings])
+                             lint=[{"path": w.path, "message": w.message} for w in warnings], owner=owner)
     pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
     return Submitted(run_id, warnings, pid)
 
@@ -48,27 +51,33 @@ class SubmittedSweep:
 
 
 def submit_sweep(book: Notebook, base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid", *, name: str,
-                 preset: str | None, start_worker: bool = False, runs_dir: Path = RUNS_DIR) -> SubmittedSweep:
+                 preset: str | None, start_worker: bool = False, runs_dir: Path = RUNS_DIR,
+                 owner: str | None = None) -> SubmittedSweep:
     """Queue one run per point of the sweep (all validated first, then all queued at once, or none), each named
     by its swept values and linted; the worker's parallelism runs them."""
     runs = [(f"{name} [{point.label}]", point.config.model_dump(mode="json"),
              [{"path": w.path, "message": w.message} for w in lint(point.config)])
             for point in expand(base, fields, mode)]
-    sweep_id = book.create_sweep(name=name, preset=preset, mode=mode, fields=fields, runs=runs)
+    sweep_id = book.create_sweep(name=name, preset=preset, mode=mode, fields=fields, runs=runs, owner=owner)
     pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
     return SubmittedSweep(sweep_id, book.get_sweep(sweep_id).run_ids, pid)
 
 
-def stop(book: Notebook, run_id: int) -> str:
-    """Stop a queued run at once, or ask a running one to stop at its next step (with a checkpoint)."""
+def stop(book: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> str:
+    """Stop a queued run at once, or ask a running one to stop at its next step (with a checkpoint). Only its
+    owner or an admin (`by`) may: NotAllowed otherwise."""
+    # A run's owner never changes once it is queued: checking it before the status's compare-and-set is enough.
+    refuse_unless_allowed(by, book.get_run(run_id).owner, f"stop run {run_id}")
     if book.request_stop(run_id) == "stopped":
         return f"run {run_id}: stopped before it started"
     return f"run {run_id}: stop requested; it stops at its next step, with a checkpoint"
 
 
-def resume(book: Notebook, run_id: int) -> int:
+def resume(book: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> int:
     """Queue a stopped, failed or diverged run to continue from its newest checkpoint still on disk; what it
-    logged after that checkpoint is discarded (everything, when it has none). Returns the step it resumes from."""
+    logged after that checkpoint is discarded (everything, when it has none). Returns the step it resumes from.
+    Only its owner or an admin (`by`) may: NotAllowed otherwise."""
+    refuse_unless_allowed(by, book.get_run(run_id).owner, f"resume run {run_id}")
     saved = [c for c in book.checkpoints(run_id) if Path(c.path).exists()]
     from_step = saved[-1].step if saved else 0
     if from_step and "holdout_images" not in book.get_run(run_id).config.get("data", {}):
@@ -81,8 +90,10 @@ def resume(book: Notebook, run_id: int) -> int:
     return from_step
 
 
-def delete(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR) -> None:
-    """Delete a run that is not running, with its metrics, images, checkpoints and its folder on disk."""
+def delete(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person = LOCAL_USER) -> None:
+    """Delete a run that is not running, with its metrics, images, checkpoints and its folder on disk. Only its
+    owner or an admin (`by`) may: NotAllowed otherwise."""
+    refuse_unless_allowed(by, book.get_run(run_id).owner, f"delete run {run_id}")
     folders = {Path(runs_dir).resolve() / str(run_id)}
     for checkpoint in book.checkpoints(run_id):  # runs/ID/checkpoints/step_N.pt, wherever its worker kept runs/
         parents = Path(checkpoint.path).resolve().parents
@@ -111,7 +122,7 @@ def _remove_tree(folder: Path, attempts: int = 5) -> None:
             time.sleep(0.2)
 
 
-__all__ = ["Refused", "Submitted", "SubmittedSweep", "code_changed_since", "delete", "live_workers", "resume", "stop",
+__all__ = ["LOCAL_USER", "NotAllowed", "Person", "Refused", "Submitted", "SubmittedSweep", "code_changed_since", "delete", "live_workers", "resume", "stop",
            "submit", "submit_sweep"]
 
 

@@ -11,31 +11,35 @@ from sqlalchemy.orm import Session
 
 from lab_notes.db import Database, NotFound, as_utc, get_row, now
 from lab_notes.images import check_image
+from lab_notes.owners import LOCAL_USER, Person, refuse_unless_allowed
 from lab_notes.records import Figure, Note, NoteDraft, NoteHeading
 from lab_notes.schema import FigureRow, NoteRow, NoteRunRow
 
 
 class NotesStore(Database):
     def add_note(self, entry_date: dt.date | None, title: str, body_markdown: str, *, run_ids: Sequence[int] = (),
-                 figures: Sequence[Figure] = (), tags: Sequence[str] = ()) -> int:
+                 figures: Sequence[Figure] = (), tags: Sequence[str] = (), owner: str | None = None) -> int:
+        """A new note written by `owner` (None: the local user)."""
         return self.add_notes([NoteDraft(entry_date, title, body_markdown, tuple(run_ids), tuple(figures),
-                                         tuple(tags))])[0]
+                                         tuple(tags))], owner=owner)[0]
 
-    def add_notes(self, drafts: Sequence[NoteDraft]) -> list[int]:
-        """Several notes in one transaction: all are written or none."""
+    def add_notes(self, drafts: Sequence[NoteDraft], *, owner: str | None = None) -> list[int]:
+        """Several notes in one transaction, all by `owner`: all are written or none."""
         for draft in drafts:
             _check_size(draft.body)
             _check_figures(draft.figures)
         with self._write() as session:
             return [self._insert_note(session, d.entry_date, d.title, d.body, run_ids=d.run_ids, figures=d.figures,
-                                      tags=d.tags) for d in drafts]
+                                      tags=d.tags, owner=owner) for d in drafts]
 
     def _insert_note(self, session: Session, entry_date: dt.date | None, title: str, body: str, *,
-                     run_ids: Sequence[int], figures: Sequence[Figure], tags: Sequence[str]) -> int:
-        """One note inside the caller's transaction (a diverged run writes its note with its final status)."""
+                     run_ids: Sequence[int], figures: Sequence[Figure], tags: Sequence[str],
+                     owner: str | None = None) -> int:
+        """One note inside the caller's transaction (a diverged run writes its note with its final status; its
+        owner is the local user's None, as a run's own notes are nobody's edit)."""
         stamp = now()
         row = NoteRow(entry_date=entry_date, title=title, body=body, tags=list(tags), created_at=stamp,
-                      updated_at=stamp)
+                      updated_at=stamp, owner=owner)
         session.add(row)
         session.flush()
         _link(session, row.id, run_ids, figures)
@@ -43,12 +47,15 @@ class NotesStore(Database):
 
     def update_note(self, note_id: int, *, entry_date: dt.date | None | type[Ellipsis] = ...,
                     title: str | None = None, body_markdown: str | None = None, run_ids: Sequence[int] | None = None,
-                    figures: Sequence[Figure] | None = None, tags: Sequence[str] | None = None) -> None:
-        """Change what is given; `figures` and `run_ids`, when given, replace the old ones."""
+                    figures: Sequence[Figure] | None = None, tags: Sequence[str] | None = None,
+                    by: Person = LOCAL_USER) -> None:
+        """Change what is given; `figures` and `run_ids`, when given, replace the old ones. Only the note's owner
+        or an admin may (`by`; the local user of single-user mode may do everything): NotAllowed otherwise."""
         _check_size(body_markdown)
         _check_figures(figures or ())
         with self._write() as session:
             row = get_row(session, NoteRow, note_id)
+            refuse_unless_allowed(by, row.owner, f"edit note {note_id}")
             if entry_date is not ...:
                 row.entry_date = entry_date
             if title is not None:
@@ -64,9 +71,12 @@ class NotesStore(Database):
                 session.execute(delete(FigureRow).where(FigureRow.note_id == note_id))
             _link(session, note_id, run_ids or (), figures or ())
 
-    def delete_note(self, note_id: int) -> None:
+    def delete_note(self, note_id: int, *, by: Person = LOCAL_USER) -> None:
+        """Only the note's owner or an admin may delete it (NotAllowed otherwise)."""
         with self._write() as session:
-            session.delete(get_row(session, NoteRow, note_id))
+            row = get_row(session, NoteRow, note_id)
+            refuse_unless_allowed(by, row.owner, f"delete note {note_id}")
+            session.delete(row)
 
     def get_note(self, note_id: int) -> Note:
         notes = self._notes(select(NoteRow).where(NoteRow.id == note_id))
@@ -87,9 +97,10 @@ class NotesStore(Database):
         """Every note's heading, without loading figures: for pickers."""
         order = NoteRow.entry_date.desc() if newest_first else NoteRow.entry_date.asc()
         with self._read() as session:
-            query = select(NoteRow.id, NoteRow.entry_date, NoteRow.title, func.substr(NoteRow.body, 1, 60))
+            query = select(NoteRow.id, NoteRow.entry_date, NoteRow.title, func.substr(NoteRow.body, 1, 60),
+                           NoteRow.owner)
             rows = session.execute(query.order_by(NoteRow.entry_date.is_(None), order, NoteRow.id)).all()
-        return [NoteHeading(r[0], r[1], r[2], r[3] or "") for r in rows]
+        return [NoteHeading(r[0], r[1], r[2], r[3] or "", r[4]) for r in rows]
 
     def search_notes(self, text_: str) -> list[Note]:
         """Notes whose title or body contains `text_` (every word of it), best match first on SQLite."""
@@ -122,7 +133,8 @@ class NotesStore(Database):
             figures: dict[int, list[Figure]] = {}
             for f in session.scalars(select(FigureRow).where(FigureRow.note_id.in_(ids))
                                      .order_by(FigureRow.note_id, FigureRow.position)):
-                figures.setdefault(f.note_id, []).append(Figure(f.name, f.image, f.caption, f.chart_spec, f.missing))
+                figures.setdefault(f.note_id, []).append(Figure(f.name, f.image, f.caption, f.chart_spec, f.missing,
+                                                                 f.owner))
             return [Note(r.id, r.entry_date, r.title, r.body, list(r.tags or []), links.get(r.id, []),
                          figures.get(r.id, []), as_utc(r.created_at), as_utc(r.updated_at), r.owner) for r in rows]
 
@@ -135,18 +147,19 @@ class NotesStore(Database):
         return self._add_entries(parse_journal(Path(md_path), Path(pic_dir) if pic_dir else None))
 
     def import_journal_upload(self, md_bytes: bytes, zip_bytes: bytes | None = None, *,
-                              source: str = "journal.md") -> list[int]:
+                              source: str = "journal.md", owner: str | None = None) -> list[int]:
         """Import an uploaded journal and, optionally, a zip of its pictures, all in memory: only the pictures the
         journal references are read from the zip, within caps; any problem is a JournalError and nothing is
-        written."""
+        written. The notes are `owner`'s (who imported them; None: the local user)."""
         from lab_notes.journal import parse_journal_text, pictures_from_zip, read_journal_text, wanted_pictures
 
         content = read_journal_text(md_bytes, source)
         pictures = pictures_from_zip(zip_bytes, wanted_pictures(content)) if zip_bytes else {}
-        return self._add_entries(parse_journal_text(content, source, pictures=pictures))
+        return self._add_entries(parse_journal_text(content, source, pictures=pictures), owner=owner)
 
-    def _add_entries(self, entries) -> list[int]:
-        return self.add_notes([NoteDraft(e.entry_date, "", e.body, figures=tuple(e.figures)) for e in entries])
+    def _add_entries(self, entries, owner: str | None = None) -> list[int]:
+        return self.add_notes([NoteDraft(e.entry_date, "", e.body, figures=tuple(e.figures)) for e in entries],
+                              owner=owner)
 
     def export_journal(self, out_dir: str | Path, *, replace: bool = False) -> Path:
         """Write `journal.md` and `pic/` into `out_dir` (empty, or replaced when asked); returns journal.md."""
@@ -174,4 +187,5 @@ def _link(session: Session, note_id: int, run_ids: Sequence[int], figures: Seque
         session.add(NoteRunRow(note_id=note_id, run_id=run_id))
     for position, f in enumerate(figures):
         session.add(FigureRow(note_id=note_id, position=position, name=f.name, caption=f.caption, image=f.image,
-                              missing=f.missing if f.image is None else None, chart_spec=f.chart_spec))
+                              missing=f.missing if f.image is None else None, chart_spec=f.chart_spec,
+                              owner=f.owner))

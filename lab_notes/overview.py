@@ -52,15 +52,15 @@ class RunsPage:
 
 class OverviewStore(Database):
     def runs_page(self, *, status: str | Sequence[str] | None = None, search: str | None = None,
-                  sort: Sort = "newest", limit: int = 50, offset: int = 0) -> RunsPage:
+                  owner: str | None = None, sort: Sort = "newest", limit: int = 50, offset: int = 0) -> RunsPage:
         """One page of runs (deleted ones left out unless asked for) with their latest loss, held-out accuracy
-        and images/s; `search` matches name or preset. One query: each latest value is read from its key's last
+        and images/s; `search` matches name or preset; `owner` keeps one person's runs (None: everyone's). One query: each latest value is read from its key's last
         rollup by the (run, key, bucket) index, and the count of all matching runs rides along as a window."""
         latest = {name: _latest(key, MetricRollupRow.last_value) for name, key in SUMMARY_KEYS.items()}
         loss_step = _latest(SUMMARY_KEYS["loss"], MetricRollupRow.last_step)
         # The page's ids (and the count of all matching runs) first, touching only ids and the sort key; whole
         # rows and their numbers only for the page: the cost stays that of one page however many runs there are.
-        page = (matching(select(RunRow.id, func.count().over().label("matching")), status, search)
+        page = (matching(select(RunRow.id, func.count().over().label("matching")), status, search, owner)
                 .order_by(*_order(sort, latest)).limit(limit).offset(offset).subquery())
         query = (select(RunRow, page.c.matching, loss_step.label("loss_step"),
                         *(value.label(name) for name, value in latest.items()))
@@ -69,12 +69,12 @@ class OverviewStore(Database):
             rows = session.execute(query).all()
             summaries = [RunSummary(run_record(row.RunRow), int(row.loss_step or 0), row.loss, row.accuracy,
                                     row.images_per_s) for row in rows]
-        return RunsPage(summaries, rows[0].matching if rows else self._count_matching(status, search))
+        return RunsPage(summaries, rows[0].matching if rows else self._count_matching(status, search, owner))
 
-    def _count_matching(self, status: str | Sequence[str] | None, search: str | None) -> int:
+    def _count_matching(self, status: str | Sequence[str] | None, search: str | None, owner: str | None) -> int:
         """Past the last page no row carries the count: ask for it alone."""
         with self._read() as session:
-            return session.scalar(matching(select(func.count()).select_from(RunRow), status, search)) or 0
+            return session.scalar(matching(select(func.count()).select_from(RunRow), status, search, owner)) or 0
 
 
 def _latest(key: str, column):

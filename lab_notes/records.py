@@ -115,6 +115,7 @@ class NoteHeading:
     entry_date: dt.date | None
     title: str
     start: str
+    owner: str | None = None  # who wrote it; None: the local user
 
 
 @dataclass(frozen=True)

@@ -61,9 +61,11 @@ class RunsStore(Database):
                                    .order_by(RunRow.id.desc()))
             return {run_id: name for run_id, name in rows}
 
-    def list_runs(self, status: str | Sequence[str] | None = None, search: str | None = None) -> list[Run]:
-        """Newest first, deleted runs left out unless asked for; `search` matches name or preset, any case."""
-        query = matching(select(RunRow).order_by(RunRow.id.desc()), status, search)
+    def list_runs(self, status: str | Sequence[str] | None = None, search: str | None = None, *,
+                  owner: str | None = None) -> list[Run]:
+        """Newest first, deleted runs left out unless asked for; `search` matches name or preset, any case;
+        `owner` keeps only the runs that person made (None: everyone's)."""
+        query = matching(select(RunRow).order_by(RunRow.id.desc()), status, search, owner)
         with self._read() as session:
             return [run_record(row) for row in session.scalars(query)]
 
@@ -330,8 +332,10 @@ class RunsStore(Database):
                            tuple(r.gpus or ()), r.cpu_slots) for r in rows]
 
 
-def matching(query: Select, status: str | Sequence[str] | None, search: str | None) -> Select:
-    """`query` narrowed to runs in `status` (any but deleted when None) whose name or preset contains `search`."""
+def matching(query: Select, status: str | Sequence[str] | None, search: str | None,
+             owner: str | None = None) -> Select:
+    """`query` narrowed to runs in `status` (any but deleted when None) whose name or preset contains `search`,
+    made by `owner` when given (None: anyone's)."""
     if status:
         query = query.where(RunRow.status.in_([status] if isinstance(status, str) else list(status)))
     else:
@@ -340,6 +344,8 @@ def matching(query: Select, status: str | Sequence[str] | None, search: str | No
         pattern = f"%{search.lower()}%"
         query = query.where(or_(func.lower(RunRow.name).like(pattern),
                                 func.lower(func.coalesce(RunRow.preset, "")).like(pattern)))
+    if owner is not None:
+        query = query.where(RunRow.owner == owner)
     return query
 
 

@@ -14,9 +14,9 @@ from lab_notes.schema import RunRow, SweepRow
 
 class SweepsStore(Database):
     def create_sweep(self, *, name: str, preset: str | None, mode: str, fields: dict[str, list[Any]],
-                     runs: Sequence[tuple[str, dict[str, Any], Sequence[Any]]]) -> int:
+                     runs: Sequence[tuple[str, dict[str, Any], Sequence[Any]]], owner: str | None = None) -> int:
         """(new) -> queued for every (run name, config, lint) of the sweep, in one transaction: a sweep is never
-        queued half."""
+        queued half. Every run is `owner`'s (None: the local user)."""
         with self._write() as session:
             sweep = SweepRow(name=name, preset=preset, mode=mode, fields=fields, created_at=now())
             session.add(sweep)
@@ -24,7 +24,7 @@ class SweepsStore(Database):
             for run_name, config, lint in runs:
                 session.add(RunRow(name=run_name, preset=preset, config=config, status="queued", created_at=now(),
                                    stop_requested=False, lint=list(lint), log_tail="", attempt=0,
-                                   sweep_id=sweep.id))
+                                   sweep_id=sweep.id, owner=owner))
             return sweep.id
 
     def get_sweep(self, sweep_id: int) -> Sweep:
