@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.identity import sign_in_is_on
 from lab_notes import Notebook
 from lab_notes.store import default_url
 
@@ -24,9 +25,10 @@ def backup_folder() -> Path:
 
 
 def may_start_worker() -> bool:
-    """Only under a Streamlit server: the app's script can also be imported elsewhere (a multiprocessing child
+    """Only in single-user mode (with sign-in, workers run on their own hosts: `python -m engine worker`) and
+    only under a Streamlit server: the app's script can also be imported elsewhere (a multiprocessing child
     re-imports `__main__`) and must not start workers there. $LAB_START_WORKER=0 turns it off (page tests)."""
-    return st.runtime.exists() and os.environ.get("LAB_START_WORKER", "1") != "0"
+    return st.runtime.exists() and os.environ.get("LAB_START_WORKER", "1") != "0" and not sign_in_is_on()
 
 
 def run_id_from(value: str | None) -> int | None:

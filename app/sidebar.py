@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.identity import sign_in_is_on
 from app.services import may_start_worker, notebook
 from engine import jobs
 from engine.worker import ensure_worker
@@ -25,7 +26,9 @@ def worker_health() -> None:
     if queued and may_start_worker() and ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
         st.caption(f"🟡 Starting a worker for {queued} queued run(s)…")
         return
-    st.caption("🔴 No live worker: queued runs wait." + (f" {queued} queued." if queued else ""))
+    # With sign-in the app starts no worker (it would run everyone's jobs as this server's user, on this host).
+    hint = " Workers run on their own hosts: `python -m engine worker`." if sign_in_is_on() else ""
+    st.caption("🔴 No live worker: queued runs wait." + (f" {queued} queued." if queued else "") + hint)
     if may_start_worker() and st.button("Start a worker", key="start_worker"):
         ensure_worker(book.url, runs_dir=jobs.RUNS_DIR)
         st.toast("Worker starting: it takes the queue within a few seconds.")

@@ -2,10 +2,12 @@
 (or from its pre-filled form)."""
 
 import datetime as dt
+import html
 
 import streamlit as st
 
 from app.figures import sparkline
+from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_filter
 from app.services import may_start_worker, notebook
 from engine import jobs
 from engine.config import PRESET_INFO
@@ -17,18 +19,22 @@ book = notebook()
 st.title("Lab notebook")
 
 
-def draw_recent() -> None:
-    """The newest runs with a progress bar (step / total, ETA) and a sparkline of the loss."""
-    recent = book.runs_page(limit=RECENT).summaries
+def draw_recent(owner: str | None) -> None:
+    """The newest runs (`owner`'s, or everyone's) with a progress bar (step / total, ETA) and a sparkline of the
+    loss."""
+    recent = book.runs_page(limit=RECENT, owner=owner).summaries
     if not recent:
-        st.info("No runs yet: launch one of the journal's experiments below.")
+        st.info("No runs yet: launch one of the journal's experiments below." if owner is None
+                else "You have no runs yet: launch one of the journal's experiments below.")
         return
     now = dt.datetime.now(dt.timezone.utc)
     for summary in recent:
         run = summary.run
         label, bar, spark = st.columns([3, 4, 3], vertical_alignment="center")
         label.markdown(f"{BADGES.get(run.status, '')} [**{run.id} · {run.name}**](/run?run={run.id})  \n"
-                       f"<small>{run.status}</small>", unsafe_allow_html=True)
+                       f"<small>{run.status}"
+                       + (f" · by {html.escape(author_in_words(run.owner))}" if sign_in_is_on() else "")
+                       + "</small>", unsafe_allow_html=True)
         eta = summary.eta(now)
         bar.progress(summary.progress, text=f"step {summary.step:,} / {summary.episodes:,}"
                                             + (f" · ETA {eta}" if eta is not None else ""))
@@ -38,8 +44,9 @@ def draw_recent() -> None:
 
 
 st.subheader("Latest runs")
-live = bool(book.runs_page(status=["queued", "running"], limit=1).total)
-st.fragment(draw_recent, run_every=2.0 if live else None)()
+whose = whose_filter("home:whose")
+live = bool(book.runs_page(status=["queued", "running"], owner=whose, limit=1).total)
+st.fragment(draw_recent, run_every=2.0 if live else None)(whose)
 
 st.subheader("The journal's experiments")
 st.caption("Each at a size a CPU runs in about a minute; Launch queues it as it is, Edit opens its form.")
@@ -50,7 +57,8 @@ for name, info in PRESET_INFO.items():
     text.markdown(f"**{info.journal_date}** · `{name}` — {info.summary}  \n"
                   f"<small>trains: {info.trains}</small>", unsafe_allow_html=True)
     if launch.button("🚀 Launch", key=f"launch:{name}"):
-        submitted = jobs.submit(book, info.config, name=name, preset=name, start_worker=may_start_worker())
+        submitted = jobs.submit(book, info.config, name=name, preset=name, start_worker=may_start_worker(),
+                                owner=owner_to_record())
         st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})
     if edit.button("✎ Edit", key=f"edit:{name}"):
         st.switch_page("app_pages/new_run.py", query_params={"preset": name})

@@ -2,6 +2,7 @@
 Markdown with a preview, linked to runs; search, import a journal file, export journal.md + pic/ as a zip.
 Note Markdown is rendered without raw HTML, so a note cannot run script in the page."""
 
+import dataclasses
 import datetime as dt
 import html
 import io
@@ -12,13 +13,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.identity import author_in_words, current_person, made_by, sign_in_is_on, whose_filter
 from app.services import notebook
 from app.widgets import show_image
 from lab_notes import BadImage, Figure, JournalError
 from lab_notes.images import MAX_IMAGE_BYTES, check_image
 from lab_notes.journal import body_segments
+from lab_notes.owners import NotAllowed, may_change
 
 book = notebook()
+me = current_person()
 st.title("Journal")
 
 
@@ -94,12 +98,14 @@ def note_editor(key: str, *, note=None) -> None:
             return
         tag_list = [t.strip() for t in tags.split(",") if t.strip()]
         try:
+            figures = [dataclasses.replace(f, owner=me.name) for f in figures]
             if note is None:
-                book.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list)
+                book.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list,
+                              owner=me.name)
             else:
                 book.update_note(note.id, entry_date=day, title=title.strip(), body_markdown=body, run_ids=linked,
-                                 figures=[*note.figures, *figures], tags=tag_list)
-        except JournalError as error:
+                                 figures=[*note.figures, *figures], tags=tag_list, by=me)
+        except (JournalError, NotAllowed) as error:
             st.error(f"Not saved — {error}")
             return
         st.session_state.pop("editing", None)
@@ -122,7 +128,7 @@ with st.expander("⇅ Import / export"):
                 try:  # all in memory: a refusal writes nothing anywhere
                     ids = book.import_journal_upload(md_file.getvalue(),
                                                      pic_zip.getvalue() if pic_zip is not None else None,
-                                                     source=md_file.name)
+                                                     source=md_file.name, owner=me.name)
                     st.success(f"Imported {len(ids)} entries.")
                 except JournalError as error:
                     st.error(f"Nothing imported: {error}")
@@ -140,6 +146,7 @@ with st.expander("⇅ Import / export"):
             st.download_button("⬇ Download journal.zip", st.session_state["export_zip"],
                                file_name=f"journal-{dt.date.today():%Y%m%d}.zip", mime="application/zip")
 
+whose = whose_filter("journal:whose")
 search_col, order_col = st.columns([3, 1])
 query = search_col.text_input("Search notes", placeholder="words in titles or text, e.g. 准确率 or NaN",
                               key="journal:search")
@@ -147,14 +154,16 @@ newest_first = order_col.radio("Order", ["Newest first", "Oldest first"], horizo
 notes = book.search_notes(query) if query.strip() else book.list_notes(newest_first=newest_first)
 if query.strip() and newest_first:
     notes = sorted(notes, key=lambda n: (n.entry_date or dt.date.min), reverse=True)
+notes = made_by(notes, whose)
 if not notes:
-    st.info("No notes match." if query.strip() else "The journal is empty: write a note or import a journal file.")
+    st.info("No notes match." if query.strip() or whose else
+            "The journal is empty: write a note or import a journal file.")
 
 for note in notes:
     st.markdown(f"### {note.entry_date:%Y.%m.%d}" if note.entry_date else "### (undated)")
     if note.title:
         st.markdown("**" + re.sub(r"([*_`\\])", r"\\\1", note.title) + "**")
-    meta = []
+    meta = [f"by {author_in_words(note.owner)}"] if sign_in_is_on() else []
     if note.run_ids:
         meta.append("runs " + ", ".join(f"[{i}](/run?run={i})" for i in note.run_ids))
     if note.tags:
@@ -165,12 +174,17 @@ for note in notes:
         note_editor(f"edit{note.id}", note=note)
     else:
         render_body(note.body, note.figures)
+        may_edit = may_change(me, note.owner, "edit this note")
         edit, delete = st.columns([1, 8])
-        if edit.button("Edit", key=f"edit:{note.id}"):
+        if edit.button("Edit", key=f"edit:{note.id}", disabled=not may_edit, help=may_edit.reason or None):
             st.session_state["editing"] = note.id
             st.rerun()
-        with delete.popover("Delete"):
+        with delete.popover("Delete", disabled=not may_edit, help=may_edit.reason or None):
             if st.button("Yes, delete this note", key=f"delete:{note.id}"):
-                book.delete_note(note.id)
-                st.rerun()
+                try:
+                    book.delete_note(note.id, by=me)
+                except NotAllowed as refusal:
+                    st.error(str(refusal))
+                else:
+                    st.rerun()
     st.divider()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app.form import config_form, leaf_fields
+from app.identity import owner_to_record
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
 from engine.config import PRESET_INFO, ConfigError, fields_set, what_trains
@@ -77,11 +78,12 @@ with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead
         st.caption(" · ".join(point.label for point in points))
     if st.button(f"🧹 Launch sweep ({len(points)} runs)", disabled=not points or not name.strip()):
         submitted = jobs.submit_sweep(book, cfg, fields, mode, name=name.strip(), preset=preset_name,
-                                      start_worker=may_start_worker())
+                                      start_worker=may_start_worker(), owner=owner_to_record())
         st.switch_page("app_pages/sweep.py", query_params={"sweep": str(submitted.sweep_id)})
 
 if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()):
     # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.
     submitted = jobs.submit(book, cfg, name=name.strip(), preset=preset_name,
-                            parent_id=parent.id if parent else None, start_worker=may_start_worker())
+                            parent_id=parent.id if parent else None, start_worker=may_start_worker(),
+                            owner=owner_to_record())
     st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})

@@ -9,11 +9,13 @@ import streamlit as st
 
 from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
                          metric_figure, metric_groups)
+from app.identity import author_in_words, current_person, sign_in_is_on
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
 from app.widgets import page_is_visible, show_image
 from engine import jobs
 from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
+from lab_notes.owners import may_change
 from lab_notes.series import downsample
 
 MAX_POINTS = 1000  # per series on screen; the server downsamples longer ones keeping min, max and last
@@ -50,6 +52,8 @@ st.title(f"Run {run.id} — {run.name}")
 status_text = "stopping" if run.status == "running" and run.stop_requested else run.status
 facts = [f"{BADGES.get(run.status, '')} **{status_text}**", f"preset `{run.preset or '—'}`",
          f"device {run.device or '—'}"]
+if sign_in_is_on():
+    facts.append(f"by {author_in_words(run.owner)}")
 if run.parent_id:
     facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
 if run.attempt > 1:
@@ -72,18 +76,25 @@ if run.status_reason and run.status in ("failed", "stopped"):
     st.caption(run.status_reason)
 
 actions = st.columns([1, 1, 1, 5])
+me = current_person()
+may_stop = may_change(me, run.owner, f"stop run {run.id}")
+may_resume = may_change(me, run.owner, f"resume run {run.id}")
 try:
-    if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES or run.stop_requested):
-        st.toast(jobs.stop(book, run.id))
+    if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES or run.stop_requested or not may_stop,
+                         help=may_stop.reason or None):
+        st.toast(jobs.stop(book, run.id, by=me))
         st.rerun()
-    if actions[1].button("▶ Resume", disabled=run.status not in RESUMABLE_STATUSES):
-        step = jobs.resume(book, run.id)
+    if actions[1].button("▶ Resume", disabled=run.status not in RESUMABLE_STATUSES or not may_resume,
+                         help=may_resume.reason or None):
+        step = jobs.resume(book, run.id, by=me)
         st.toast(f"Queued to resume from step {step}." if step else "Queued to start again (no checkpoint).")
         st.rerun()
 except Refused as refusal:  # the run moved on since this page was drawn
     st.warning(str(refusal))
 if actions[2].button("✎ Clone and edit"):
     st.switch_page("app_pages/new_run.py", query_params={"clone": str(run.id)})
+if not may_stop and (run.status in LIVE_STATUSES or run.status in RESUMABLE_STATUSES):
+    actions[3].caption(f"🔒 Stop and resume: {may_stop.reason}.")
 
 if run.divergence_report:
     report = run.divergence_report

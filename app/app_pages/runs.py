@@ -6,11 +6,13 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from app.identity import author_in_words, current_person, sign_in_is_on, whose_filter
 from app.services import backup_folder, notebook
 from app.widgets import frame_downloads
 from engine import jobs
 from lab_notes import FINAL_STATUSES, RESUMABLE_STATUSES, NotFound, Refused
 from lab_notes.backup import BackupError, backup_into, backups_to_keep
+from lab_notes.owners import may_change
 
 MAX_DOWNLOAD_BYTES = 500 * 2**20  # larger backups stay on disk; a browser download of them would hold it in memory
 
@@ -24,14 +26,15 @@ left, middle, right = st.columns([2, 3, 2])
 statuses = left.multiselect("Status", ("queued", "running", *FINAL_STATUSES), placeholder="any status")
 search = middle.text_input("Search name or preset", placeholder="e.g. mae, 2022-12-14")
 sort = right.selectbox("Sort", list(SORTS), format_func=SORTS.get)
-filters = dict(status=statuses or None, search=search.strip() or None)
+whose = whose_filter("runs:whose")
+filters = dict(status=statuses or None, search=search.strip() or None, owner=whose)
 number = st.session_state.get("runs_page", 1)
 page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
 if not page.summaries and number > 1:  # the filters shrank the list below this page: back to the first
     number = st.session_state["runs_page"] = 1
     page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE)
 if not page.total:
-    st.info("No runs yet." if not (statuses or search) else "No run matches these filters.")
+    st.info("No runs yet." if not (statuses or search or whose) else "No run matches these filters.")
     st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
     st.stop()
 pages = -(-page.total // PAGE_SIZE)
@@ -56,7 +59,8 @@ for summary in shown:
     git = provenance.get(run.id, {}).get("git", {})
     eta = summary.eta(now)
     rows.append({
-        "id": run.id, "name": run.name, "preset": run.preset or "", "status": run.status,
+        "id": run.id, "name": run.name, **({"by": author_in_words(run.owner)} if sign_in_is_on() else {}),
+        "preset": run.preset or "", "status": run.status,
         "progress": summary.progress, "step": f"{summary.step:,} / {summary.episodes:,}",
         "ETA": str(eta) if eta is not None else "", "loss": summary.loss, "held-out acc": summary.accuracy,
         "images/s": summary.images_per_s, "device": run.device or "",
@@ -82,8 +86,18 @@ if cols[1].button("Compare", disabled=len(chosen) < 2):
 by_id = {run.id: run for run in runs}
 
 
+me = current_person()
+
+
+def not_mine(verb: str, run_ids: list[int]) -> list[str]:
+    """Why `verb` is not allowed on some of `run_ids` (one reason per run): the button says so before a click,
+    and the jobs service refuses them all the same."""
+    return [p.reason for p in (may_change(me, by_id[i].owner, f"{verb} run {i}") for i in run_ids) if not p]
+
+
 def act(action, run_ids: list[int]) -> None:
-    """Ask the jobs service for each run; the notebook decides from the run's state now, not this page's."""
+    """Ask the jobs service for each run; the notebook decides from the run's state now, not this page's, and
+    the jobs service from who asks."""
     for run_id in run_ids:
         try:
             message = action(run_id)
@@ -99,15 +113,25 @@ for message in st.session_state.pop("done", []):
     st.toast(message)
 for refusal in st.session_state.pop("refusals", []):
     st.warning(refusal)
-if cols[2].button("Stop", disabled=not any(by_id[i].status in ("queued", "running") for i in chosen)):
-    act(lambda i: jobs.stop(book, i), chosen)
-if cols[3].button("Resume", disabled=not any(by_id[i].status in RESUMABLE_STATUSES for i in chosen)):
-    act(lambda i: f"run {i}: queued to resume from step {jobs.resume(book, i)}", chosen)
-with cols[4].popover("Delete", disabled=not chosen):
+stoppable = [i for i in chosen if by_id[i].status in ("queued", "running")]
+resumable = [i for i in chosen if by_id[i].status in RESUMABLE_STATUSES]
+# Disabled when none of the selection may be acted on; a mixed selection acts on each, and the refusals say why.
+refused = {"stop": not_mine("stop", stoppable), "resume": not_mine("resume", resumable),
+           "delete": not_mine("delete", chosen)}
+if cols[2].button("Stop", disabled=not stoppable or len(refused["stop"]) == len(stoppable),
+                  help="; ".join(refused["stop"]) or None):
+    act(lambda i: jobs.stop(book, i, by=me), chosen)
+if cols[3].button("Resume", disabled=not resumable or len(refused["resume"]) == len(resumable),
+                  help="; ".join(refused["resume"]) or None):
+    act(lambda i: f"run {i}: queued to resume from step {jobs.resume(book, i, by=me)}", chosen)
+with cols[4].popover("Delete", disabled=not chosen or len(refused["delete"]) == len(chosen),
+                     help="; ".join(refused["delete"]) or None):
     st.write(f"Delete run(s) {chosen} with their metrics, images, checkpoints and files? Notes stay. A running "
              "run is refused: stop it first.")
     if st.button("Yes, delete", type="primary"):
-        act(lambda i: jobs.delete(book, i) or f"run {i}: deleted", chosen)
+        act(lambda i: jobs.delete(book, i, by=me) or f"run {i}: deleted", chosen)
+for reason in dict.fromkeys(refused["stop"] + refused["resume"] + refused["delete"]) if chosen else ():
+    st.caption(f"🔒 {reason}")
 
 st.divider()
 st.subheader("Your own analysis")
