@@ -41,6 +41,10 @@ def secrets_files_in(flags: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args, streamlit_flags = parse(sys.argv[1:] if argv is None else argv)
+    if any(flag.split("=", 1)[0] in ("--server.address", "--server.port") for flag in streamlit_flags):
+        # Passed on, it would override --address after the check: the check must see the address that is served.
+        print("python -m app: give the address and port as --address and --port", file=sys.stderr)
+        return 2
     files = secrets_files_in(streamlit_flags) or default_secrets_files(SCRIPT, Path.cwd(), Path.home())
     refusal = refusal_to_serve(args.address, signed_in=sign_in_configured(read_auth_section(files)),
                                allow_anonymous=args.allow_anonymous)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.__main__ import secrets_files_in
+from app.__main__ import main, secrets_files_in
 from app.serving import is_loopback, read_auth_section, refusal_to_serve, sign_in_configured
 from engine import jobs
 from engine.config import PRESETS
@@ -145,3 +145,11 @@ def test_the_auth_section_is_read_as_streamlit_reads_it(tmp_path):
     assert auth["cookie_secret"] == "two" and sign_in_configured(auth)  # later files win, as in Streamlit
     flags = ["--secrets.files", str(first), "--server.baseUrlPath", "x", f"--secrets.files={second}"]
     assert secrets_files_in(flags) == [Path(first), Path(second)]
+
+
+def test_python_m_app_refuses_before_starting_anything_and_will_not_be_given_the_address_twice(tmp_path, capsys):
+    no_secrets = ["--secrets.files", str(tmp_path / "none.toml")]
+    assert main(["--address", "192.0.2.2", *no_secrets]) == 2
+    assert "Refusing to serve on 192.0.2.2 without sign-in" in capsys.readouterr().err
+    assert main(["--server.address=0.0.0.0", *no_secrets]) == 2  # would bypass the check if passed on
+    assert "--address and --port" in capsys.readouterr().err
