@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from app.serving import ALLOW_ANONYMOUS_ENV, default_secrets_files, read_auth_section, refusal_to_serve, \
-    sign_in_configured
+from app.serving import (ALLOW_ANONYMOUS_ENV, default_secrets_files, read_auth_section, refusal_to_serve,
+                         sign_in_configured)
 
 SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 

@@ -122,8 +122,8 @@ def _remove_tree(folder: Path, attempts: int = 5) -> None:
             time.sleep(0.2)
 
 
-__all__ = ["LOCAL_USER", "NotAllowed", "Person", "Refused", "Submitted", "SubmittedSweep", "code_changed_since", "delete", "live_workers", "resume", "stop",
-           "submit", "submit_sweep"]
+__all__ = ["LOCAL_USER", "NotAllowed", "Person", "Refused", "Submitted", "SubmittedSweep", "code_changed_since",
+           "delete", "live_workers", "resume", "stop", "submit", "submit_sweep"]
 
 
 def code_changed_since(book: Notebook, run_id: int) -> str | None:

@@ -54,8 +54,9 @@ class OverviewStore(Database):
     def runs_page(self, *, status: str | Sequence[str] | None = None, search: str | None = None,
                   owner: str | None = None, sort: Sort = "newest", limit: int = 50, offset: int = 0) -> RunsPage:
         """One page of runs (deleted ones left out unless asked for) with their latest loss, held-out accuracy
-        and images/s; `search` matches name or preset; `owner` keeps one person's runs (None: everyone's). One query: each latest value is read from its key's last
-        rollup by the (run, key, bucket) index, and the count of all matching runs rides along as a window."""
+        and images/s; `search` matches name or preset; `owner` keeps one person's runs (None: everyone's). One
+        query: each latest value is read from its key's last rollup by the (run, key, bucket) index, and the count
+        of all matching runs rides along as a window."""
         latest = {name: _latest(key, MetricRollupRow.last_value) for name, key in SUMMARY_KEYS.items()}
         loss_step = _latest(SUMMARY_KEYS["loss"], MetricRollupRow.last_step)
         # The page's ids (and the count of all matching runs) first, touching only ids and the sort key; whole
