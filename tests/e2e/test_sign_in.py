@@ -182,8 +182,10 @@ def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(te
         for title, author in (("alice's note", ALICE), ("bob's note", BOB)):
             alice.get_by_text(title).wait_for()
             alice.get_by_text(f"by {author}").first.wait_for()
+        alice.get_by_text("carol's secret note").wait_for()  # the last of the three, newest first
         edit_buttons = alice.get_by_role("button", name="Edit", exact=True)
-        enabled = [edit_buttons.nth(i).is_enabled() for i in range(edit_buttons.count())]
+        wait_for(lambda: edit_buttons.count() == 3, 30, "an Edit button under each of the three notes")
+        enabled = [edit_buttons.nth(i).is_enabled() for i in range(3)]
         assert sorted(enabled) == [False, False, True]  # hers; not Bob's, nor Carol's
         shoot(alice, "sign-in-3-journal-authors")
     finally:
