@@ -93,8 +93,9 @@ except Refused as refusal:  # the run moved on since this page was drawn
     st.warning(str(refusal))
 if actions[2].button("✎ Clone and edit"):
     st.switch_page("app_pages/new_run.py", query_params={"clone": str(run.id)})
-if not may_stop and (run.status in LIVE_STATUSES or run.status in RESUMABLE_STATUSES):
-    actions[3].caption(f"🔒 Stop and resume: {may_stop.reason}.")
+blocked = may_stop if run.status in LIVE_STATUSES else may_resume if run.status in RESUMABLE_STATUSES else None
+if blocked is not None and not blocked:  # said on the page too: a disabled button's tooltip is easily missed
+    actions[3].caption(f"🔒 {blocked.reason[0].upper()}{blocked.reason[1:]}.")
 
 if run.divergence_report:
     report = run.divergence_report

@@ -96,8 +96,8 @@ def test_anothers_run_cannot_be_stopped_or_resumed_and_the_page_says_why_but_an_
     as_bob = signed_in_page("run", BOB, run=str(alices))
     stop = next(b for b in as_bob.button if b.label == "⏹ Stop")
     assert stop.disabled
-    assert any(f"only its owner (alice@lab.org) or an admin may stop run {alices}; you are bob@lab.org" in c.value
-               for c in as_bob.caption)
+    assert f"🔒 Only its owner (alice@lab.org) or an admin may stop run {alices}; you are bob@lab.org." in [
+        c.value for c in as_bob.caption]
     own = signed_in_page("run", BOB, run=str(bobs))
     own_stop = next(b for b in own.button if b.label == "⏹ Stop")
     assert not own_stop.disabled
@@ -109,6 +109,7 @@ def test_anothers_run_cannot_be_stopped_or_resumed_and_the_page_says_why_but_an_
     assert book.get_run(alices).status == "stopped"
     as_bob = signed_in_page("run", BOB, run=str(alices))
     assert next(b for b in as_bob.button if b.label == "▶ Resume").disabled
+    assert any(f"may resume run {alices}" in c.value for c in as_bob.caption)
 
 
 def test_on_the_runs_page_a_selection_of_anothers_runs_cannot_be_stopped_or_deleted(book):
