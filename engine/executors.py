@@ -82,7 +82,7 @@ def job_state(job_id: str) -> JobState | None:
         return parse_job_state(found.stdout)
     if "Invalid job id" in found.stderr:
         return None
-    raise OSError(f"scontrol show job {job_id}: {found.stderr.strip() or f'exit code {found.returncode}'}")
+    raise OSError(found.stderr.strip() or f"show job {job_id}: exit code {found.returncode}")
 
 
 def job_in_words(job_id: str) -> str:
