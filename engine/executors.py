@@ -3,7 +3,8 @@
 - `SlurmLauncher.start(attempt, …)`: submits one job for the attempt (nodes = runtime.nodes, tasks per node =
   runtime.processes, the rest from runtime.slurm) and returns a `RunProcess` whose `poll` reads the job's state
   from Slurm, so the worker treats the job as the slot's child: it reaps it, fails it with Slurm's reason, and
-  cancels it (`scancel`) when a stop was asked and the job has not ended within a grace time.
+  cancels it (`scancel`) when a stop was asked and the job has not ended within a grace time
+  ($LAB_SLURM_STOP_GRACE_SECONDS, 60 s by default).
 - `SlurmAttempt`: what each task of the job runs. Its tasks are the run's ranks (RANK, WORLD_SIZE, MASTER_ADDR
   from Slurm's environment); rank 0 runs the attempt exactly as a local run's process does
   (`engine.worker.run_one`), the others train and drop what they would write. At the time limit (or on
@@ -31,8 +32,17 @@ from engine.launcher import RunProcess
 from lab_notes import Attempt, LeaseLost, Notebook
 
 POLL_SECONDS = 2.0  # how often a job's state is asked of Slurm: the worker's loop turns far faster
+UNANSWERED_AT_MOST_SECONDS = 600.0  # a controller silent this long about a job: the worker stops following it
 CANCEL_AFTER_STOP_SECONDS = 60.0  # a stopped run's job that has not ended by then is cancelled
+GRACE_VARIABLE = "LAB_SLURM_STOP_GRACE_SECONDS"  # that grace, for a cluster whose jobs need longer to end
 SIGNAL_BEFORE_LIMIT_SECONDS = 120  # the time-limit warning (USR2): long enough for a checkpoint to be written
+SIGNAL_AT_LEAST_SECONDS = 10  # the least warning: enough to hand the run over and requeue the job
+# slurmctld checks its jobs' timers every 30 s and sends the warning at the first check after which the next would
+# be too late: up to this much earlier than asked (sbatch's manual allows for 60)
+SLURM_TIMER_SECONDS = 30
+# submitit stops requeueing after 3 time limits by default; a run resumes from its checkpoints as often as its length
+# needs (a 14-day run in 1-hour jobs: 336), so the cap only ends a loop that no longer saves checkpoints
+REQUEUES_AT_TIME_LIMIT_AT_MOST = 1000
 ALIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                 "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"}
 URL_VARIABLE = "LAB_NOTEBOOK_URL"
@@ -64,9 +74,15 @@ def parse_job_state(scontrol_line: str) -> JobState | None:
 
 
 def job_state(job_id: str) -> JobState | None:
-    """The job's state from the controller (it keeps ended jobs for MinJobAge; no accounting database needed)."""
+    """The job's state from the controller (it keeps ended jobs for MinJobAge; no accounting database needed);
+    None when Slurm no longer knows the job. Raises OSError when the controller could not be asked (busy, down):
+    that says nothing of the job."""
     found = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30)
-    return parse_job_state(found.stdout) if found.returncode == 0 else None
+    if found.returncode == 0:
+        return parse_job_state(found.stdout)
+    if "Invalid job id" in found.stderr:
+        return None
+    raise OSError(found.stderr.strip() or f"show job {job_id}: exit code {found.returncode}")
 
 
 def job_in_words(job_id: str) -> str:
@@ -96,8 +112,7 @@ def sbatch_parameters(cfg: RunConfig) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "nodes": cfg.runtime.nodes, "tasks_per_node": cfg.runtime.processes, "cpus_per_task": slurm.cpus_per_task,
         "timeout_min": slurm.time_limit_minutes,
-        # the warning comes at most half the limit before it, so a short job still trains first
-        "slurm_signal_delay_s": min(SIGNAL_BEFORE_LIMIT_SECONDS, slurm.time_limit_minutes * 30),
+        "slurm_signal_delay_s": warning_before_limit_seconds(slurm.time_limit_minutes),
         "slurm_additional_parameters": flags_as_parameters(slurm.extra_flags),
     }
     if slurm.partition:
@@ -107,6 +122,26 @@ def sbatch_parameters(cfg: RunConfig) -> dict[str, Any]:
     if slurm.gpus_per_task:
         parameters["slurm_gpus_per_task"] = slurm.gpus_per_task
     return parameters
+
+
+def warning_before_limit_seconds(time_limit_minutes: int) -> int:
+    """How long before its time limit a job asks to be warned (`--signal=USR2@N`). Slurm warns up to one timer
+    tick (30 s) earlier than asked, so a short job asks for half its limit less that tick, and is warned around
+    its middle, after it has trained; never for less than 10 s, what a hand-over and a requeue take. A 1-minute
+    job asks for 10 s and is warned 20–50 s in (asking for 30 s, it was warned at its start, before Python could
+    catch the signal); from 5 minutes on a job asks for 2 minutes."""
+    half_less_a_tick = time_limit_minutes * 30 - SLURM_TIMER_SECONDS
+    return max(SIGNAL_AT_LEAST_SECONDS, min(SIGNAL_BEFORE_LIMIT_SECONDS, half_less_a_tick))
+
+
+def stop_grace_seconds(environment: dict[str, str] | None = None) -> float:
+    """How long a job may take to end after a stop is asked before it is cancelled: $LAB_SLURM_STOP_GRACE_SECONDS,
+    else 60 s."""
+    told = (os.environ if environment is None else environment).get(GRACE_VARIABLE, "")
+    try:
+        return float(told) if told.strip() else CANCEL_AFTER_STOP_SECONDS
+    except ValueError:
+        raise ValueError(f"{GRACE_VARIABLE}={told!r} is not a number of seconds") from None
 
 
 def flags_as_parameters(flags: list[str]) -> dict[str, Any]:
@@ -127,7 +162,12 @@ class SlurmLauncher:
 
     def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
         cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
-        executor = submitit.AutoExecutor(folder=runs_dir / str(attempt.run_id) / "slurm", cluster="slurm")
+        try:  # read before submitting: a bad setting fails the run (the worker says so), leaving no job behind
+            grace = stop_grace_seconds()
+        except ValueError as error:
+            raise OSError(str(error)) from error
+        executor = submitit.AutoExecutor(folder=runs_dir / str(attempt.run_id) / "slurm", cluster="slurm",
+                                         slurm_max_num_timeout=REQUEUES_AT_TIME_LIMIT_AT_MOST)
         executor.update_parameters(name=f"lab-run-{attempt.run_id}", **sbatch_parameters(cfg))
         # sbatch passes its own environment to the job: the URL goes there, not into the script or its arguments.
         os.environ[URL_VARIABLE] = url
@@ -138,37 +178,58 @@ class SlurmLauncher:
         self.notebook.log_snapshot(attempt.run_id, "slurm", 0, {"job_id": job.job_id, "attempt": attempt.number,
                                                                 "folder": str(executor.folder)},
                                    key=f"attempt-{attempt.number}", attempt=attempt)
-        return SlurmJob(job.job_id).as_run_process()
+        return SlurmJob(job.job_id, grace).as_run_process()
 
 
 class SlurmJob:
     """One submitted job seen as the worker's child: `poll` is None while Slurm holds it (pending, running,
     requeued), then 0 when it completed and 1 otherwise, with Slurm's words in `ended_because`."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, grace_seconds: float = CANCEL_AFTER_STOP_SECONDS) -> None:
         self.job_id = job_id
+        self.grace_seconds = grace_seconds
         self._checked_at = 0.0
         self._state: JobState | None = JobState("PENDING", "", "")
+        self._cancelled = False  # by the worker: a stop it asked was not obeyed in time (or the worker shut down)
+        self._unanswered_since: float | None = None  # when the controller stopped answering about the job
+        self._unanswered: str = ""
 
     def poll(self) -> int | None:
         if time.monotonic() - self._checked_at >= POLL_SECONDS:
             self._checked_at = time.monotonic()
-            self._state = job_state(self.job_id)
+            try:
+                self._state = job_state(self.job_id)
+                self._unanswered_since = None
+            except (OSError, subprocess.SubprocessError) as error:
+                # A busy controller times out now and then (more so while it requeues and starts jobs): the job is
+                # as it was last seen, until the controller has not answered for a long while.
+                self._unanswered_since = self._unanswered_since or time.monotonic()
+                self._unanswered = str(error)
+        if self._unanswered_since is not None and time.monotonic() - self._unanswered_since > UNANSWERED_AT_MOST_SECONDS:
+            return 1
         if self._state is not None and self._state.alive:
             return None
         return 0 if self._state is not None and self._state.state == "COMPLETED" else 1
 
     def ended_because(self) -> str:
+        if self._unanswered_since is not None:
+            return (f"Slurm could not be asked about job {self.job_id} for {UNANSWERED_AT_MOST_SECONDS / 60:g} min "
+                    f"({self._unanswered}): the worker gave up following it")
         if self._state is None:
             return f"Slurm job {self.job_id} is no longer known to Slurm"
-        return self._state.in_words(self.job_id)
+        said = self._state.in_words(self.job_id)
+        if self._cancelled:  # Slurm says only CANCELLED: say who, and why
+            return f"stopped without a checkpoint: a stop was asked, the job had not ended in time, so the " \
+                   f"worker cancelled it ({said})"
+        return said
 
     def cancel(self) -> None:
+        self._cancelled = True
         subprocess.run(["scancel", self.job_id], capture_output=True, timeout=30)
 
     def as_run_process(self) -> RunProcess:
         return RunProcess(int(self.job_id.split("_")[0]), self.poll, self.cancel, ended_because=self.ended_because,
-                          keeps_lease_while_alive=True, cancel_after_stop_seconds=CANCEL_AFTER_STOP_SECONDS)
+                          keeps_lease_while_alive=True, cancel_after_stop_seconds=self.grace_seconds)
 
 
 # --- inside the job -------------------------------------------------------------------------------------------
