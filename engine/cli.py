@@ -159,6 +159,9 @@ def _status(args: argparse.Namespace) -> int:
             return 0
         workers = notebook.live_workers(STALE_AFTER_SECONDS)
         print(f"{len(workers)} live worker(s)")
+        for worker in workers:
+            print(f"  host {worker.host}: {worker.id} ({worker.max_parallel} slot(s), GPUs: "
+                  f"{', '.join(worker.gpus) or 'none'})")
         for run in notebook.list_runs():
             latest = notebook.latest_metrics(run.id)
             step = max((s for s, _ in latest.values()), default=0)

@@ -66,12 +66,18 @@ def this_host_id() -> str:
 
 def gpu_names(gpu_ids: list[str]) -> list[str]:
     """The name of each of `gpu_ids` (CUDA_VISIBLE_DEVICES entries: host indices or UUIDs), e.g. "NVIDIA H100 80GB
-    HBM3", from NVML, which never initialises CUDA in the worker; "GPU <id>" where NVML cannot say."""
+    HBM3", from NVML, which never initialises CUDA in the worker; without NVML, from torch when it is loaded
+    already; else "GPU <id>" (a run pinned to a GPU kind then waits for a worker that can say)."""
+    if not gpu_ids:
+        return []
     try:
         import pynvml
 
         pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no NVIDIA driver or library: the GPUs go unnamed, not an error
+    except Exception:  # noqa: BLE001 - no NVIDIA driver or library: ask torch, or leave them unnamed
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available() and torch.cuda.device_count() == len(gpu_ids):
+            return [torch.cuda.get_device_name(index) for index in range(len(gpu_ids))]
         return [f"GPU {gpu}" for gpu in gpu_ids]
     try:
         names = []
@@ -253,7 +259,9 @@ class Worker:
             offered = self.gpu_names[slot:slot + 1] if self.gpu_names else []
             attempt = self.notebook.claim_next_run(self.id, host=self.host_id, gpus=offered)
             if attempt is None:
-                return
+                if self.gpu_names:
+                    continue  # nothing for this GPU may still leave a run for the next, of another kind
+                return  # CPU slots are all alike: none of them would find one either
             try:
                 self.children[slot] = self._spawn(attempt, env)
             except OSError as error:  # the run cannot start here: that is the run's failure, not the worker's
