@@ -171,7 +171,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from engine.worker import ArtifactRootUnavailable, Worker
+    from engine.hosts import ArtifactRootUnavailable
+    from engine.worker import Worker
 
     # A shared root ($LAB_ARTIFACT_ROOT, --artifact-root) must be there already: missing, it is not mounted on
     # this host. The older local runs folder (--runs-dir, $LAB_RUNS_DIR, ./runs) is made when missing.

@@ -9,8 +9,11 @@ import sys
 import urllib.request
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
+from lab_notes.db import MIGRATIONS
 from tests.e2e.conftest import ROOT, free_port
 from tests.helpers import wait_for
 
@@ -67,10 +70,6 @@ def test_two_app_servers_on_an_empty_database_upgrade_it_once_and_both_serve(emp
         with engine.connect() as connection:
             version = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
         engine.dispose()
-        from lab_notes.db import MIGRATIONS
-        from alembic.config import Config
-        from alembic.script import ScriptDirectory
-
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         head = ScriptDirectory.from_config(config).get_current_head()

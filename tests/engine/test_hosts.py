@@ -193,6 +193,8 @@ def test_a_run_stopped_on_one_host_resumes_on_another_from_the_shared_root(start
         (checkpoint,) = book.checkpoints(run_id)
         assert checkpoint.path == f"{run_id}/checkpoints/step_{checkpoint.step:09d}.pt"  # relative to the root
         assert 0 < checkpoint.step < episodes and (on_b / checkpoint.path).exists()
+        with pytest.raises(jobs.Refused, match=r"which this host \(.+\) cannot see: is the shared folder mounted"):
+            jobs.resume(book, run_id, runs_dir=tmp_path / "hostD" / "share")  # would throw away all it logged
 
         assert jobs.resume(book, run_id, runs_dir=on_b) == checkpoint.step
         worker_c = start_worker(url, "c", on_c)

@@ -64,3 +64,20 @@ def test_artifacts_are_recorded_relative_to_the_shared_root_and_found_under_any_
     assert path_to_record(outside, real) == str(outside.resolve())  # not under the root: kept absolute
     assert recorded_path_here("/old/notebook/runs/3/checkpoints/step_1.pt", real) == Path(
         "/old/notebook/runs/3/checkpoints/step_1.pt")  # an older notebook's absolute path still means itself
+
+
+def test_a_backup_manifest_finds_relative_artifacts_under_this_hosts_root(tmp_path, monkeypatch):
+    from lab_notes import Notebook
+    from lab_notes.backup import backup
+
+    root = tmp_path / "mounted-share"
+    (root / "1" / "checkpoints").mkdir(parents=True)
+    (root / "1" / "checkpoints" / "step_000000005.pt").write_bytes(b"12345")
+    monkeypatch.setenv("LAB_ARTIFACT_ROOT", str(root))
+    url = f"sqlite:///{tmp_path / 'notebook.db'}"
+    with Notebook(url) as book:
+        run_id = book.create_run({}, name="kept")
+        book.add_checkpoint(run_id, 5, "1/checkpoints/step_000000005.pt")
+        book.add_checkpoint(run_id, 9, "1/checkpoints/step_000000009.pt")  # not on this host
+    made = backup(url, tmp_path / "backup.db")
+    assert made.artifacts == 2 and made.missing == 1
