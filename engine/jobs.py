@@ -75,8 +75,8 @@ def resume(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR) -> int:
     artifact root `runs_dir`); what it logged after that checkpoint is discarded (everything, when it has none).
     Returns the step it resumes from."""
     recorded = book.checkpoints(run_id)
-    if recorded and not Path(runs_dir).is_dir():
-        # Every checkpoint would look gone, and resuming would throw away all the run has logged.
+    if any(not Path(c.path).is_absolute() for c in recorded) and not Path(runs_dir).is_dir():
+        # Its checkpoints would all look gone, and resuming would throw away all the run has logged.
         raise Refused(f"run {run_id}: its checkpoints are under the artifact root {Path(runs_dir).resolve()}, which "
                       f"this host ({socket.gethostname()}) cannot see: is the shared folder mounted here? "
                       "($LAB_ARTIFACT_ROOT)")
