@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
 from data import DatasetError
 from engine.config import PRESET_INFO, ConfigError, Problem, lint, preset, validate_config, with_overrides
+from engine.hosts import this_host_id
 from engine.provenance import collect_provenance, keep_diff
 from engine.sweeps import parse_field
 from lab_notes import Notebook, NotFound
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "host mounts it; it must exist (default: $LAB_ARTIFACT_ROOT)")
     worker.add_argument("--runs-dir", help="the older, local name for it, made when missing (default: "
                         "$LAB_RUNS_DIR, else ./runs, when no artifact root is set)")
-    worker.add_argument("--host-id", default=os.environ.get("LAB_HOST_ID") or socket.gethostname(),
+    worker.add_argument("--host-id", default=this_host_id(),
                         help="this host's name in the notebook: runs pinned with runtime.host go to the workers "
                              "of that host id (default: $LAB_HOST_ID, else the hostname)")
     worker.add_argument("--stale-after", type=float, default=15.0,

@@ -5,13 +5,13 @@ starting a worker, choosing the checkpoint to resume from, and the run's files. 
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import Problem, RunConfig, lint
+from engine.hosts import this_host_id
 from engine.provenance import code_differs, git_state
 from engine.sweeps import Mode, expand
 from engine.worker import ensure_worker
@@ -78,7 +78,7 @@ def resume(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR) -> int:
     if any(not Path(c.path).is_absolute() for c in recorded) and not Path(runs_dir).is_dir():
         # Its checkpoints would all look gone, and resuming would throw away all the run has logged.
         raise Refused(f"run {run_id}: its checkpoints are under the artifact root {Path(runs_dir).resolve()}, which "
-                      f"this host ({socket.gethostname()}) cannot see: is the shared folder mounted here? "
+                      f"this host ({this_host_id()}) cannot see: is the shared folder mounted here? "
                       "($LAB_ARTIFACT_ROOT)")
     saved = [c for c in recorded if recorded_path_here(c.path, runs_dir).exists()]
     from_step = saved[-1].step if saved else 0

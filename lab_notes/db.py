@@ -43,7 +43,7 @@ class SchemaCheck:
         return self.found != self.head
 
     def in_words(self) -> str:
-        where = f"(pid {os.getpid()} on {socket.gethostname()})"
+        where = f"(pid {os.getpid()} on {os.environ.get('LAB_HOST_ID') or socket.gethostname()})"
         if self.upgraded:
             return f"notebook schema upgraded {self.found or 'empty'} → {self.head} {where}"
         return f"notebook schema current at {self.head} {where}"

@@ -38,8 +38,13 @@ def test_processes_opening_an_empty_notebook_at_once_upgrade_it_once(notebook_ur
                                    str(tmp_path / "go")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for i in range(OPENERS)]
     try:
-        wait_for(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(OPENERS)), 120,
-                 "every process to import the notebook")
+        def all_ready() -> bool:
+            for i, process in enumerate(processes):
+                if process.poll() is not None and not (tmp_path / f"ready-{i}").exists():
+                    raise AssertionError(f"opener {i} ended before it was ready: {process.stderr.read()}")
+            return all((tmp_path / f"ready-{i}").exists() for i in range(OPENERS))
+
+        wait_for(all_ready, 120, "every process to import the notebook")
         (tmp_path / "go").touch()
         outputs = [process.communicate(timeout=120) for process in processes]
     finally:
