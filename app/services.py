@@ -9,6 +9,7 @@ import streamlit as st
 
 from app.identity import sign_in_is_on
 from lab_notes import Notebook
+from lab_notes.artifacts import artifact_root
 from lab_notes.store import default_url
 
 
@@ -20,8 +21,8 @@ def notebook() -> Notebook:
 
 def backup_folder() -> Path:
     """Where the app's Back-up button writes: $LAB_BACKUP_DIR (where the worker's daily backups go too), else
-    the runs folder's backups/."""
-    return Path(os.environ.get("LAB_BACKUP_DIR") or Path(os.environ.get("LAB_RUNS_DIR", "runs")) / "backups")
+    the artifact root's backups/."""
+    return Path(os.environ.get("LAB_BACKUP_DIR") or artifact_root() / "backups")
 
 
 def may_start_worker() -> bool:

@@ -118,7 +118,7 @@ class Soak:
     def resume(self) -> None:
         candidates = self.runs("stopped", "failed", "diverged")
         if candidates:
-            jobs.resume(self.book, self.rng.choice(candidates).id)
+            jobs.resume(self.book, self.rng.choice(candidates).id, self.runs_dir)
             self.counts["resumes"] += 1
 
     def delete(self) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from data import DatasetError
 from engine.config import PRESET_INFO, ConfigError, Problem, lint, preset, validate_config, with_overrides
+from engine.hosts import this_host_id
 from engine.provenance import collect_provenance, keep_diff
 from engine.sweeps import parse_field
 from lab_notes import Notebook, NotFound
+from lab_notes.artifacts import artifact_root
 from lab_notes.backup import BackupError, backup, backup_into, restore
 from lab_notes.store import default_url
 
@@ -156,6 +159,9 @@ def _status(args: argparse.Namespace) -> int:
             return 0
         workers = notebook.live_workers(STALE_AFTER_SECONDS)
         print(f"{len(workers)} live worker(s)")
+        for worker in workers:
+            print(f"  host {worker.host}: {worker.id} ({worker.max_parallel} slot(s), GPUs: "
+                  f"{', '.join(worker.gpus) or 'none'})")
         for run in notebook.list_runs():
             latest = notebook.latest_metrics(run.id)
             step = max((s for s, _ in latest.values()), default=0)
@@ -165,10 +171,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from engine.hosts import ArtifactRootUnavailable
     from engine.worker import Worker
 
-    Worker(args.db, max_parallel=args.max_parallel, runs_dir=args.runs_dir,
-           stale_after=args.stale_after, launcher=args.launcher).serve(exit_when_idle=args.exit_when_idle)
+    # A shared root ($LAB_ARTIFACT_ROOT, --artifact-root) must be there already: missing, it is not mounted on
+    # this host. The older local runs folder (--runs-dir, $LAB_RUNS_DIR, ./runs) is made when missing.
+    shared = args.artifact_root or (None if args.runs_dir else os.environ.get("LAB_ARTIFACT_ROOT"))
+    root = shared or args.runs_dir or os.environ.get("LAB_RUNS_DIR") or "runs"
+    try:
+        worker = Worker(args.db, max_parallel=args.max_parallel, runs_dir=root, create_runs_dir=not shared,
+                        stale_after=args.stale_after, launcher=args.launcher, host_id=args.host_id)
+    except ArtifactRootUnavailable as error:
+        print(f"worker: {error}", file=sys.stderr)
+        return 2
+    worker.serve(exit_when_idle=args.exit_when_idle)
     return 0
 
 
@@ -250,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         with_db(command(name, handler, help_)).add_argument("run", type=int)
     delete = with_db(command("delete", _delete, "delete a run that is not running, with its data and folder"))
     delete.add_argument("run", type=int)
-    delete.add_argument("--runs-dir", default="runs", help="where the worker keeps run folders")
+    delete.add_argument("--runs-dir", default=str(artifact_root()),
+                        help="the artifact root (default: $LAB_ARTIFACT_ROOT, else $LAB_RUNS_DIR, else ./runs)")
     with_db(command("status", _status, "runs and workers, or one run")).add_argument("run", type=int, nargs="?")
     backup_cmd = with_db(command("backup", _backup, "a consistent copy of the notebook while runs write, with a "
                                                     "manifest of the artifact files it refers to"))
@@ -261,7 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument("--replace", action="store_true", help="overwrite an existing SQLite notebook file")
     worker = with_db(command("worker", _worker, "claim and run queued runs until SIGTERM/Ctrl-C"))
     worker.add_argument("--max-parallel", type=int, default=1, help="runs at once on CPU (GPU: one per GPU)")
-    worker.add_argument("--runs-dir", default="runs", help="where checkpoints and output logs go")
+    worker.add_argument("--artifact-root", help="the shared folder where checkpoints and output logs go, as this "
+                        "host mounts it; it must exist (default: $LAB_ARTIFACT_ROOT)")
+    worker.add_argument("--runs-dir", help="the older, local name for it, made when missing (default: "
+                        "$LAB_RUNS_DIR, else ./runs, when no artifact root is set)")
+    worker.add_argument("--host-id", default=this_host_id(),
+                        help="this host's name in the notebook: runs pinned with runtime.host go to the workers "
+                             "of that host id (default: $LAB_HOST_ID, else the hostname)")
     worker.add_argument("--stale-after", type=float, default=15.0,
                         help="seconds without a heartbeat before a running run is marked failed")
     worker.add_argument("--exit-when-idle", action="store_true", help="exit once nothing is queued or running")

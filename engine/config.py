@@ -213,6 +213,12 @@ class RuntimeConfig(Section):
         "Where the run executes: local = a process of the worker's machine; slurm = a job submitted to the "
         "Slurm cluster (settings below)"))
     slurm: SlurmConfig = Field(default_factory=SlurmConfig, description="Slurm job (executor slurm only)")
+    host: str | None = Field(None, max_length=200, description=(
+        "Only a worker with this host id may run it (`engine worker --host-id`, $LAB_HOST_ID, else the "
+        "hostname; empty = any host)"))
+    gpu_kind: str | None = Field(None, max_length=100, description=(
+        "Only a worker with a GPU whose name contains this may run it, any case (e.g. H100; empty = any "
+        "worker, GPU or not)"))
 
 
 class RunConfig(Section):

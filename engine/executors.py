@@ -30,6 +30,7 @@ import submitit
 from engine.config import RunConfig, SlurmConfig
 from engine.launcher import RunProcess
 from lab_notes import Attempt, LeaseLost, Notebook
+from lab_notes.artifacts import recorded_path_here
 
 POLL_SECONDS = 2.0  # how often a job's state is asked of Slurm: the worker's loop turns far faster
 UNANSWERED_AT_MOST_SECONDS = 600.0  # a controller silent this long about a job: the worker stops following it
@@ -258,7 +259,7 @@ class SlurmAttempt(submitit.helpers.Checkpointable):
         resumes from the newest checkpoint on disk, and requeue the job with it; None (no requeue) when the run
         is no longer this attempt's (stopped, reaped, deleted)."""
         with Notebook(os.environ[URL_VARIABLE]) as notebook:
-            saved = [c for c in notebook.checkpoints(attempt.run_id) if Path(c.path).exists()]
+            saved = [c for c in notebook.checkpoints(attempt.run_id) if recorded_path_here(c.path, runs_dir).exists()]
             try:
                 handed = notebook.hand_over(attempt, saved[-1].step if saved else 0)
             except LeaseLost:

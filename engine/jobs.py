@@ -5,7 +5,6 @@ ask `lab_notes.owners.may_change` (the rule the pages show) and refuse with its 
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -13,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Problem, RunConfig, lint
+from engine.hosts import this_host_id
 from engine.provenance import code_differs, git_state
 from engine.sweeps import Mode, expand
 from engine.worker import ensure_worker
 from lab_notes import Notebook, Worker
+from lab_notes.artifacts import artifact_root, recorded_path_here
 from lab_notes.owners import LOCAL_USER, NotAllowed, Person, refuse_unless_allowed
 from lab_notes.runs import Refused
+from lab_notes.sweeps import SweepRun
 
-RUNS_DIR = Path(os.environ.get("LAB_RUNS_DIR", "runs"))
+RUNS_DIR = artifact_root()  # $LAB_ARTIFACT_ROOT, else the older $LAB_RUNS_DIR, else ./runs
 LIVE_WORKER_SECONDS = 15.0
 
 
@@ -38,7 +40,8 @@ def submit(book: Notebook, cfg: RunConfig, *, name: str, preset: str | None, par
     previous one may have died)."""
     warnings = lint(cfg)
     run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset=preset, parent_id=parent_id,
-                             lint=[{"path": w.path, "message": w.message} for w in warnings], owner=owner)
+                             lint=[{"path": w.path, "message": w.message} for w in warnings], owner=owner,
+                             pinned_host=cfg.runtime.host or None, pinned_gpu=cfg.runtime.gpu_kind or None)
     pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
     return Submitted(run_id, warnings, pid)
 
@@ -55,8 +58,9 @@ def submit_sweep(book: Notebook, base: RunConfig, fields: dict[str, list[Any]], 
                  owner: str | None = None) -> SubmittedSweep:
     """Queue one run per point of the sweep (all validated first, then all queued at once, or none), each named
     by its swept values and linted; the worker's parallelism runs them."""
-    runs = [(f"{name} [{point.label}]", point.config.model_dump(mode="json"),
-             [{"path": w.path, "message": w.message} for w in lint(point.config)])
+    runs = [SweepRun(f"{name} [{point.label}]", point.config.model_dump(mode="json"),
+                     [{"path": w.path, "message": w.message} for w in lint(point.config)],
+                     pinned_host=point.config.runtime.host or None, pinned_gpu=point.config.runtime.gpu_kind or None)
             for point in expand(base, fields, mode)]
     sweep_id = book.create_sweep(name=name, preset=preset, mode=mode, fields=fields, runs=runs, owner=owner)
     pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
@@ -73,12 +77,18 @@ def stop(book: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> str:
     return f"run {run_id}: stop requested; it stops at its next step, with a checkpoint"
 
 
-def resume(book: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> int:
-    """Queue a stopped, failed or diverged run to continue from its newest checkpoint still on disk; what it
-    logged after that checkpoint is discarded (everything, when it has none). Returns the step it resumes from.
-    Only its owner or an admin (`by`) may: NotAllowed otherwise."""
+def resume(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person = LOCAL_USER) -> int:
+    """Queue a stopped, failed or diverged run to continue from its newest checkpoint still on disk (under the
+    artifact root `runs_dir`); what it logged after that checkpoint is discarded (everything, when it has none).
+    Returns the step it resumes from. Only its owner or an admin (`by`) may: NotAllowed otherwise."""
     refuse_unless_allowed(by, book.get_run(run_id).owner, f"resume run {run_id}")
-    saved = [c for c in book.checkpoints(run_id) if Path(c.path).exists()]
+    recorded = book.checkpoints(run_id)
+    if any(not Path(c.path).is_absolute() for c in recorded) and not Path(runs_dir).is_dir():
+        # Its checkpoints would all look gone, and resuming would throw away all the run has logged.
+        raise Refused(f"run {run_id}: its checkpoints are under the artifact root {Path(runs_dir).resolve()}, which "
+                      f"this host ({this_host_id()}) cannot see: is the shared folder mounted here? "
+                      "($LAB_ARTIFACT_ROOT)")
+    saved = [c for c in recorded if recorded_path_here(c.path, runs_dir).exists()]
     from_step = saved[-1].step if saved else 0
     if from_step and "holdout_images" not in book.get_run(run_id).config.get("data", {}):
         # Its stored config predates held-out splits: the same values now train on fewer images and judge on
@@ -95,8 +105,8 @@ def delete(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person
     owner or an admin (`by`) may: NotAllowed otherwise."""
     refuse_unless_allowed(by, book.get_run(run_id).owner, f"delete run {run_id}")
     folders = {Path(runs_dir).resolve() / str(run_id)}
-    for checkpoint in book.checkpoints(run_id):  # runs/ID/checkpoints/step_N.pt, wherever its worker kept runs/
-        parents = Path(checkpoint.path).resolve().parents
+    for checkpoint in book.checkpoints(run_id):  # ID/checkpoints/step_N.pt; older notebooks: absolute, anywhere
+        parents = recorded_path_here(checkpoint.path, runs_dir).resolve().parents
         if len(parents) > 1 and parents[1].name == str(run_id):
             folders.add(parents[1])
     book.delete_run(run_id)

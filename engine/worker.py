@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,9 +28,11 @@ import psutil
 from sqlalchemy.exc import OperationalError
 
 from engine.config import ConfigError, data_root, validate_config
+from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launcher import ENGINE_ROOT, Launcher, RunProcess, start_launcher
 from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
+from lab_notes.artifacts import path_to_record, recorded_path_here
 from lab_notes.backup import ScheduledBackups
 from lab_notes.sink import HEARTBEAT_SECONDS, patiently
 
@@ -93,18 +94,23 @@ class Child:
 class Worker:
     def __init__(self, url: str, *, max_parallel: int = 1, runs_dir: str | Path = "runs",
                  stale_after: float = STALE_AFTER_SECONDS, gpu_ids: list[str] | None = None,
-                 poll_seconds: float = 0.2, launcher: str = "warm") -> None:
+                 poll_seconds: float = 0.2, launcher: str = "warm", host_id: str | None = None,
+                 create_runs_dir: bool = True) -> None:
+        """`runs_dir` is the artifact root (checkpoints and output logs); with `create_runs_dir` False it must
+        already be there (a shared folder), else ArtifactRootUnavailable before anything starts."""
         self.url = url
+        self.host_id = host_id or this_host_id()
+        self.runs_dir = check_artifact_root(Path(runs_dir), self.host_id, create=create_runs_dir).resolve()
         self.notebook = patiently(lambda: Notebook(url))
-        self.runs_dir = Path(runs_dir).resolve()
         self.stale_after = stale_after
         self.poll_seconds = poll_seconds
         gpus = visible_gpus() if gpu_ids is None else gpu_ids
         self.slots = device_slots(gpus, max_parallel)
+        self.gpu_names = gpu_names(gpus)  # what runs pinned to a GPU kind are matched against, one per GPU slot
         self.launcher = start_launcher(launcher, self.slots)
         self._slurm: Launcher | None = None  # made at the first run with runtime.executor slurm
         self.children: dict[int, Child] = {}  # slot index -> child
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.id = f"{self.host_id}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
         self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
         self._backups = ScheduledBackups.from_environment(url, report=say)
@@ -116,8 +122,9 @@ class Worker:
         patiently(self._register)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
-        say(f"worker {self.id}: {len(self.slots)} slot(s) "
-            f"{[s.get('CUDA_VISIBLE_DEVICES') or 'cpu' for s in self.slots]}")
+        say(f"worker {self.id}: host {self.host_id}, {len(self.slots)} slot(s) "
+            f"{[s.get('CUDA_VISIBLE_DEVICES') or 'cpu' for s in self.slots]}, GPUs {self.gpu_names or 'none'}, "
+            f"artifact root {self.runs_dir}")
         next_heartbeat, backoff = 0.0, 0.0
         try:
             while not self._stopping.is_set():
@@ -182,15 +189,20 @@ class Worker:
                 child.process.kill()
 
     def _register(self) -> None:
-        self.notebook.register_worker(self.id, host=socket.gethostname(), pid=os.getpid(), max_parallel=len(self.slots))
+        self.notebook.register_worker(self.id, host=self.host_id, pid=os.getpid(), max_parallel=len(self.slots),
+                                      gpus=self.gpu_names, cpu_slots=os.cpu_count())
 
     def _fill_slots(self) -> None:
         for slot, env in enumerate(self.slots):
             if slot in self.children:
                 continue
-            attempt = self.notebook.claim_next_run(self.id)
+            # a GPU slot offers its own GPU (a worker's GPUs may be of several kinds); a CPU slot none
+            offered = self.gpu_names[slot:slot + 1] if self.gpu_names else []
+            attempt = self.notebook.claim_next_run(self.id, host=self.host_id, gpus=offered)
             if attempt is None:
-                return
+                if self.gpu_names:
+                    continue  # nothing for this GPU may still leave a run for the next, of another kind
+                return  # CPU slots are all alike: none of them would find one either
             try:
                 self.children[slot] = self._spawn(attempt, env)
             except OSError as error:  # the run cannot start here: that is the run's failure, not the worker's
@@ -204,6 +216,7 @@ class Worker:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "output.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
+        env = {**env, "LAB_HOST_ID": self.host_id}  # the run names this host as its worker does
         child = Child(attempt, self._launcher_for(attempt).start(attempt, url=self.url, runs_dir=self.runs_dir,
                                                                  env=env, log=log_path), log_path, offset)
         try:
@@ -333,7 +346,7 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
     """Train `attempt` of its run in the notebook at `url`, resuming from the run's last checkpoint if it has
     one; when `worker_pid` is given, end as soon as that worker is no longer this process's parent."""
     notebook = patiently(lambda: Notebook(url))
-    sink = NotebookSink(notebook, attempt, on_lease_lost=lambda: _lease_lost(attempt))
+    sink = NotebookSink(notebook, attempt, on_lease_lost=lambda: _lease_lost(attempt), artifact_root=runs_dir)
     if worker_pid is not None:
         threading.Thread(target=_watch_worker, args=(worker_pid, sink), daemon=True).start()
     run_id = attempt.run_id
@@ -347,14 +360,24 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         from engine.train import train  # torch loads here, in the run's own process
 
         checkpoint_dir = Path(runs_dir) / str(run_id) / "checkpoints"
-        saved = [c for c in notebook.checkpoints(run_id) if Path(c.path).exists()]
-        resume_from = saved[-1].path if saved else None
+        # A resume has discarded the records after the checkpoint it chose: the newest record is where to go on.
+        saved = notebook.checkpoints(run_id)
+        resume_from = recorded_path_here(saved[-1].path, runs_dir) if saved else None
+        if resume_from is not None and not resume_from.exists():
+            reason = (f"checkpoint {saved[-1].path} (step {saved[-1].step}) is not under the artifact root "
+                      f"{Path(runs_dir).resolve()} on host {this_host_id()}: is the shared folder mounted here?")
+            say(f"run {run_id}: {reason}")
+            sink.finish("failed", reason=reason)
+            return 2
         drop_checkpoints_after(checkpoint_dir, saved[-1].step if saved else 0)
         if saved:
-            say(f"run {run_id}: resuming from step {saved[-1].step}")
+            say(f"run {run_id}: resuming from step {saved[-1].step} on host {this_host_id()}")
         diff_file = Path(runs_dir) / str(run_id) / "provenance" / f"attempt-{attempt.number}.diff"
+        provenance = keep_diff(collect_provenance(), diff_file)
+        if "diff_file" in provenance["git"]:  # recorded as the checkpoints are: relative to the shared root
+            provenance["git"]["diff_file"] = path_to_record(diff_file, runs_dir)
         sink.log_event("provenance", {"step": saved[-1].step if saved else 0, "attempt": attempt.number,
-                                      **keep_diff(collect_provenance(), diff_file)})
+                                      **provenance})
         result = train(cfg, sink, resume_from=resume_from, run_dir=checkpoint_dir.parent)
         say(f"run {run_id}: {result.status} at step {result.step}")
         return 0
@@ -384,7 +407,7 @@ def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int 
     """Start a detached worker unless a live one holds a lease (or one this host started is still coming up);
     returns the new worker's pid, or None."""
     with Notebook(url) as notebook:
-        here = socket.gethostname()
+        here = this_host_id()
         # A lease outlives its worker by up to `stale_after`; on this host a dead pid says so at once.
         if any(w.host != here or _alive(w.pid) for w in notebook.live_workers(stale_after)):
             return None

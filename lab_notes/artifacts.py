@@ -1,7 +1,14 @@
 """What a run leaves besides numbers: reconstruction images (PNG in the database) and checkpoint records (files
-on disk). A run process writes both under its attempt, refused once the attempt no longer owns the run."""
+on disk). A run process writes both under its attempt, refused once the attempt no longer owns the run.
+
+Files live under the artifact root, a folder every host of a team mounts (each maybe at its own path), and the
+notebook records them relative to it: a run checkpointed on one host resumes on any other. Absolute paths,
+which older notebooks hold, still mean what they meant."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from sqlalchemy import delete, select
 
@@ -10,6 +17,29 @@ from lab_notes.images import check_image
 from lab_notes.records import Attempt, Checkpoint
 from lab_notes.runs import lease_lost
 from lab_notes.schema import CheckpointRow, ImageRow
+
+
+def artifact_root() -> Path:
+    """Where checkpoints, run output logs and provenance diffs go on this host: $LAB_ARTIFACT_ROOT (the shared
+    folder), else the older $LAB_RUNS_DIR, else ./runs."""
+    return Path(os.environ.get("LAB_ARTIFACT_ROOT") or os.environ.get("LAB_RUNS_DIR") or "runs")
+
+
+def path_to_record(path: str | Path, root: str | Path) -> str:
+    """How the notebook records a file: relative to the artifact root when it lies under it (symlinks resolved,
+    so a root reached through a link still counts), absolute otherwise."""
+    real, real_root = Path(path).resolve(), Path(root).resolve()
+    try:
+        return real.relative_to(real_root).as_posix()
+    except ValueError:
+        return str(real)
+
+
+def recorded_path_here(recorded: str | Path, root: str | Path) -> Path:
+    """A recorded file as this host sees it: a relative path under this host's artifact root, an absolute one
+    (an older notebook's) as it is."""
+    recorded = Path(recorded)
+    return recorded if recorded.is_absolute() else Path(root) / recorded
 
 
 class ArtifactsStore(Database):

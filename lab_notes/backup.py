@@ -24,6 +24,8 @@ from typing import Callable
 
 from sqlalchemy import create_engine, inspect, make_url, text
 
+from lab_notes.artifacts import artifact_root, recorded_path_here
+
 TABLES = ("runs", "metrics", "metric_rollups", "images", "snapshots", "checkpoints", "notes", "figures")
 BACKUP_PREFIX = "notebook-"
 
@@ -54,7 +56,8 @@ def backup(url: str, to: str | Path) -> Backup:
         _pg(["pg_dump", "--format=custom", f"--file={to}"], url)
     else:
         raise BackupError(f"no backup method for {engine.get_backend_name()} databases")
-    artifacts = [{"path": path, "bytes": os.path.getsize(path) if os.path.exists(path) else None}
+    here = {path: recorded_path_here(path, artifact_root()) for path in files}  # relative: under the shared root
+    artifacts = [{"path": path, "bytes": os.path.getsize(here[path]) if os.path.exists(here[path]) else None}
                  for path in sorted(files)]
     manifest = to.with_name(to.name + ".manifest.json")
     manifest.write_text(json.dumps({

@@ -1,22 +1,52 @@
-"""The notebook's database plumbing: engines (WAL SQLite or PostgreSQL), one managed session per call, and the
-database's own clock, which every lease and heartbeat uses so that hosts with skewed clocks agree."""
+"""The notebook's database plumbing: engines (WAL SQLite or PostgreSQL), one managed session per call, the
+schema upgraded by one process at a time, and the database's own clock, which every lease and heartbeat uses so
+that hosts with skewed clocks agree."""
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import logging
 import os
+import socket
+import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, literal_column, select
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, func, literal_column, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 DEFAULT_PATH = "notebook.db"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# PostgreSQL advisory lock held while the schema is checked and upgraded: any fixed number, the same in every
+# app server and worker of every host ("lab" "notebook" in ASCII, so it is unlikely to meet another app's key).
+SCHEMA_LOCK_KEY = 0x6C6162_6E6F7465
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """What opening the notebook found: the schema revision it had (None: an empty database) and the newest."""
+
+    found: str | None
+    head: str
+
+    @property
+    def upgraded(self) -> bool:
+        return self.found != self.head
+
+    def in_words(self) -> str:
+        where = f"(pid {os.getpid()} on {os.environ.get('LAB_HOST_ID') or socket.gethostname()})"
+        if self.upgraded:
+            return f"notebook schema upgraded {self.found or 'empty'} → {self.head} {where}"
+        return f"notebook schema current at {self.head} {where}"
 
 
 class NotFound(KeyError):
@@ -75,14 +105,43 @@ class Database:
             self._writer = self._reader = create_engine(self.url, pool_pre_ping=True)
         self.dialect = self._writer.dialect.name
         self._placeholder = "?" if self._writer.dialect.paramstyle == "qmark" else "%s"
-        self._upgrade_schema()
+        self.schema = self._upgrade_schema()
 
-    def _upgrade_schema(self) -> None:
+    def _upgrade_schema(self) -> SchemaCheck:
+        """Bring the schema to the newest revision, one process at a time: app servers and workers that open a
+        notebook at once wait for the first to upgrade it, then find it current. Says which did the upgrade."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self._writer.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self._sqlite_upgrade_lock(), self._writer.begin() as connection:
+            if self.dialect == "postgresql":  # released when this transaction ends, whatever happens in it
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            check = SchemaCheck(current_revision(connection), head)
+            if check.upgraded:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        if check.upgraded:  # rare and worth seeing in any process's output: which process changed the schema
+            print(check.in_words(), file=sys.stderr, flush=True)
+        else:
+            log.info(check.in_words())
+        return check
+
+    @contextmanager
+    def _sqlite_upgrade_lock(self) -> Iterator[None]:
+        """On SQLite, an exclusive lock on `<database file>.lock` while the schema is checked and upgraded (an
+        in-memory database, or a folder where the lock file cannot be made, has no one to wait for)."""
+        database = self._writer.url.database if self.dialect == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        try:
+            lock = open(f"{database}.lock", "a")
+        except OSError:
+            yield
+            return
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # waits for another process's upgrade; released when closed
+            yield
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -113,6 +172,11 @@ class Database:
     def dispose(self) -> None:
         self._writer.dispose()
         self._reader.dispose()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The schema revision Alembic recorded in the database (None: none yet)."""
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def get_row(session: Session, model: type, ident: int) -> Any:

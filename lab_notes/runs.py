@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Select, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from lab_notes.db import Database, NotFound, as_utc, get_row, now
 from lab_notes.records import FINAL_STATUSES, RESUMABLE_STATUSES, Attempt, Run, Worker
@@ -88,9 +89,13 @@ class RunsStore(Database):
             session.flush()
             return row.id
 
-    def claim_next_run(self, worker_id: str) -> Attempt | None:
-        """queued -> running for the oldest queued run, as a new attempt of it; None when nothing is queued."""
-        query = select(RunRow.id, RunRow.attempt).where(RunRow.status == "queued").order_by(RunRow.id).limit(1)
+    def claim_next_run(self, worker_id: str, *, host: str | None = None, gpus: Sequence[str] = ()) -> Attempt | None:
+        """queued -> running for the oldest queued run that this worker may run, as a new attempt of it; None
+        when there is none. A run pinned to a host goes only to a worker of that `host` id; one pinned to a GPU
+        kind only to a worker with a GPU whose name contains it, any case ("H100" is in "NVIDIA H100 80GB HBM3")."""
+        query = (select(RunRow.id, RunRow.attempt)
+                 .where(RunRow.status == "queued", self._may_run_here(host, gpus))
+                 .order_by(RunRow.id).limit(1))
         if self.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)  # SQLite: BEGIN IMMEDIATE already serialises this
         with self._write() as session:
@@ -104,6 +109,17 @@ class RunsStore(Database):
                                heartbeat_at=clock, ended_at=None, stop_requested=False, status_reason=None,
                                exit_code=None)
             return attempt if moved else None
+
+    def _may_run_here(self, host: str | None, gpus: Sequence[str]) -> ColumnElement:
+        """Runs a worker of `host` with `gpus` may take: unpinned, or pinned to what it has. The GPU kind is
+        matched as a plain substring (instr / strpos: no LIKE, so a "_" or "%" in a kind means itself)."""
+        position = func.instr if self.dialect == "sqlite" else func.strpos
+        host_fits = RunRow.pinned_host.is_(None)
+        if host is not None:
+            host_fits = or_(host_fits, RunRow.pinned_host == host)
+        gpu_fits = or_(RunRow.pinned_gpu.is_(None),
+                       *[position(literal(name.lower()), func.lower(RunRow.pinned_gpu)) > 0 for name in gpus])
+        return and_(host_fits, gpu_fits)
 
     def request_stop(self, run_id: int) -> str:
         """queued -> stopped while still queued; otherwise a stop request to the running attempt, which stops at
@@ -308,10 +324,12 @@ class RunsStore(Database):
 
     # --- workers' leases ------------------------------------------------------------------------------------
 
-    def register_worker(self, worker_id: str, *, host: str, pid: int, max_parallel: int) -> None:
+    def register_worker(self, worker_id: str, *, host: str, pid: int, max_parallel: int,
+                        gpus: Sequence[str] = (), cpu_slots: int | None = None) -> None:
+        """A worker's lease, with its host id and what it offers: the names of its GPUs, its CPU slots."""
         with self._write() as session:
-            session.add(WorkerRow(id=worker_id, host=host, pid=pid, max_parallel=max_parallel,
-                                  started_at=self._clock(), heartbeat_at=self._clock()))
+            session.add(WorkerRow(id=worker_id, host=host, pid=pid, max_parallel=max_parallel, gpus=list(gpus),
+                                  cpu_slots=cpu_slots, started_at=self._clock(), heartbeat_at=self._clock()))
 
     def heartbeat_worker(self, worker_id: str) -> bool:
         """Renew a worker's lease; False when it has none (a sweep took it while the worker was paused)."""

@@ -8,10 +8,12 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from lab_notes.artifacts import path_to_record
 from lab_notes.records import Attempt
 from lab_notes.store import Notebook
 
@@ -43,11 +45,13 @@ class NotebookSink:
     is set (read at most every STOP_POLL_SECONDS, so a fast loop does not query the database every step)."""
 
     def __init__(self, notebook: Notebook, attempt: Attempt,
-                 on_lease_lost: Callable[[], None] | None = None) -> None:
+                 on_lease_lost: Callable[[], None] | None = None, artifact_root: str | Path | None = None) -> None:
         """With `on_lease_lost`, the sink also heartbeats the attempt's lease (a thread, on the database's clock)
-        and calls it as soon as the run no longer belongs to this attempt."""
+        and calls it as soon as the run no longer belongs to this attempt. With `artifact_root`, checkpoint files
+        under it are recorded relative to it (any host that mounts it finds them)."""
         self.notebook = notebook
         self.attempt = attempt
+        self.artifact_root = artifact_root
         self.run_id = attempt.run_id
         self._stop = False
         self._first_point_written = False
@@ -93,8 +97,9 @@ class NotebookSink:
         if kind == "started":
             patiently(lambda: self.notebook.set_device(self.attempt, f"{payload['device']} ({payload['precision']})"))
         elif kind == "checkpoint":
-            patiently(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], payload["path"],
-                                                           attempt=self.attempt))
+            path = payload["path"] if self.artifact_root is None else path_to_record(payload["path"],
+                                                                                     self.artifact_root)
+            patiently(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], path, attempt=self.attempt))
         elif kind == "provenance":  # one per attempt, kept whichever step the run is later resumed from
             patiently(lambda: self.notebook.log_snapshot(self.run_id, "provenance", payload["step"], payload,
                                                          key=str(self.attempt.number), attempt=self.attempt))

@@ -3,6 +3,7 @@ or none) and looked at together."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sqlalchemy import select
@@ -12,19 +13,33 @@ from lab_notes.records import Sweep
 from lab_notes.schema import RunRow, SweepRow
 
 
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep as it is queued: its name, config, lint and where it may run (None = anywhere)."""
+
+    name: str
+    config: dict[str, Any]
+    lint: Sequence[Any] = ()
+    pinned_host: str | None = None
+    pinned_gpu: str | None = None
+
+
 class SweepsStore(Database):
     def create_sweep(self, *, name: str, preset: str | None, mode: str, fields: dict[str, list[Any]],
-                     runs: Sequence[tuple[str, dict[str, Any], Sequence[Any]]], owner: str | None = None) -> int:
-        """(new) -> queued for every (run name, config, lint) of the sweep, in one transaction: a sweep is never
-        queued half. Every run is `owner`'s (None: the local user)."""
+                     runs: Sequence[SweepRun | tuple[str, dict[str, Any], Sequence[Any]]], owner: str | None = None
+                     ) -> int:
+        """(new) -> queued for every run of the sweep (a `SweepRun`, or a (name, config, lint) for any host), in
+        one transaction: a sweep is never queued half. Every run is `owner`'s (None: the local user)."""
         with self._write() as session:
             sweep = SweepRow(name=name, preset=preset, mode=mode, fields=fields, created_at=now())
             session.add(sweep)
             session.flush()
-            for run_name, config, lint in runs:
-                session.add(RunRow(name=run_name, preset=preset, config=config, status="queued", created_at=now(),
-                                   stop_requested=False, lint=list(lint), log_tail="", attempt=0,
-                                   sweep_id=sweep.id, owner=owner))
+            for run in runs:
+                run = run if isinstance(run, SweepRun) else SweepRun(*run)
+                session.add(RunRow(name=run.name, preset=preset, config=run.config, status="queued",
+                                   created_at=now(), stop_requested=False, lint=list(run.lint), log_tail="",
+                                   attempt=0, sweep_id=sweep.id, pinned_host=run.pinned_host,
+                                   pinned_gpu=run.pinned_gpu, owner=owner))
             return sweep.id
 
     def get_sweep(self, sweep_id: int) -> Sweep:

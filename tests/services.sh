@@ -10,6 +10,8 @@ _services_fail() {
 _services_missing=""
 command -v pg_ctlcluster >/dev/null 2>&1 || _services_missing="$_services_missing postgresql"
 command -v chromium >/dev/null 2>&1 || _services_missing="$_services_missing chromium fonts-noto-color-emoji"
+# libfaketime: the test that a worker whose host clock is 10 minutes off keeps its leases (tests/engine/test_hosts.py)
+command -v faketime >/dev/null 2>&1 || _services_missing="$_services_missing faketime"
 # Any font fontconfig knows for Chinese will do; Debian's Noto CJK is the one installed when there is none.
 { command -v fc-list >/dev/null 2>&1 && fc-list ':lang=zh' family | grep -q .; } \
   || _services_missing="$_services_missing fonts-noto-cjk"

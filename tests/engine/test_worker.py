@@ -107,7 +107,7 @@ def test_three_runs_two_at_a_time_all_complete(book, start_worker):
     assert not (spans[0][1] > spans[2][0] and spans[1][1] > spans[2][0])  # never three at once
 
 
-def test_stop_then_resume_continues_from_the_checkpoint(book, start_worker):
+def test_stop_then_resume_continues_from_the_checkpoint(book, start_worker, tmp_path):
     episodes = 400
     run_id = submit(book, f"schedule.episodes={episodes}", f"schedule.checkpoint_every={episodes}",
                     f"schedule.eval_every={episodes}", f"schedule.image_every={episodes}")
@@ -119,9 +119,10 @@ def test_stop_then_resume_continues_from_the_checkpoint(book, start_worker):
     assert time.monotonic() - asked < 10
     (checkpoint,) = book.checkpoints(run_id)
     stopped_at = checkpoint.step
-    assert Path(checkpoint.path).exists() and stopped_at < episodes
+    # recorded relative to the worker's artifact root (--runs-dir), so any host that mounts it finds the file
+    assert (tmp_path / "runs" / checkpoint.path).exists() and stopped_at < episodes
     assert book.metric_history(run_id, "loss/total")[0][-1] == stopped_at
-    assert jobs.resume(book, run_id) == stopped_at
+    assert jobs.resume(book, run_id, tmp_path / "runs") == stopped_at
     wait_for(lambda: finished(book, run_id), 120, "the resumed run to complete")
     steps, _ = book.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, episodes + 1))  # unbroken, no step twice
@@ -208,7 +209,7 @@ def test_ensure_worker_starts_one_only_when_none_is_alive(book, tmp_path):
         wait_for(lambda: not book.live_workers(15), 60, "the worker to retire its lease")
 
 
-def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(book, start_worker):
+def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(book, start_worker, tmp_path):
     run_id = submit(book, "schedule.episodes=100000", "schedule.checkpoint_every=100000")
     worker = start_worker()
     wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 5, 120, "the run to train")
@@ -217,7 +218,7 @@ def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(book
     run = book.get_run(run_id)
     assert run.status == "stopped" and run.exit_code == 0
     (checkpoint,) = book.checkpoints(run_id)
-    assert Path(checkpoint.path).exists() and not book.live_workers(60)
+    assert (tmp_path / "runs" / checkpoint.path).exists() and not book.live_workers(60)
 
 
 # --- one owner for a run's life (issue 8): each failure seen before, now a test -----------------------------------
@@ -244,7 +245,7 @@ def test_deleting_a_running_run_is_refused_and_the_worker_goes_on(book, start_wo
     assert book.checkpoints(after) and not (tmp_path / "runs" / str(long)).exists()
 
 
-def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_once(book, start_worker):
+def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_once(book, start_worker, tmp_path):
     episodes = 600
     run_id = submit(book, f"schedule.episodes={episodes}", "schedule.checkpoint_every=50",
                     "schedule.eval_every=1000", "schedule.image_every=1000")
@@ -257,7 +258,7 @@ def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_o
              .read_text().lower(), 10, "the reaped attempt's process to stop by itself")
     assert time.monotonic() - reaped < 10
     wait_for(lambda: book.get_run(run_id).exit_code == 71, 10, "the worker to record why it stopped")
-    step = jobs.resume(book, run_id)
+    step = jobs.resume(book, run_id, tmp_path / "runs")
     assert step > 0 and step % 50 == 0
     wait_for(lambda: finished(book, run_id), 180, "the resumed run to complete")
     steps, _ = book.metric_history(run_id, "loss/total")
