@@ -176,17 +176,24 @@ class Worker:
         following the run to the attempt its job handed it to at a time limit; a stop that it has not obeyed
         within its grace time cancels it."""
         if not self.notebook.heartbeat(child.attempt):
-            handed = self.notebook.current_attempt(child.attempt.run_id, self.id)
-            if handed is None or handed.number <= child.attempt.number:
+            if not self._follow_hand_over(child):
                 return
-            child.attempt = handed
-            self.notebook.heartbeat(handed)
+            self.notebook.heartbeat(child.attempt)
         grace = child.process.cancel_after_stop_seconds
         if grace is not None and self.notebook.stop_requested(child.attempt.run_id):
             child.stop_seen_at = child.stop_seen_at or time.monotonic()
             if time.monotonic() - child.stop_seen_at > grace:
                 say(f"run {child.attempt.run_id}: still running {grace:g} s after a stop request; cancelling")
                 child.process.kill()
+
+    def _follow_hand_over(self, child: Child) -> bool:
+        """Whether the run moved on to a newer attempt that this worker holds (its scheduler's job handed it over
+        at a time limit); `child` then follows it."""
+        handed = self.notebook.current_attempt(child.attempt.run_id, self.id)
+        if handed is None or handed.number <= child.attempt.number:
+            return False
+        child.attempt = handed
+        return True
 
     def _register(self) -> None:
         self.notebook.register_worker(self.id, host=self.host_id, pid=os.getpid(), max_parallel=len(self.slots),
@@ -243,6 +250,10 @@ class Worker:
                 continue
             del self.children[slot]
             self._copy_output(child)
+            if child.process.keeps_lease_while_alive:
+                # A job requeued at its time limit that then ended (cancelled, failed) ends the attempt it was
+                # handed to, with its scheduler's reason, not a stale heartbeat later.
+                self._follow_hand_over(child)
             told = child.process.ended_because
             # only if it ended without saying how
             self._end(child.attempt, told() if told else exit_reason(code), code)
