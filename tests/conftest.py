@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from engine.config import PRESETS, RunConfig  # noqa: E402
-from tests.helpers import tiny  # noqa: E402
+from tests.helpers import fresh_postgres_database, tiny  # noqa: E402
 
 # Test models are tiny: one thread is as fast as two here, and cannot be starved by a neighbour.
 torch.set_num_threads(1)
@@ -57,3 +57,14 @@ def no_engine_process_outlives_the_tests():
         time.sleep(0.5)
     left = _our_engine_processes()
     assert not left, "engine processes left running after the tests:\n" + "\n".join(left)
+
+
+@pytest.fixture
+def empty_postgres_url():
+    """A fresh, empty PostgreSQL database of the test's own (a team's notebook), dropped after it."""
+    if not os.environ.get("LAB_NOTEBOOK_TEST_PG_URL"):
+        pytest.skip("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) for a team's notebook on one "
+                    "server")
+    url, drop = fresh_postgres_database()
+    yield url
+    drop()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
+import urllib.request
+import uuid
 from typing import Any, Callable
 
 from engine.config import RunConfig, with_overrides
@@ -28,6 +31,45 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def server_is_healthy(port: int) -> bool:
+    """Whether the Streamlit server on `port` answers its health endpoint."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
+    """A new, empty database beside $LAB_NOTEBOOK_TEST_PG_URL's: its URL and a function that drops it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    admin_url = os.environ["LAB_NOTEBOOK_TEST_PG_URL"]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a restart
+    name = f"notebook_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        # FORCE ends this role's leftover connections; a server process of another role (autovacuum, say) makes
+        # it refuse for a moment: try again until it has gone.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except (ProgrammingError, OperationalError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        admin.dispose()
+
+    return url, drop
 
 
 def claimed(book, run_id: int):

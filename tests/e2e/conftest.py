@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from lab_notes import Notebook
-from tests.helpers import wait_for
+from tests.helpers import server_is_healthy, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -40,15 +39,8 @@ def app_server(tmp_path_factory):
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port",
          str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(healthy, 90, "streamlit's health endpoint")
+        wait_for(lambda: server_is_healthy(port), 90, "streamlit's health endpoint")
         yield {"base": f"http://127.0.0.1:{port}", "db": url, "folder": folder, "port": port, "pid": server.pid}
     finally:
         server.terminate()

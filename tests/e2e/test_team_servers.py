@@ -6,43 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 
-import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from lab_notes.db import MIGRATIONS
 from tests.e2e.conftest import ROOT, free_port
-from tests.helpers import wait_for
+from tests.helpers import server_is_healthy, wait_for
 
-PG_URL = os.environ.get("LAB_NOTEBOOK_TEST_PG_URL")
-
-
-@pytest.fixture
-def empty_team_database():
-    if not PG_URL:
-        pytest.skip("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) to start two app servers on one "
-                    "empty database")
-    from tests.lab_notes.conftest import _postgres_database
-
-    url, drop = _postgres_database()
-    yield url
-    drop()
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def test_two_app_servers_on_an_empty_database_upgrade_it_once_and_both_serve(empty_team_database, browser,
+def test_two_app_servers_on_an_empty_database_upgrade_it_once_and_both_serve(empty_postgres_url, browser,
                                                                              tmp_path):
-    url = empty_team_database
+    url = empty_postgres_url
     env = {**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_START_WORKER": "0", "LAB_RUNS_DIR": str(tmp_path / "runs")}
     servers, ports = [], [free_port(), free_port()]
     try:
@@ -51,7 +26,7 @@ def test_two_app_servers_on_an_empty_database_upgrade_it_once_and_both_serve(emp
                 servers.append(subprocess.Popen(
                     [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
                      "--server.port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-        wait_for(lambda: all(healthy(port) for port in ports), 90, "both servers' health endpoints")
+        wait_for(lambda: all(server_is_healthy(port) for port in ports), 90, "both servers' health endpoints")
         engine = create_engine(url)
         assert inspect(engine).get_table_names() == []  # nothing opened the notebook yet: the pages will
 

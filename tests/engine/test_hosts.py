@@ -20,23 +20,9 @@ from lab_notes.sink import HEARTBEAT_SECONDS
 from tests.helpers import tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("LAB_NOTEBOOK_TEST_PG_URL")
 # seconds: a run whose lease is judged by the wrong clock (10 minutes off) goes at the first sweep whatever this
 # is; long enough that a warm start on a busy machine is not mistaken for a dead run
 STALE_AFTER = "8"
-
-
-@pytest.fixture
-def team_url():
-    """A fresh, empty PostgreSQL database of the test's own (a team notebook)."""
-    if not PG_URL:
-        pytest.skip("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) to run workers of several hosts "
-                    "on one server")
-    from tests.lab_notes.conftest import _postgres_database
-
-    url, drop = _postgres_database()
-    yield url
-    drop()
 
 
 @pytest.fixture
@@ -100,11 +86,11 @@ def each_step_once(book: Notebook, run_id: int, steps: int) -> None:
 # --- one queue, two hosts -------------------------------------------------------------------------------------
 
 
-def test_two_hosts_take_runs_from_one_queue_each_run_exactly_once(team_url, start_worker, tmp_path):
+def test_two_hosts_take_runs_from_one_queue_each_run_exactly_once(empty_postgres_url, start_worker, tmp_path):
     share = tmp_path / "share"
     share.mkdir()
-    with Notebook(team_url) as book:
-        warm(start_worker(team_url, "a", share), start_worker(team_url, "b", share))
+    with Notebook(empty_postgres_url) as book:
+        warm(start_worker(empty_postgres_url, "a", share), start_worker(empty_postgres_url, "b", share))
         assert {w.host for w in book.live_workers(15)} == {"a", "b"}
         runs = [submit(book, "schedule.episodes=8", name=f"r{i}") for i in range(6)]
         wait_for(lambda: all(finished(book, r) for r in runs), 300, "all six runs to complete")
@@ -135,7 +121,7 @@ def skewed(seconds: int) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("skew", [600, -600], ids=["10-min-ahead", "10-min-behind"])
-def test_a_worker_whose_clock_is_10_minutes_off_keeps_its_leases(team_url, start_worker, tmp_path, skew):
+def test_a_worker_whose_clock_is_10_minutes_off_keeps_its_leases(empty_postgres_url, start_worker, tmp_path, skew):
     """Ahead, its reaper would fail the other host's live runs if it judged their heartbeats by its own clock;
     behind, its own runs' heartbeats would look stale to the other host's reaper. Neither may happen."""
     if libfaketime() is None:
@@ -148,11 +134,11 @@ def test_a_worker_whose_clock_is_10_minutes_off_keeps_its_leases(team_url, start
         assert abs(clock - time.time() - skew) < 30
     share = tmp_path / "share"
     share.mkdir()
-    with Notebook(team_url) as book:
+    with Notebook(empty_postgres_url) as book:
         episodes = "schedule.episodes=1200"  # long enough for several of each worker's reaper sweeps
         quiet = ["schedule.eval_every=1200", "schedule.image_every=1200", "schedule.checkpoint_every=1200",
                  "schedule.final_eval_episodes=0"]
-        warm(start_worker(team_url, "skewed", share, env=skewed(skew)), start_worker(team_url, "normal", share))
+        warm(start_worker(empty_postgres_url, "skewed", share, env=skewed(skew)), start_worker(empty_postgres_url, "normal", share))
         on_skewed = submit(book, episodes, *quiet, "runtime.host=skewed", name="on the skewed host")
         on_normal = submit(book, episodes, *quiet, "runtime.host=normal", name="on the normal host")
         wait_for(lambda: all(finished(book, r) for r in (on_skewed, on_normal)), 400, "both runs to complete")

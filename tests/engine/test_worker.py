@@ -333,9 +333,9 @@ def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
     if cluster is None:
         pytest.skip("needs root, pg_ctlcluster and $LAB_NOTEBOOK_TEST_PG_URL (as .ci/run sets up) to stop and "
                     "restart PostgreSQL")
-    from tests.lab_notes.conftest import _postgres_database
+    from tests.helpers import fresh_postgres_database
 
-    url, drop = _postgres_database()
+    url, drop = fresh_postgres_database()
     book = Notebook(url)
     worker = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--runs-dir", str(tmp_path / "runs")],
                               cwd=ROOT, stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,

@@ -17,7 +17,8 @@ from sqlalchemy import create_engine, text
 from lab_notes import Notebook
 from lab_notes.backup import BackupError, backup, backup_if_due, backup_into, backups_in, restore
 from tests.helpers import wait_for
-from tests.lab_notes.conftest import PG_URL, _postgres_database
+from tests.helpers import fresh_postgres_database
+from tests.lab_notes.conftest import PG_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = """
@@ -95,8 +96,8 @@ def test_backups_into_a_folder_keep_the_newest_and_come_when_due(tmp_path):
 
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does)")
 def test_a_postgresql_notebook_backs_up_with_pg_dump_and_restores(tmp_path):
-    source, drop_source = _postgres_database()
-    target, drop_target = _postgres_database()
+    source, drop_source = fresh_postgres_database()
+    target, drop_target = fresh_postgres_database()
     try:
         with Notebook(source) as book:
             run_id = book.create_run({"k": 1}, name="on postgres")
