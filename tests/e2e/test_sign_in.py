@@ -117,9 +117,11 @@ def launch(page, base: str) -> int:
 def write_note(page, base: str, title: str) -> None:
     page.goto(f"{base}/journal")
     page.get_by_text("✍️ New note").click()
-    page.get_by_label("Title").first.fill(title)
+    title_box = page.get_by_label("Title").first
+    title_box.fill(title)
+    title_box.press("Enter")  # the value is the app's before Save is clicked (a click alone can race the blur)
     page.get_by_role("button", name="Save note").first.click()
-    page.get_by_text(title).wait_for()
+    page.get_by_text(title).wait_for(timeout=60_000)
 
 
 def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(team_app, browser):
