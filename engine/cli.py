@@ -165,7 +165,7 @@ def _status(args: argparse.Namespace) -> int:
         for run in notebook.list_runs():
             latest = notebook.latest_metrics(run.id)
             step = max((s for s, _ in latest.values()), default=0)
-            reason = run.status_reason or silence(run)
+            reason = run.status_reason or silence(run) or (run.placement_in_words if run.status == "queued" else "")
             print(f"{run.id:>5}  {run.status:<9}  step {step:>7}  {run.name[:40]:<40}  {reason}")
     return 0
 

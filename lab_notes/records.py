@@ -38,6 +38,14 @@ class Run:
     pinned_host: str | None = None  # only a worker on this host may take it
     pinned_gpu: str | None = None  # only a worker offering this GPU kind may take it
 
+    @property
+    def placement_in_words(self) -> str:
+        """Where it may run, when pinned ("" when any worker may take it): why a queued run can wait while
+        workers sit idle."""
+        wanted = ([f"host {self.pinned_host}"] if self.pinned_host else []) + (
+            [f"GPU kind {self.pinned_gpu}"] if self.pinned_gpu else [])
+        return f"only on {' with '.join(wanted)}" if wanted else ""
+
 
 @dataclass(frozen=True)
 class Attempt:

@@ -54,6 +54,8 @@ facts = [f"{BADGES.get(run.status, '')} **{status_text}**", f"preset `{run.prese
          f"device {run.device or '—'}"]
 if sign_in_is_on():
     facts.append(f"by {author_in_words(run.owner)}")
+if run.placement_in_words:
+    facts.append(run.placement_in_words)
 if run.parent_id:
     facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
 if run.attempt > 1:

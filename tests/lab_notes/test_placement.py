@@ -31,6 +31,10 @@ def test_a_worker_claims_only_runs_it_may_run_oldest_first(notebook):
     assert notebook.claim_next_run("no host given") is None  # without a host or GPUs: only unpinned runs
     assert notebook.get_run(underscore).status == "queued"
     assert notebook.get_run(on_b).worker_id == "worker on b" and notebook.get_run(on_b).pinned_host == "b"
+    # what the run page and `engine status` say of a run that waits for its host or GPU
+    assert notebook.get_run(on_a_a100).placement_in_words == "only on host a with GPU kind A100"
+    assert notebook.get_run(underscore).placement_in_words == "only on GPU kind H_00"
+    assert notebook.get_run(anywhere).placement_in_words == ""
 
 
 def test_a_sweep_queues_each_run_with_where_it_may_run(notebook):
