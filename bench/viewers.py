@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import preset  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
 from tests.e2e.page_scripts import HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, SHOW_THE_TAB  # noqa: E402
-from tests.helpers import tiny, wait_for  # noqa: E402
+from tests.helpers import server_is_healthy, tiny, wait_for  # noqa: E402
 
 RUN = ["schedule.episodes=10000000", "schedule.eval_every=1000000", "schedule.image_every=1000000",
        "schedule.checkpoint_every=1000000", "schedule.histogram_every=1000000", "schedule.final_eval_episodes=0"]
@@ -117,7 +116,7 @@ def main() -> None:
                 [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port",
                  str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
             server = psutil.Process(processes[-1].pid)
-            wait_for(lambda: _healthy(port), 90, "the app server")
+            wait_for(lambda: server_is_healthy(port), 90, "the app server")
             wait_for(lambda: latest_step(book, run_id) > 100, 120, "the run to train")
             time.sleep(3)  # past the first steps' warm-up
 
@@ -170,13 +169,6 @@ def main() -> None:
                 process.kill()
         shutil.rmtree(folder, ignore_errors=True)
 
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -34,10 +34,16 @@ def book(tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
-def page(name: str, **query: str) -> AppTest:
+def page(name: str, *, secrets: dict | None = None, user: dict | None = None, **query: str) -> AppTest:
+    """Page `name` (with secrets.toml's `secrets` and `st.user` as `user`, when given) after its query's rerun."""
     app = AppTest.from_file(APP, default_timeout=60)
+    if secrets is not None:
+        app.secrets = secrets
+    if user is not None:
+        app.user = user
     app.run()
-    app.switch_page(f"app_pages/{name}.py")
+    if user is None or user.get("is_logged_in"):  # a visitor has no navigation: the sign-in gate stopped it
+        app.switch_page(f"app_pages/{name}.py")
     for key, value in query.items():
         app.query_params[key] = value
     app.run()

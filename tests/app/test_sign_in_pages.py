@@ -20,17 +20,8 @@ SECRETS = {"auth": AUTH, "notebook": {"admins": [ADMIN]}}
 
 def signed_in_page(name: str, who: str | None, **query: str) -> AppTest:
     """Page `name` with sign-in configured, as `who` (None: a visitor who has not signed in)."""
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.secrets = SECRETS
-    app.user = {"is_logged_in": True, "email": who, "sub": f"sub-of-{who}"} if who else {"is_logged_in": False}
-    app.run()
-    if who:  # a visitor has no navigation to switch with: the gate stopped the script before it
-        app.switch_page(f"app_pages/{name}.py")
-    for key, value in query.items():
-        app.query_params[key] = value
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    user = {"is_logged_in": True, "email": who, "sub": f"sub-of-{who}"} if who else {"is_logged_in": False}
+    return page(name, secrets=SECRETS, user=user, **query)
 
 
 def runs_by(book, *owners: str | None) -> list[int]:
