@@ -77,7 +77,7 @@ st.markdown(" · ".join(facts))
 if run.status_reason and run.status in ("failed", "stopped"):
     st.caption(run.status_reason)
 
-actions = st.columns([1, 1, 1, 5])
+actions = st.columns([1, 1, 1.6, 4.4])  # "✎ Clone and edit" whole at 1400 px
 me = current_person()
 may_stop = may_change(me, run.owner, f"stop run {run.id}")
 may_resume = may_change(me, run.owner, f"resume run {run.id}")
