@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import preset  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
 from tests.e2e.page_scripts import HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, SHOW_THE_TAB  # noqa: E402
-from tests.helpers import server_is_healthy, tiny, wait_for  # noqa: E402
+from tests.helpers import server_is_healthy, stop_processes, tiny, wait_for  # noqa: E402
 
 RUN = ["schedule.episodes=10000000", "schedule.eval_every=1000000", "schedule.image_every=1000000",
        "schedule.checkpoint_every=1000000", "schedule.histogram_every=1000000", "schedule.final_eval_episodes=0"]
@@ -160,13 +160,7 @@ def main() -> None:
                       f"{100 * (cpu - idle_cpu) / tabs:.1f} % of a core per tab; every tab within {slowest:.2f} s "
                       f"of the notebook")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -33,13 +34,32 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def server_is_healthy(port: int) -> bool:
-    """Whether the Streamlit server on `port` answers its health endpoint."""
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
+
+
+def server_is_healthy(port: int) -> bool:
+    """Whether the Streamlit server on `port` answers its health endpoint."""
+    return answers(f"http://127.0.0.1:{port}/_stcore/health")
+
+
+def stop_processes(processes, timeout: float = 60) -> None:
+    """Ask every started process still running to end (SIGTERM), then wait for each, killing one that ignores it
+    for `timeout` seconds: what a test or bench does with the workers and servers it started."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def fresh_postgres_database() -> tuple[str, Callable[[], None]]:

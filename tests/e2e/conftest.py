@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab_notes import Notebook
-from tests.helpers import server_is_healthy, wait_for
+from tests.helpers import server_is_healthy, stop_processes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -43,8 +43,7 @@ def app_server(tmp_path_factory):
         wait_for(lambda: server_is_healthy(port), 90, "streamlit's health endpoint")
         yield {"base": f"http://127.0.0.1:{port}", "db": url, "folder": folder, "port": port, "pid": server.pid}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_processes([server], timeout=30)
         log.close()
         with Notebook(url) as book:  # the app started a detached worker: stop it like Ctrl-C would
             for worker in book.live_workers(60):

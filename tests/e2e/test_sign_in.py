@@ -11,25 +11,16 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from lab_notes import Notebook
 from tests.e2e.conftest import ROOT, free_port, shoot
-from tests.helpers import wait_for
+from tests.helpers import answers, stop_processes, wait_for
 
 ALICE, BOB = "alice@lab.org", "bob@lab.org"
 PRESET = "2022-12-08-vit1"
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +36,7 @@ def provider(tmp_path_factory):
         wait_for(lambda: answers(f"{base}/.well-known/openid-configuration"), 60, "the OpenID provider")
         yield base
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_processes([server], timeout=30)
         log.close()
 
 
@@ -57,8 +47,7 @@ def start_app(folder: Path, *flags: str, env: dict[str, str] | None = None) -> s
 
 
 def stop_app(server: subprocess.Popen) -> None:
-    server.terminate()
-    server.wait(timeout=30)
+    stop_processes([server], timeout=30)
 
 
 @pytest.fixture(scope="module")

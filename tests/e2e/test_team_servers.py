@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from lab_notes.db import MIGRATIONS
 from tests.e2e.conftest import ROOT, free_port
-from tests.helpers import server_is_healthy, wait_for
+from tests.helpers import server_is_healthy, stop_processes, wait_for
 
 def test_two_app_servers_on_an_empty_database_upgrade_it_once_and_both_serve(empty_postgres_url, browser,
                                                                              tmp_path):
@@ -54,7 +54,4 @@ def test_two_app_servers_on_an_empty_database_upgrade_it_once_and_both_serve(emp
         assert len(upgraded) == 1, logs  # exactly one server did the upgrade
         assert all("Traceback" not in log for log in logs), logs
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
+        stop_processes(servers, timeout=30)

@@ -17,7 +17,7 @@ from engine import jobs
 from engine.config import PRESETS
 from lab_notes import Notebook
 from lab_notes.sink import HEARTBEAT_SECONDS
-from tests.helpers import tiny, wait_for
+from tests.helpers import stop_processes, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # seconds: a run whose lease is judged by the wrong clock (10 minutes off) goes at the first sweep whatever this
@@ -43,15 +43,7 @@ def start_worker(tmp_path):
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-    for process in started:
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(started)
 
 
 def submit(book: Notebook, *overrides: str, name: str = "run") -> int:

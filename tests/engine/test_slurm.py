@@ -17,7 +17,7 @@ from engine.config import PRESETS
 from engine.executors import (SLURM_TIMER_SECONDS, JobState, flags_as_parameters, parse_job_state,
                               sbatch_parameters, stop_grace_seconds, warning_before_limit_seconds)
 from lab_notes import Notebook
-from tests.helpers import tiny, wait_for
+from tests.helpers import stop_processes, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,11 +47,7 @@ def worker_on(book: Notebook, tmp_path: Path, **env: str):
                                     str(tmp_path / "runs")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, **env})
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_processes([process], timeout=90)
     for job in jobs_of(book):
         subprocess.run(["scancel", job], capture_output=True)
 

@@ -17,7 +17,7 @@ from engine import jobs
 from engine.config import PRESETS
 from engine.worker import device_slots, ensure_worker, exit_reason
 from lab_notes import Notebook
-from tests.helpers import counted_image_folder, tiny, wait_for
+from tests.helpers import counted_image_folder, stop_processes, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,13 +34,7 @@ def start_worker(book, tmp_path):
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    stop_processes(started)
 
 
 def submit(book: Notebook, *overrides: str, preset: str = "tiny", name: str = "run") -> int:
