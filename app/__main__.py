@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"python -m app: {refusal}", file=sys.stderr)
         return 2
+    # static serving on whatever the working folder's config says: the live charts load uPlot from app/static/
     command = [sys.executable, "-m", "streamlit", "run", str(SCRIPT), "--server.address", args.address,
-               *(["--server.port", str(args.port)] if args.port else []), *streamlit_flags]
+               "--server.enableStaticServing", "true", *(["--server.port", str(args.port)] if args.port else []),
+               *streamlit_flags]
     env = {**os.environ, ALLOW_ANONYMOUS_ENV: "1" if args.allow_anonymous else "0"}
     os.execve(sys.executable, command, env)  # the server takes this process's place: signals reach it directly
 

@@ -33,11 +33,21 @@ def metric_groups(keys: list[str]) -> dict[str, list[str]]:
     return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
+EmaState = tuple[float, float, bool]  # (running average, its weight so far, whether a finite point was seen)
+EMA_START: EmaState = (0.0, 0.0, False)
+
+
 def debiased_ema(values: np.ndarray, weight: float) -> np.ndarray:
     """TensorBoard's smoothing: an exponential moving average with the start-up bias removed. Non-finite points
     do not enter the average (the smoothed curve carries on past them)."""
+    return debiased_ema_from(EMA_START, values, weight)[0]
+
+
+def debiased_ema_from(state: EmaState, values: np.ndarray, weight: float) -> tuple[np.ndarray, EmaState]:
+    """The same average carried on from `state` over points that follow those it was taken over: a live chart
+    smooths only the new points (what it sends on), and ends where the whole series' average would."""
     out = np.full(len(values), np.nan)
-    last, debias, seen = 0.0, 0.0, False
+    last, debias, seen = state
     for i, value in enumerate(values):
         if math.isfinite(value):
             last = last * weight + (1 - weight) * value
@@ -45,7 +55,7 @@ def debiased_ema(values: np.ndarray, weight: float) -> np.ndarray:
             seen = True
         if seen:
             out[i] = last / debias if debias else value
-    return out
+    return out, (last, debias, seen)
 
 
 def nonfinite_markers(steps: np.ndarray, values: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:

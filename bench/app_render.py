@@ -50,7 +50,8 @@ def render_seconds(run_id: int, repeats: int) -> float:
         app.run()
         times.append(time.perf_counter() - started)
         assert not app.exception, app.exception
-        assert len(app.get("plotly_chart")) == 3  # losses, accuracy, gradient norm
+        charts = [c for c in app.get("bidi_component") if c.proto.component_name == "lab_notebook.live_chart"]
+        assert len(charts) == 3  # losses, accuracy, gradient norm
     return statistics.median(times)
 
 

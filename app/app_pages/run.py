@@ -8,8 +8,9 @@ import numpy as np
 import streamlit as st
 
 from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
-                         metric_figure, metric_groups)
+                         metric_groups)
 from app.identity import author_in_words, current_person, sign_in_is_on
+from app.live_chart import live_chart
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
 from app.widgets import page_is_visible, show_image
@@ -111,13 +112,17 @@ if run.divergence_report:
 for warning in run.lint:
     st.warning(f"Lint · **{warning.get('path')}**: {warning.get('message')}")
 
+# The open tab is in the address (?tab=Evaluation): a link opens it, and only it is drawn and kept live (each tab
+# open on a live run costs the run's cores some work, bench/viewers.py).
 charts_tab, eval_tab, images_tab, weights_tab, provenance_tab, config_tab, output_tab = st.tabs(
-    ["Charts", "Evaluation", "Reconstructions", "Weights & gradients", "Provenance", "Config", "Output"])
+    ["Charts", "Evaluation", "Reconstructions", "Weights & gradients", "Provenance", "Config", "Output"], key="tab",
+    bind="query-params")
 
-with charts_tab:
-    controls = st.columns([2, 1, 3])
-    smoothing = controls[0].slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
-    log_y = controls[1].toggle("Log y")
+if charts_tab.open:  # only the tab on screen is drawn (and kept live)
+    with charts_tab:
+        controls = st.columns([2, 1, 3])
+        smoothing = controls[0].slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
+        log_y = controls[1].toggle("Log y")
 
 
 def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -136,17 +141,6 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
     return held
 
 
-def chart(title: str, series: dict[str, tuple[np.ndarray, np.ndarray]]):
-    """The chart of `series`, built again only when it has new points (or other settings): an unchanged chart is
-    sent as the same figure, which the browser does not redraw."""
-    figures = st.session_state.setdefault("figures", {})
-    drawn_from = (run.id, run.attempt, smoothing, log_y, *((len(s), s[-1] if len(s) else None) for s, _ in series.values()))
-    held = figures.get(title)
-    if held is None or held[0] != drawn_from:
-        held = figures[title] = (drawn_from, metric_figure(series, title=title, smoothing=smoothing, log_y=log_y))
-    return held[1]
-
-
 def draw_charts(every_second: bool) -> None:
     """The training curves (`every_second`: redrawn each second while live), or the slower ones (held-out
     evaluation, per-layer norms, system: every few seconds) — a second's work stays that of a few charts."""
@@ -154,7 +148,8 @@ def draw_charts(every_second: bool) -> None:
               if (title in TRAINING_CHARTS) == every_second}
     for title, group in groups.items():
         series = {key: read_series(key) for key in group}
-        st.plotly_chart(chart(title, series), key=f"chart:{title}")
+        live_chart(title, series, key=f"chart:{title}", smoothing=smoothing, log_y=log_y,
+                   identity=(run.id, run.attempt))
         pin_popover(book, key=f"pin:{title}", run_ids=[run.id], default_title=f"Run {run.id}: {title.lower()}",
                     caption=f"{title} of run {run.id} ({run.name})",
                     make_figure=lambda caption, series=series, title=title, group=group: Figure(
@@ -205,12 +200,13 @@ live = run.status in LIVE_STATUSES
 # is redrawn rarely, and at once when it comes back to the front
 visible = page_is_visible()
 every_second, every_few = (1.0, 5.0) if visible else (30.0, 60.0)
-with charts_tab:
-    if not book.metric_keys(run.id):
-        st.fragment(wait_for_the_first_point, run_every=(0.25 if visible else every_second) if live else None)()
-    else:
-        st.fragment(draw_training_charts, run_every=every_second if live else None)()
-        st.fragment(draw_slower_charts, run_every=every_few if live else None)()
+if charts_tab.open:
+    with charts_tab:
+        if not book.metric_keys(run.id):
+            st.fragment(wait_for_the_first_point, run_every=(0.25 if visible else every_second) if live else None)()
+        else:
+            st.fragment(draw_training_charts, run_every=every_second if live else None)()
+            st.fragment(draw_slower_charts, run_every=every_few if live else None)()
 
 def draw_evaluation() -> None:
     """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""
@@ -254,82 +250,88 @@ def draw_evaluation() -> None:
                    f"{features['alignment']:.3f} (lower: classes tighter) · uniformity {features['uniformity']:.3f}"
                    " (lower: more spread out)")
 
-with images_tab:
-    keys = book.image_keys(run.id)
-    if not keys:
-        st.info("No reconstructions: this run has no decoder, or none has been drawn yet.")
-    for key in keys:
-        steps = book.image_steps(run.id, key)
-        step = steps[0] if len(steps) == 1 else st.select_slider(f"{key} — step", options=steps, value=steps[-1])
-        png = book.get_image(run.id, key, step)
-        show_image(png, caption=f"{key} at step {step}: original | masked | decoder A | decoder B")
-        pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
-                    caption=f"{key} of run {run.id} at step {step}",
-                    make_figure=lambda caption, png=png, key=key, step=step: Figure(
-                        f"run{run.id}-{key}-step{step}.png", png, caption,
-                        {"kind": "image", "run_id": run.id, "key": key, "step": step}))
+if images_tab.open:
+    with images_tab:
+        keys = book.image_keys(run.id)
+        if not keys:
+            st.info("No reconstructions: this run has no decoder, or none has been drawn yet.")
+        for key in keys:
+            steps = book.image_steps(run.id, key)
+            step = steps[0] if len(steps) == 1 else st.select_slider(f"{key} — step", options=steps, value=steps[-1])
+            png = book.get_image(run.id, key, step)
+            show_image(png, caption=f"{key} at step {step}: original | masked | decoder A | decoder B")
+            pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
+                        caption=f"{key} of run {run.id} at step {step}",
+                        make_figure=lambda caption, png=png, key=key, step=step: Figure(
+                            f"run{run.id}-{key}-step{step}.png", png, caption,
+                            {"kind": "image", "run_id": run.id, "key": key, "step": step}))
 
 
-with eval_tab:
-    st.fragment(draw_evaluation, run_every=every_few if live else None)()
+if eval_tab.open:
+    with eval_tab:
+        st.fragment(draw_evaluation, run_every=every_few if live else None)()
 
-with weights_tab:
-    steps = book.snapshot_steps(run.id, "histograms")
-    if not steps:
-        st.info("No histograms yet: they are logged every `schedule.histogram_every` episodes (per-layer norms are "
-                "on the Charts tab).")
-    else:
-        step = steps[0] if len(steps) == 1 else st.select_slider("Histogram step", options=steps, value=steps[-1])
-        groups = book.snapshot(run.id, "histograms", step)["groups"]
-        left, right = st.columns(2)
-        left.plotly_chart(histogram_figure(groups, "weights", title=f"weights at step {step}"), key="hist:w")
-        right.plotly_chart(histogram_figure(groups, "grads", title=f"gradients at step {step}"), key="hist:g")
-
-with provenance_tab:
-    if not attempts:
-        st.info("No provenance: the run has not started yet (or ran before provenance was recorded).")
-    else:
-        labels = {i: f"attempt {a.key} (from step {a.step})" for i, a in enumerate(attempts)}
-        chosen = (len(attempts) - 1 if len(attempts) == 1 else
-                  st.selectbox("Attempt", list(labels), index=len(attempts) - 1, format_func=labels.get))
-        provenance = attempts[chosen].payload
-        git = provenance.get("git", {})
-        if "error" in git:
-            st.warning(f"No git state: {git['error']}")
+if weights_tab.open:
+    with weights_tab:
+        steps = book.snapshot_steps(run.id, "histograms")
+        if not steps:
+            st.info("No histograms yet: they are logged every `schedule.histogram_every` episodes (per-layer norms are "
+                    "on the Charts tab).")
         else:
-            state = (f"⚠️ **dirty tree**: {len(git.get('changed', []))} file(s) changed" if git.get("dirty")
-                     else "clean tree")
-            st.markdown(f"**Code**: commit `{git.get('commit', '')[:12]}` on `{git.get('branch')}` · {state}")
-        hardware = provenance.get("hardware", {})
-        gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in hardware.get("gpus", [])) or "none"
-        st.dataframe({"value": {key: str(value) for key, value in {
-            "host": provenance.get("host"), "python": provenance.get("python"),
-            **{f"package {k}": v or "not installed" for k, v in provenance.get("packages", {}).items()},
-            "CUDA (torch build)": provenance.get("cuda") or "—", "cuDNN": provenance.get("cudnn") or "—",
-            "CPU": f"{hardware.get('cpu')} · {hardware.get('cpu_cores_logical')} logical cores",
-            "memory": f"{hardware.get('memory_gb')} GB", "GPUs": gpus,
-            "GPU driver": hardware.get("gpu_driver") or "—", "working folder": provenance.get("cwd")}.items()}},
-            width="stretch")
-        st.caption("Command line")
-        st.code(" ".join(provenance.get("command", [])), language="bash")
-        if git.get("diff_head"):
-            truncated = " (cut at 1 MB)" if git.get("diff_truncated") else ""
-            with st.expander(f"Uncommitted changes: {git.get('diff_bytes', 0):,} bytes{truncated} — full diff in "
-                             f"`{git.get('diff_file')}`"):
-                st.code(git["diff_head"], language="diff")
+            step = steps[0] if len(steps) == 1 else st.select_slider("Histogram step", options=steps, value=steps[-1])
+            groups = book.snapshot(run.id, "histograms", step)["groups"]
+            left, right = st.columns(2)
+            left.plotly_chart(histogram_figure(groups, "weights", title=f"weights at step {step}"), key="hist:w")
+            right.plotly_chart(histogram_figure(groups, "grads", title=f"gradients at step {step}"), key="hist:g")
 
-with config_tab:
-    st.code(json.dumps(run.config, indent=2), language="json")
+if provenance_tab.open:
+    with provenance_tab:
+        if not attempts:
+            st.info("No provenance: the run has not started yet (or ran before provenance was recorded).")
+        else:
+            labels = {i: f"attempt {a.key} (from step {a.step})" for i, a in enumerate(attempts)}
+            chosen = (len(attempts) - 1 if len(attempts) == 1 else
+                      st.selectbox("Attempt", list(labels), index=len(attempts) - 1, format_func=labels.get))
+            provenance = attempts[chosen].payload
+            git = provenance.get("git", {})
+            if "error" in git:
+                st.warning(f"No git state: {git['error']}")
+            else:
+                state = (f"⚠️ **dirty tree**: {len(git.get('changed', []))} file(s) changed" if git.get("dirty")
+                         else "clean tree")
+                st.markdown(f"**Code**: commit `{git.get('commit', '')[:12]}` on `{git.get('branch')}` · {state}")
+            hardware = provenance.get("hardware", {})
+            gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in hardware.get("gpus", [])) or "none"
+            st.dataframe({"value": {key: str(value) for key, value in {
+                "host": provenance.get("host"), "python": provenance.get("python"),
+                **{f"package {k}": v or "not installed" for k, v in provenance.get("packages", {}).items()},
+                "CUDA (torch build)": provenance.get("cuda") or "—", "cuDNN": provenance.get("cudnn") or "—",
+                "CPU": f"{hardware.get('cpu')} · {hardware.get('cpu_cores_logical')} logical cores",
+                "memory": f"{hardware.get('memory_gb')} GB", "GPUs": gpus,
+                "GPU driver": hardware.get("gpu_driver") or "—", "working folder": provenance.get("cwd")}.items()}},
+                width="stretch")
+            st.caption("Command line")
+            st.code(" ".join(provenance.get("command", [])), language="bash")
+            if git.get("diff_head"):
+                truncated = " (cut at 1 MB)" if git.get("diff_truncated") else ""
+                with st.expander(f"Uncommitted changes: {git.get('diff_bytes', 0):,} bytes{truncated} — full diff in "
+                                 f"`{git.get('diff_file')}`"):
+                    st.code(git["diff_head"], language="diff")
 
-with output_tab:
-    checkpoints = book.checkpoints(run.id)
-    if checkpoints:
-        st.caption(f"Last checkpoint: step {checkpoints[-1].step} — `{checkpoints[-1].path}`")
-    st.code(run.log_tail or "(no output yet)", language=None)
-    if slurm_jobs:
-        from engine.executors import job_files
+if config_tab.open:
+    with config_tab:
+        st.code(json.dumps(run.config, indent=2), language="json")
 
-        job = slurm_jobs[-1].payload
-        for name, tail in job_files(Path(job.get("folder", "")), str(job["job_id"])).items():
-            with st.expander(f"Slurm job file {name}"):
-                st.code(tail or "(empty)", language=None)
+if output_tab.open:
+    with output_tab:
+        checkpoints = book.checkpoints(run.id)
+        if checkpoints:
+            st.caption(f"Last checkpoint: step {checkpoints[-1].step} — `{checkpoints[-1].path}`")
+        st.code(run.log_tail or "(no output yet)", language=None)
+        if slurm_jobs:
+            from engine.executors import job_files
+
+            job = slurm_jobs[-1].payload
+            for name, tail in job_files(Path(job.get("folder", "")), str(job["job_id"])).items():
+                with st.expander(f"Slurm job file {name}"):
+                    st.code(tail or "(empty)", language=None)

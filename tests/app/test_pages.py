@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import subprocess
@@ -49,6 +50,12 @@ def page(name: str, *, secrets: dict | None = None, user: dict | None = None, **
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
+
+
+def live_charts(app: AppTest) -> dict[str, dict]:
+    """The run page's live charts by title: what each sent the browser last (app/live_chart.py)."""
+    return {message["title"]: message for message in (
+        json.loads(c.proto.json) for c in app.get("bidi_component") if c.proto.component_name == "lab_notebook.live_chart")}
 
 
 def png(colour: int) -> bytes:
@@ -120,8 +127,9 @@ def test_run_page_shows_charts_reconstructions_banner_and_lint(book):
     assert app.title[0].value == f"Run {run_id} — seeded"
     assert any("Diverged at step 50" in e.value for e in app.error)
     assert any("loss.denominator" in w.value for w in app.warning)
-    charts = app.get("plotly_chart")
-    assert len(charts) == 4  # losses, accuracy, gradient norm, learning rate
+    assert list(live_charts(app)) == ["Losses", "Accuracy", "Gradient norm", "Learning rate"]
+    assert not app.get("image")  # only the open tab is drawn
+    app = page("run", run=str(run_id), tab="Reconstructions")
     assert app.get("image")  # the reconstruction at the latest step
     assert app.select_slider[0].options == ["25", "50"] and app.select_slider[0].value == 50
 
@@ -245,19 +253,9 @@ def test_the_run_page_drops_points_a_resume_discarded(book):
     app = page("run", run=str(run_id))
 
     def plotted() -> list[tuple[int, float]]:
-        import base64
-        import json
-
-        import numpy as np
-
-        def values(data) -> list:  # Plotly sends numpy arrays as {dtype, bdata}
-            if isinstance(data, dict):
-                return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
-            return list(data)
-
-        traces = [t for t in json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
-                  if t.get("name") == "loss/total (raw)"]
-        return list(zip(values(traces[0]["x"]), values(traces[0]["y"])))
+        (series,) = [s for s in live_charts(app)["Losses"]["series"] if s["name"] == "loss/total"]
+        assert series["start"] == 0  # everything, not points to add to what the browser holds
+        return list(zip(series["x"], series["y"]))
 
     assert [x for x, _ in plotted()] == list(range(1, 11))
     book.finish_attempt(first, "failed", reason="killed")
@@ -287,7 +285,7 @@ def trained_run(book: Notebook, name: str, *extra: str) -> int:
 def test_the_run_page_draws_the_few_shot_report_and_the_held_out_features(book):
     run_id = trained_run(book, "two-d")
     assert book.snapshot_steps(run_id, "features") == [3, 6]
-    app = page("run", run=str(run_id))
+    app = page("run", run=str(run_id), tab="Evaluation")
     figures = [c.proto.spec for c in app.get("plotly_chart")]
     few_shot = next(f for f in figures if "6-way" in f or "3-way" in f)
     assert '"error_y"' in few_shot and "held-out classes" in few_shot and "seen classes" in few_shot
@@ -320,7 +318,7 @@ def test_provenance_tab_dirty_badge_code_differences_and_the_clone_warning(book)
                           "diff_head": "+# an experiment\n", "diff_bytes": 17, "diff_file": "/runs/1/a.diff"}}
     book.log_snapshot(first, "provenance", 0, old, key="1")
     book.log_snapshot(second, "provenance", 0, {**now, "git": {**git_state(), "dirty": False}}, key="1")
-    app = page("run", run=str(first))
+    app = page("run", run=str(first), tab="Provenance")
     assert any("dirty tree" in m.value for m in app.markdown)
     assert any("0000000000" in m.value and "dirty tree" in m.value for m in app.markdown)
     table = app.dataframe[-1].value
@@ -519,7 +517,7 @@ def test_a_slurm_run_shows_its_job_ranks_and_the_jobs_files(book, tmp_path):
     (folder / "4242_1_log.err").write_text("rank 1: gloo connected\n")
     book.log_snapshot(run_id, "slurm", 0, {"job_id": "4242", "attempt": 1, "folder": str(folder)},
                       key="attempt-1", attempt=attempt)
-    app = page("run", run=str(run_id))
+    app = page("run", run=str(run_id), tab="Output")
     facts = " ".join(m.value for m in app.markdown)
     assert "Slurm job 4242:" in facts and "2 rank(s) on 1 node(s)" in facts
     assert any(e.label == "Slurm job file 4242_1_log.err" for e in app.expander)

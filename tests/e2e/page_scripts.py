@@ -1,15 +1,11 @@
 """What the browser tests (and bench/viewers.py) read from or do to a page, as JavaScript for `page.evaluate`."""
 
-LAST_STEP_IN_FIRST_CHART = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  if (!plot || !plot._fullData) return 0;
-  return Math.max(0, ...plot._fullData.map(trace => trace.x && trace.x.length ? trace.x[trace.x.length - 1] : 0));
-}"""
+# the run page's live charts (app/live_chart.js) say what they show now on their element
+LAST_STEP_IN_FIRST_CHART = "() => Number(document.querySelector('.live-chart')?.dataset.lastStep || 0)"
 
-POINTS_IN_FIRST_CHART = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  return plot && plot._fullData ? Math.max(0, ...plot._fullData.map(trace => (trace.x || []).length)) : 0;
-}"""
+POINTS_IN_FIRST_CHART = "() => Number(document.querySelector('.live-chart')?.dataset.points || 0)"
+
+LIVE_CHART = ".live-chart canvas"  # a live chart drawn
 
 HIDE_THE_TAB = """() => {  // what the browser does when another tab is brought to the front
   Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
@@ -20,3 +16,17 @@ SHOW_THE_TAB = """() => {
   Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
   document.dispatchEvent(new Event('visibilitychange'));
 }"""
+
+# Notes, in the page itself, when the first live chart shows each new step (wall clock, ms): a bench that asks
+# eight busy tabs in turn would otherwise add its own round trips to the lag it measures.
+RECORD_WHEN_STEPS_ARE_SHOWN = """() => {
+  if (window.stepsShown) return;
+  window.stepsShown = [];
+  new MutationObserver(() => {
+    const step = Number(document.querySelector('.live-chart')?.dataset.lastStep || 0);
+    const last = window.stepsShown[window.stepsShown.length - 1];
+    if (!last || step > last[1]) window.stepsShown.push([Date.now(), step]);
+  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-last-step']});
+}"""
+
+WHEN_STEP_WAS_SHOWN = "(step) => (window.stepsShown.find(([, shown]) => shown >= step) || [null])[0]"

@@ -292,7 +292,7 @@ def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_
     provenance.get_by_text(re.compile(r"Code: commit [0-9a-f]{12} on ")).wait_for()
     shoot(page, "9-run-provenance")
     page.get_by_role("tab", name="Charts").click()
-    system_chart = page.locator(".js-plotly-plot", has_text="System: use (%)")
+    system_chart = page.locator(".live-chart", has_text="System: use (%)")
     system_chart.wait_for()
     system_chart.scroll_into_view_if_needed()
     shoot(page, "10-run-system-metrics")

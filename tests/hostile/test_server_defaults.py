@@ -16,3 +16,4 @@ def test_the_server_config_is_loopback_quiet_and_capped():
     assert config["client"]["showErrorDetails"] == "none"  # no tracebacks for a visitor to read
     assert config["client"]["toolbarMode"] == "viewer"  # no Deploy button
     assert 0 < config["server"]["maxUploadSize"] <= 100
+    assert config["server"]["enableStaticServing"] is True  # app/static/: the live charts' uPlot
