@@ -93,8 +93,19 @@ function options(chart, width) {
     scales: { x: { time: false }, y: settings.log_y ? { distr: 3, log: 10 } : {} },
     axes: [{ stroke: text, grid, ticks: grid, label: "step" }, { stroke: text, grid, ticks: grid, size: 60 }],
     cursor: { drag: { x: true, y: false } },
-    hooks: { setSelect: [(plot) => { if (plot.select.width > 0) chart.zoomed = true; }] },
+    hooks: {
+      setSelect: [(plot) => { if (plot.select.width > 0) chart.zoomed = true; }],
+      setCursor: [showLatest],  // the pointer left the plot: the legend goes back to the latest values
+      setScale: [(plot, key) => {  // the steps in view (read by the browser tests)
+        if (key === "x") chart.root.dataset.steps = `${plot.scales.x.min},${plot.scales.x.max}`;
+      }],
+    },
   };
+}
+
+// Without the pointer on the plot the legend shows the last step's values (uPlot's own shows "--").
+function showLatest(plot) {
+  if (plot.cursor.idx == null && plot.data[0].length) plot.setLegend({ idx: plot.data[0].length - 1 });
 }
 
 function shapeOf(chart) {
@@ -119,6 +130,7 @@ function draw(chart, uPlot) {
   } else {
     chart.plot.setData(data, !chart.zoomed);  // a person's zoom is kept while points arrive
   }
+  showLatest(chart.plot);
   // read by the browser tests and bench/viewers.py: what is on screen now
   chart.root.dataset.lastStep = String(data[0].length ? data[0][data[0].length - 1] : 0);
   chart.root.dataset.points = String(Math.max(0, ...chart.series.map((s) => s.x.length)));

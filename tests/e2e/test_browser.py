@@ -162,6 +162,41 @@ def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_s
         jobs.stop(book, run_id)
 
 
+def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click(app_server, page):
+    from engine import jobs
+    from engine.config import PRESETS
+    from tests.helpers import tiny
+
+    def steps_in_view() -> list[float]:
+        return [float(x) for x in page.evaluate(
+            "() => document.querySelector('.live-chart').dataset.steps || '0,0'").split(",")]
+
+    with Notebook(app_server["db"]) as book:
+        for earlier in book.list_runs(status=["queued", "running"]):  # the worker's one slot is this run's
+            jobs.stop(book, earlier.id)
+        wait_for(lambda: not book.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
+        run_id = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name="zoomed", preset="tiny",
+                             start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
+        page.goto(f"{app_server['base']}/run?run={run_id}")
+        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) > 60, 90, "60 steps of loss on screen")
+        plot = page.locator(".live-chart .u-over").first
+        box = plot.bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + 0.2 * box["width"], y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 0.5 * box["width"], y, steps=8)
+        page.mouse.up()
+        zoomed = wait_for(lambda: (v := steps_in_view())[1] < page.evaluate(LAST_STEP_IN_FIRST_CHART) - 5 and v, 10,
+                          "the chart to show the dragged steps only")
+        shown = page.evaluate(LAST_STEP_IN_FIRST_CHART)
+        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) > shown + 20, 30, "20 more steps drawn")
+        assert steps_in_view() == zoomed  # the person's zoom stayed while the points arrived
+        plot.dblclick(position={"x": box["width"] / 2, "y": box["height"] / 2})
+        wait_for(lambda: steps_in_view()[1] >= page.evaluate(LAST_STEP_IN_FIRST_CHART) - 1, 10,
+                 "the whole run in view again, following new points")
+        jobs.stop(book, run_id)
+
+
 def quiet_for(page, seconds: float) -> bool:
     """Whether the first chart's last step stayed the same for `seconds` (checked every 0.1 s)."""
     first, until = page.evaluate(LAST_STEP_IN_FIRST_CHART), time.monotonic() + seconds
