@@ -3,9 +3,9 @@
 A run page open on a live run is redrawn every second. Sending whole Plotly figures made each tab cost its browser
 ~40 % of a core (Plotly re-laid-out every chart from scratch each second), so eight tabs fell behind without bound
 and took the run's cores (bench/viewers.py). Here each chart is drawn in the page by uPlot (a small canvas chart for
-time series, vendored under app/static/uplot/, MIT) and each rerun sends only the new points. The browser keeps
-what it was sent; a message it cannot follow on from (a reload, a lost message) makes it ask for the whole series
-again, so nothing drifts.
+time series, vendored under app/static/uplot/, MIT) and each rerun sends only the points of its last few messages.
+The browser keeps what it was sent and appends what it lacks; a message it cannot follow on from (it missed too
+many, or was reloaded) makes it ask for the whole series again, so nothing drifts.
 
 `next_message` is pure (what to send, from what was sent and what the page now holds); `live_chart` is the
 Streamlit piece around it.
@@ -66,7 +66,7 @@ def next_message(sent: Sent | None, series: Mapping[str, Series], *, title: str,
             average, ema[name] = debiased_ema_from(ema_at_start[name], values[start:], smoothing)
             part["s"] = _numbers(average, log_y)
         parts.append(part)
-    message = {"title": title, "height": HEIGHT, "log_y": log_y, "asset_base": _asset_base(),
+    message = {"title": title, "height": HEIGHT, "log_y": log_y,
                "generation": next(_generations) if reset else sent.generation, "series": parts,
                "marks": _marks(series)}
     last_steps = {name: int(series[name][0][-1]) if counts[name] else -1 for name in names}
@@ -111,4 +111,5 @@ def live_chart(title: str, series: Mapping[str, Series], *, key: str, smoothing:
 
     message, st.session_state[state_key] = next_message(st.session_state.get(state_key), series, title=title,
                                                         smoothing=smoothing, log_y=log_y, identity=identity)
-    _component(key=key, data=message, on_resend_change=send_everything, height="content")
+    _component(key=key, data={**message, "asset_base": _asset_base()}, on_resend_change=send_everything,
+               height="content")

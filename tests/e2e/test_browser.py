@@ -131,19 +131,29 @@ def launch_and_time_the_first_point(app_server, page, preset: str) -> float:
     return seconds
 
 
-def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_server, page):
+def watch_a_long_tiny_run(app_server, page, book: Notebook, name: str, *, steps_on_screen: int) -> int:
+    """A tiny run of a million episodes in the worker's one slot (earlier runs stopped), its page open with
+    `steps_on_screen` steps of loss drawn; its id."""
     from engine import jobs
     from engine.config import PRESETS
     from tests.helpers import tiny
 
+    for earlier in book.list_runs(status=["queued", "running"]):
+        jobs.stop(book, earlier.id)
+    wait_for(lambda: not book.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
+    run_id = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name=name, preset="tiny",
+                         start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
+    page.goto(f"{app_server['base']}/run?run={run_id}")
+    wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= steps_on_screen, 90,
+             f"{steps_on_screen} steps of loss on screen")
+    return run_id
+
+
+def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_server, page):
+    from engine import jobs
+
     with Notebook(app_server["db"]) as book:
-        for earlier in book.list_runs(status=["queued", "running"]):  # the worker's one slot is this run's
-            jobs.stop(book, earlier.id)
-        wait_for(lambda: not book.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
-        run_id = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name="watched", preset="tiny",
-                             start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
-        page.goto(f"{app_server['base']}/run?run={run_id}")
-        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) > 0, 90, "the run's loss on screen")
+        run_id = watch_a_long_tiny_run(app_server, page, book, "watched", steps_on_screen=1)
 
         page.evaluate(HIDE_THE_TAB)
         # the page redraws once (the server now knows), then holds still while the run goes on
@@ -164,21 +174,13 @@ def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_s
 
 def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click(app_server, page):
     from engine import jobs
-    from engine.config import PRESETS
-    from tests.helpers import tiny
 
     def steps_in_view() -> list[float]:
         return [float(x) for x in page.evaluate(
             "() => document.querySelector('.live-chart').dataset.steps || '0,0'").split(",")]
 
     with Notebook(app_server["db"]) as book:
-        for earlier in book.list_runs(status=["queued", "running"]):  # the worker's one slot is this run's
-            jobs.stop(book, earlier.id)
-        wait_for(lambda: not book.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
-        run_id = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name="zoomed", preset="tiny",
-                             start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
-        page.goto(f"{app_server['base']}/run?run={run_id}")
-        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) > 60, 90, "60 steps of loss on screen")
+        run_id = watch_a_long_tiny_run(app_server, page, book, "zoomed", steps_on_screen=60)
         plot = page.locator(".live-chart .u-over").first
         box = plot.bounding_box()
         y = box["y"] + box["height"] / 2
