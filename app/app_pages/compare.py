@@ -77,8 +77,8 @@ frame_downloads(lambda: book.metrics_frame(chosen), "metrics", key="metrics-fram
 frame_downloads(lambda: book.runs_frame(chosen), "runs", key="compared-runs-frame")
 
 st.subheader("Curves")
-smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
-log_y = st.toggle("Log y")
+smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing", persist_state="session")
+log_y = st.toggle("Log y", key="log y", persist_state="session")
 keys = sorted(set().union(*(book.metric_keys(r.id) for r in runs)))
 for key in keys:
     series = {labels[r.id]: book.metric_history(r.id, key, max_points=MAX_POINTS) for r in runs}

@@ -118,12 +118,6 @@ charts_tab, eval_tab, images_tab, weights_tab, provenance_tab, config_tab, outpu
     ["Charts", "Evaluation", "Reconstructions", "Weights & gradients", "Provenance", "Config", "Output"], key="tab",
     bind="query-params")
 
-if charts_tab.open:  # only the tab on screen is drawn (and kept live)
-    with charts_tab:
-        controls = st.columns([2, 1, 3])
-        smoothing = controls[0].slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
-        log_y = controls[1].toggle("Log y")
-
 
 def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
     """The series on screen for `key`, reading only points newer than the last one this session has."""
@@ -200,13 +194,19 @@ live = run.status in LIVE_STATUSES
 # is redrawn rarely, and at once when it comes back to the front
 visible = page_is_visible()
 every_second, every_few = (1.0, 5.0) if visible else (30.0, 60.0)
-if charts_tab.open:
+if charts_tab.open:  # only the tab on screen is drawn (and kept live)
     with charts_tab:
+        controls = st.columns([2, 1, 3])
+        # kept while another tab is open, and from run to run: a person's way of reading curves
+        smoothing = controls[0].slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing",
+                                       persist_state="session")
+        log_y = controls[1].toggle("Log y", key="log y", persist_state="session")
         if not book.metric_keys(run.id):
             st.fragment(wait_for_the_first_point, run_every=(0.25 if visible else every_second) if live else None)()
         else:
             st.fragment(draw_training_charts, run_every=every_second if live else None)()
             st.fragment(draw_slower_charts, run_every=every_few if live else None)()
+
 
 def draw_evaluation() -> None:
     """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""

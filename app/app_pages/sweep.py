@@ -69,7 +69,7 @@ table = pd.DataFrame([{"best": "🏆" if run.id == best else "", "id": run.id, "
                        **{path.rsplit(".", 1)[-1]: str(value) for path, value in swept(run).items()},
                        metric: scores[run.id]} for run in runs])
 st.dataframe(table, hide_index=True, width="stretch")
-smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01)
+smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing", persist_state="session")
 series = {f"{run.id} · {run.name}": book.metric_history(run.id, metric, max_points=MAX_POINTS) for run in runs}
 st.plotly_chart(metric_figure({k: v for k, v in series.items() if len(v[0])}, title=metric, smoothing=smoothing),
                 key="sweep:curves")

@@ -134,6 +134,25 @@ def test_run_page_shows_charts_reconstructions_banner_and_lint(book):
     assert app.select_slider[0].options == ["25", "50"] and app.select_slider[0].value == 50
 
 
+def test_smoothing_and_log_y_follow_the_person_to_the_next_run_and_to_compare(book):
+    first, second = seeded_run(book, name="first"), seeded_run(book, name="second")
+    app = page("run", run=str(first))
+    assert "s" in live_charts(app)["Losses"]["series"][0]  # smoothed by default (0.6)
+    app.slider(key="smoothing").set_value(0.0).run()
+    app.toggle(key="log y").set_value(True).run()
+    assert "s" not in live_charts(app)["Losses"]["series"][0] and live_charts(app)["Losses"]["log_y"]
+    app.query_params["run"] = str(second)
+    app.run()
+    assert app.title[0].value == f"Run {second} — second"
+    assert (app.slider(key="smoothing").value, app.toggle(key="log y").value) == (0.0, True)
+    assert live_charts(app)["Losses"]["log_y"]
+    app.switch_page("app_pages/compare.py")
+    app.query_params["runs"] = f"{first},{second}"
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert (app.slider(key="smoothing").value, app.toggle(key="log y").value) == (0.0, True)
+
+
 def test_run_page_for_a_missing_run_says_so(book):
     app = page("run", run="404")
     assert "There is no run 404." in [e.value for e in app.error]
