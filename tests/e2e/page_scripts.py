@@ -30,3 +30,15 @@ RECORD_WHEN_STEPS_ARE_SHOWN = """() => {
 }"""
 
 WHEN_STEP_WAS_SHOWN = "(step) => (window.stepsShown.find(([, shown]) => shown >= step) || [null])[0]"
+
+# app/live_chart.js mounted alone on a page of the app's origin (where it finds uPlot): `window.sendToChart(data)`
+# hands it a message as Streamlit would, and `window.resends` collects what it asks the server for.
+MOUNT_A_LIVE_CHART = """async (source) => {
+  const module = await import(URL.createObjectURL(new Blob([source], {type: 'text/javascript'})));
+  const parentElement = document.createElement('div');
+  parentElement.style.width = '600px';
+  document.body.appendChild(parentElement);
+  window.resends = [];
+  window.sendToChart = (data) => { module.default({parentElement, data,
+    setTriggerValue: (name, value) => window.resends.push([name, value])}); };
+}"""

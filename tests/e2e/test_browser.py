@@ -7,12 +7,16 @@ from __future__ import annotations
 import re
 import time
 import zipfile
+from pathlib import Path
 
 from lab_notes import Notebook, Refused
 
 from tests.e2e.conftest import shoot
-from tests.e2e.page_scripts import HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, POINTS_IN_FIRST_CHART, SHOW_THE_TAB
+from tests.e2e.page_scripts import (HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, MOUNT_A_LIVE_CHART, POINTS_IN_FIRST_CHART,
+                                    SHOW_THE_TAB)
 from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
@@ -351,3 +355,84 @@ def test_the_form_shows_what_a_journal_preset_sets_first_and_folds_the_rest(app_
     shoot(page, "1b-new-run-journal-preset")
     page.get_by_text("model — Model").click()
     patch.wait_for()
+
+
+def test_smoothing_and_log_y_stay_while_another_tab_is_open(app_server, page):
+    from engine.config import PRESETS
+
+    with Notebook(app_server["db"]) as book:  # a finished run of this test's own (pinned where no worker serves)
+        run_id = book.create_run(PRESETS["tiny"].model_dump(mode="json"), name="read closely", preset="tiny",
+                                 pinned_host="this browser test")
+        attempt = book.claim_next_run("this browser test", host="this browser test")
+        assert attempt.run_id == run_id
+        for step in range(1, 41):
+            book.log_metrics(run_id, step, {"loss/total": 2.0 / step}, attempt=attempt)
+        book.finish_attempt(attempt, "completed")
+    page.goto(f"{app_server['base']}/run?run={run_id}")
+    page.locator(".live-chart", has_text="Losses").wait_for()
+    smoothing = page.get_by_role("slider", name="Smoothing (debiased EMA)")
+    log_y = page.get_by_role("switch", name="Log y")
+    smoothing.focus()
+    smoothing.press("Home")
+    wait_for(lambda: smoothing.input_value() == "0", 10, "the smoothing slider at 0")
+    log_y.check(force=True)
+    wait_for(lambda: log_y.is_checked(), 10, "log y on")
+
+    page.get_by_role("tab", name="Config").click()
+    page.get_by_role("tabpanel", name="Config").get_by_text('"episodes"').first.wait_for()
+    page.get_by_role("tab", name="Charts").click()
+    page.locator(".live-chart", has_text="Losses").wait_for()
+    assert smoothing.input_value() == "0" and log_y.is_checked()
+
+
+def test_a_chart_that_missed_messages_follows_on_or_asks_once_for_everything(app_server, page):
+    """The protocol between app/live_chart.py and its browser half, messages chosen by hand: a busy tab that
+    draws only the last of a few messages still follows on; one that missed more asks once for everything."""
+    import numpy as np
+
+    from app.live_chart import WINDOW, next_message
+
+    def losses(n: int):
+        steps = np.arange(1, n + 1)
+        return {"loss/total": (steps, 1.0 / steps)}
+
+    def shown() -> tuple[int, int]:
+        return page.evaluate("() => { const c = document.querySelector('.live-chart');"
+                             "return c ? [Number(c.dataset.points || 0), Number(c.dataset.lastStep || 0)] : [0, 0]; }")
+
+    sent = None
+
+    def message_for(n: int) -> dict:
+        nonlocal sent
+        message, sent = next_message(sent, losses(n), title="Losses", smoothing=0.6, log_y=False)
+        return {**message, "asset_base": "/app/static/uplot/"}
+
+    page.goto(f"{app_server['base']}/_stcore/health")  # any page of the app's origin
+    page.evaluate(MOUNT_A_LIVE_CHART, (ROOT / "app" / "live_chart.js").read_text())
+    deliver = lambda message: page.evaluate("(m) => window.sendToChart(m)", message)  # noqa: E731
+    deliver(message_for(10))
+    wait_for(lambda: shown() == [10, 10], 10, "the first 10 points drawn")
+    deliver(message_for(15))
+    for n in range(20, 20 + 5 * (WINDOW - 1), 5):
+        message_for(n)  # sent, never drawn: a busy tab draws only the last of those that arrive together
+    held = 20 + 5 * (WINDOW - 1)
+    deliver(message_for(held))
+    wait_for(lambda: shown() == [held, held], 10, f"{held} points: it followed on")
+    assert page.evaluate("() => window.resends") == []
+
+    for n in range(held + 5, held + 5 + 5 * WINDOW, 5):
+        message_for(n)  # one more missed than a message can make up for
+    n = held + 5 + 5 * WINDOW
+    behind = message_for(n)
+    deliver(behind)
+    deliver(behind)  # the same again (a rerun with nothing new): it asks once, not twice
+    wait_for(lambda: len(page.evaluate("() => window.resends")) == 1, 10, "a request for everything")
+    assert page.evaluate("() => window.resends")[0][0] == "resend"
+    assert shown() == [held, held]  # it keeps what it had meanwhile
+
+    sent = None  # what live_chart's send_everything does
+    everything = message_for(n)
+    assert all(s["start"] == 0 for s in everything["series"]) and everything["generation"] != behind["generation"]
+    deliver(everything)
+    wait_for(lambda: shown() == [n, n], 10, "all the points, in a new generation")
+    assert len(page.evaluate("() => window.resends")) == 1
