@@ -396,9 +396,8 @@ def test_a_chart_that_missed_messages_follows_on_or_asks_once_for_everything(app
         steps = np.arange(1, n + 1)
         return {"loss/total": (steps, 1.0 / steps)}
 
-    def shown() -> tuple[int, int]:
-        return page.evaluate("() => { const c = document.querySelector('.live-chart');"
-                             "return c ? [Number(c.dataset.points || 0), Number(c.dataset.lastStep || 0)] : [0, 0]; }")
+    def shown() -> list[int]:  # [points held, last step drawn]
+        return [page.evaluate(POINTS_IN_FIRST_CHART), page.evaluate(LAST_STEP_IN_FIRST_CHART)]
 
     sent = None
 
