@@ -15,10 +15,24 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from engine.config import PRESETS, RunConfig  # noqa: E402
-from tests.helpers import fresh_postgres_database, tiny  # noqa: E402
+from tests.helpers import fresh_postgres_database, missing_service, tiny  # noqa: E402
 
 # Test models are tiny: one thread is as fast as two here, and cannot be starved by a neighbour.
 torch.set_num_threads(1)
+
+
+# The slow lane (`pytest -m slow`; `-m "not slow"` is the fast one): tests that start processes (a worker, ranks,
+# Slurm jobs, an app server), drive a browser, or soak. Marked here by the fixtures that start those, and by file for
+# the tests that start their own subprocesses, so that a new test of that kind lands in the slow lane by itself.
+SLOW_FIXTURES = {"app_server", "browser", "page", "start_worker", "worker", "impatient_worker", "straight"}
+SLOW_FILES = {"test_slurm.py", "test_lifecycle_soak.py", "test_distributed.py", "test_hosts.py", "test_worker.py",
+              "test_compose.py", "test_cli.py", "test_provenance.py", "test_schema_lock.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -63,8 +77,8 @@ def no_engine_process_outlives_the_tests():
 def empty_postgres_url():
     """A fresh, empty PostgreSQL database of the test's own (a team's notebook), dropped after it."""
     if not os.environ.get("LAB_NOTEBOOK_TEST_PG_URL"):
-        pytest.skip("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) for a team's notebook on one "
-                    "server")
+        missing_service("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) for a team's notebook on one "
+                        "server")
     url, drop = fresh_postgres_database()
     yield url
     drop()

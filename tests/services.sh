@@ -1,10 +1,14 @@
 # Sourced by the test command: installs Debian's Chromium and a CJK font (the journal is partly in Chinese: without
 # one, the browser tests and screenshots draw it as boxes) for the browser tests, starts a local PostgreSQL
 # (Debian's package) for the store tests and exports LAB_NOTEBOOK_TEST_PG_URL. Where it cannot (no root, no apt),
-# those tests skip and say why; under CI they must run.
-_services_fail() {
-  echo "services: $1" >&2
-  if [ "${CI:-}" = "true" ]; then return 1; fi
+# those tests skip and say why; under CI they must run: a service that fails to start ends this script with status 1
+# and a message, so the test command's `&&` stops there.
+_services_fail() {  # $1: what went wrong, $2: what follows outside CI
+  if [ "${CI:-}" = "true" ]; then
+    echo "services: $1. Under CI every service must start: stopping before the tests." >&2
+    return 1
+  fi
+  echo "services: $1; $2" >&2
   return 0
 }
 _services_missing=""
@@ -18,7 +22,7 @@ command -v faketime >/dev/null 2>&1 || _services_missing="$_services_missing fak
 if [ -n "$_services_missing" ] && [ "$(id -u)" = 0 ]; then
   echo "services: installing$_services_missing (Debian packages)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $_services_missing) >/dev/null 2>&1 \
-    || _services_fail "apt-get could not install$_services_missing"
+    || { _services_fail "apt-get could not install$_services_missing" "the tests that need them will skip" || return 1; }
 fi
 if command -v pg_lsclusters >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   read -r _pg_version _pg_cluster _pg_port _rest < <(pg_lsclusters -h | head -n 1)
@@ -41,10 +45,10 @@ SQL
     export LAB_NOTEBOOK_TEST_PG_URL="postgresql+psycopg://lab_notebook_test:${_pg_password}@127.0.0.1:${_pg_port}/lab_notebook_test"
     echo "services: PostgreSQL $_pg_version on port $_pg_port"
   else
-    _services_fail "PostgreSQL did not start; the PostgreSQL store tests will skip"
+    _services_fail "PostgreSQL did not start" "the PostgreSQL store tests will skip" || return 1
   fi
 else
-  _services_fail "no PostgreSQL (needs root and apt); the PostgreSQL store tests will skip"
+  _services_fail "no PostgreSQL (needs root and apt)" "the PostgreSQL store tests will skip" || return 1
 fi
 # A single-node Slurm for the Slurm executor's tests (exports LAB_TEST_SLURM=1).
 source "$(dirname "${BASH_SOURCE[0]}")/slurm.sh" || return 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab_notes import Notebook
-from tests.helpers import server_is_healthy, stop_processes, wait_for
+from tests.helpers import missing_service, server_is_healthy, stop_processes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -59,9 +59,8 @@ def browser():
     playwright_api = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium")
     if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Debian's chromium is not installed (tests/services.sh installs it)")
-        pytest.skip("browser tests: Debian's chromium is not installed (apt-get install chromium)")
+        missing_service("browser tests: Debian's chromium is not installed (apt-get install chromium; "
+                        "tests/services.sh installs it)")
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium,

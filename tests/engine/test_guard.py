@@ -21,6 +21,7 @@ def two_threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_divergence_preset_goes_negative_then_is_caught_within_two_minutes(two_threads):
     started = time.monotonic()
     sink = Recorder()

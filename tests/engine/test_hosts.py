@@ -17,7 +17,7 @@ from engine import jobs
 from engine.config import PRESETS
 from lab_notes import Notebook
 from lab_notes.sink import HEARTBEAT_SECONDS
-from tests.helpers import stop_processes, tiny, wait_for
+from tests.helpers import missing_service, stop_processes, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # seconds: a run whose lease is judged by the wrong clock (10 minutes off) goes at the first sweep whatever this
@@ -117,7 +117,7 @@ def test_a_worker_whose_clock_is_10_minutes_off_keeps_its_leases(empty_postgres_
     """Ahead, its reaper would fail the other host's live runs if it judged their heartbeats by its own clock;
     behind, its own runs' heartbeats would look stale to the other host's reaper. Neither may happen."""
     if libfaketime() is None:
-        pytest.skip("needs libfaketime to skew a worker's clock (apt-get install faketime; tests/services.sh "
+        missing_service("needs libfaketime to skew a worker's clock (apt-get install faketime; tests/services.sh "
                     "installs it)")
     seen = subprocess.run([sys.executable, "-c", "import time, datetime; print(time.time(), "
                            "datetime.datetime.now(datetime.timezone.utc).timestamp())"],

@@ -30,7 +30,8 @@ class Recorder:
         return [self.metrics[s]["loss/total"] for s in sorted(self.metrics)]
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name.endswith("-journal-scale") else name
+                                  for name in sorted(PRESETS)])  # the fast lane trains each at its small size
 def test_every_preset_trains_three_episodes_with_finite_losses(name):
     cfg = tiny(PRESETS[name], "schedule.episodes=3", "schedule.eval_every=3", "schedule.image_every=3",
                "model.encoder.depth=2" if PRESETS[name].model.encoder.depth > 1 else "model.encoder.depth=1")

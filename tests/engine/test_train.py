@@ -61,6 +61,7 @@ def test_learning_rate_warms_up_then_follows_cosine():
     assert learning_rate(cfg, 110, 110) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_training_on_digits_learns_above_chance():
     cfg = tiny(PRESETS["2022-12-14-normalized-infonce-2d"], "data.dataset=\"digits\"", "data.n_way=5",
                "data.k_shot=5", "data.q_queries=5", "model.contrastive.feature_dim=16", "optim.lr=0.003",

@@ -17,7 +17,7 @@ from engine import jobs
 from engine.config import PRESETS
 from engine.worker import device_slots, ensure_worker, exit_reason
 from lab_notes import Notebook
-from tests.helpers import counted_image_folder, stop_processes, tiny, wait_for
+from tests.helpers import counted_image_folder, missing_service, stop_processes, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,10 +107,8 @@ def test_stop_then_resume_continues_from_the_checkpoint(book, start_worker, tmp_
                     f"schedule.eval_every={episodes}", f"schedule.image_every={episodes}")
     start_worker()
     wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 20, 120, "the run to train")
-    asked = time.monotonic()
     book.request_stop(run_id)
-    wait_for(lambda: finished(book, run_id, "stopped"), 10, "the run to stop")
-    assert time.monotonic() - asked < 10
+    wait_for(lambda: finished(book, run_id, "stopped"), 10, "the run to stop")  # the deadline is the assertion
     (checkpoint,) = book.checkpoints(run_id)
     stopped_at = checkpoint.step
     # recorded relative to the worker's artifact root (--runs-dir), so any host that mounts it finds the file
@@ -129,12 +127,10 @@ def test_killing_a_run_process_fails_it_and_the_worker_goes_on(book, start_worke
     start_worker()
     wait_for(lambda: len(book.metric_history(doomed, "loss/total")[0]) >= 10, 120, "the first run to train")
     pid = wait_for(lambda: book.get_run(doomed).pid, 10, "the run's pid")
-    time.sleep(0.6)  # let a flush land, so "metrics flushed before are kept" has something to keep
+    # at least 10 points have landed (waited for above), so "metrics flushed before are kept" has something to keep
     flushed = len(book.metric_history(doomed, "loss/total")[0])
-    killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: status(book, doomed) == "failed", 10, "the killed run to be marked failed")
-    assert time.monotonic() - killed < 10
     run = book.get_run(doomed)
     assert run.status_reason.startswith("process died, signal 9") and run.exit_code == -9
     assert len(book.metric_history(doomed, "loss/total")[0]) >= flushed > 0
@@ -247,10 +243,8 @@ def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_o
     wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 60, 120, "the run to train")
     old_pid = book.get_run(run_id).pid
     assert book.fail_stale_attempts(-60) == [run_id]  # as if its heartbeat had gone stale
-    reaped = time.monotonic()
     wait_for(lambda: not Path(f"/proc/{old_pid}").exists() or "zombie" in Path(f"/proc/{old_pid}/status")
              .read_text().lower(), 10, "the reaped attempt's process to stop by itself")
-    assert time.monotonic() - reaped < 10
     wait_for(lambda: book.get_run(run_id).exit_code == 71, 10, "the worker to record why it stopped")
     step = jobs.resume(book, run_id, tmp_path / "runs")
     assert step > 0 and step % 50 == 0
@@ -325,7 +319,7 @@ def _postgres_cluster() -> tuple[str, str] | None:
 def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
     cluster = _postgres_cluster()
     if cluster is None:
-        pytest.skip("needs root, pg_ctlcluster and $LAB_NOTEBOOK_TEST_PG_URL (as .ci/run sets up) to stop and "
+        missing_service("needs root, pg_ctlcluster and $LAB_NOTEBOOK_TEST_PG_URL (as .ci/run sets up) to stop and "
                     "restart PostgreSQL")
     from tests.helpers import fresh_postgres_database
 

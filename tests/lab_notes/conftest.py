@@ -8,7 +8,7 @@ import os
 import pytest
 
 from lab_notes import Notebook
-from tests.helpers import fresh_postgres_database
+from tests.helpers import fresh_postgres_database, missing_service
 
 PG_URL = os.environ.get("LAB_NOTEBOOK_TEST_PG_URL")
 
@@ -21,7 +21,7 @@ def notebook_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'notebook.db'}"
         return
     if not PG_URL:
-        pytest.skip("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) to run the store tests against it")
+        missing_service("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does) to run the store tests against it")
     url, drop = fresh_postgres_database()
     yield url
     drop()

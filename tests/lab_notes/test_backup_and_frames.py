@@ -16,8 +16,7 @@ from sqlalchemy import create_engine, text
 
 from lab_notes import Notebook
 from lab_notes.backup import BackupError, backup, backup_if_due, backup_into, backups_in, restore
-from tests.helpers import wait_for
-from tests.helpers import fresh_postgres_database
+from tests.helpers import fresh_postgres_database, missing_service, wait_for
 from tests.lab_notes.conftest import PG_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,8 +93,9 @@ def test_backups_into_a_folder_keep_the_newest_and_come_when_due(tmp_path):
     assert backup_if_due(url, folder, keep=2, every=dt.timedelta(0)) is not None
 
 
-@pytest.mark.skipif(not PG_URL, reason="PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does)")
 def test_a_postgresql_notebook_backs_up_with_pg_dump_and_restores(tmp_path):
+    if not PG_URL:
+        missing_service("PostgreSQL: set LAB_NOTEBOOK_TEST_PG_URL (as .ci/run does)")
     source, drop_source = fresh_postgres_database()
     target, drop_target = fresh_postgres_database()
     try:
