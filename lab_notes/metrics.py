@@ -15,7 +15,8 @@ from lab_notes.records import Attempt
 from lab_notes.db import Database
 from lab_notes.runs import LeaseLost, lease_lost
 from lab_notes.schema import ImageRow, MetricRollupRow, MetricRow, SnapshotRow
-from lab_notes.series import BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, merge, overview, summarise, to_sql
+from lab_notes.series import (BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, overview, summarise,
+                              upsert_rollups_sql)
 from lab_notes.snapshots import KEPT_ON_RESUME
 
 Point = tuple[int, str, int, "float | None", float, "int | None"]  # run, key, step, value, wall time, attempt
@@ -28,6 +29,7 @@ class MetricsStore(Database):
         mark = self._placeholder
         self._insert_metrics_sql = ("INSERT INTO metrics (run_id, key, step, value, wall_time, attempt) VALUES "
                                     f"({', '.join([mark] * 6)})")
+        self._upsert_rollups_sql = upsert_rollups_sql(mark)
         self._buffer: list[tuple[Attempt | None, Point]] = []
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -45,7 +47,8 @@ class MetricsStore(Database):
         With `attempt`, they are dropped (and the flush raises LeaseLost) if the attempt lost the run."""
         stamp = time.time() if wall_time is None else wall_time
         number = attempt.number if attempt is not None else None
-        rows = [(attempt, (run_id, key, step, to_sql(value), stamp, number)) for key, value in values.items()]
+        rows = [(attempt, (run_id, key, step, None if (v := float(value)) != v else v, stamp, number))
+                for key, value in values.items()]
         with self._buffer_lock:
             self._buffer.extend(rows)
             full = len(self._buffer) >= self.flush_points
@@ -54,7 +57,9 @@ class MetricsStore(Database):
 
     def log_batch(self, rows: Iterable[tuple[int, str, int, float, float]]) -> None:
         """Write (run_id, key, step, value, wall_time) rows now, in one transaction: the one batch primitive."""
-        prepared = [(run_id, key, step, to_sql(value), wall_time, None) for run_id, key, step, value, wall_time in rows]
+        # NaN as NULL as `to_sql` does, inlined: this comprehension is on every point's path (x != x only for NaN)
+        prepared = [(run_id, key, step, None if (v := float(value)) != v else v, wall_time, None)
+                    for run_id, key, step, value, wall_time in rows]
         if prepared:
             with self._writer.begin() as connection:
                 self._write_points(connection, prepared)
@@ -101,32 +106,13 @@ class MetricsStore(Database):
         self._write_rollups(connection, [row[:4] for row in rows])
 
     def _write_rollups(self, connection: Connection, points: Sequence[tuple[int, str, int, float | None]]) -> None:
-        """Fold new points into their buckets' summaries (read, merge, replace), inside the caller's transaction.
-        Plain driver SQL: this runs on every flush, and building statements would cost more than running them."""
+        """Fold new points into their buckets' summaries inside the caller's transaction: one upsert whose
+        ON CONFLICT clause is `series.merge` in SQL (SQLite and PostgreSQL alike), instead of a read, a delete and
+        an insert per series. Plain driver SQL: this runs on every flush."""
         fresh = summarise(points)
-        if not fresh:
-            return
-        mark = self._placeholder
-        wanted: dict[tuple[int, str], list[int]] = {}
-        for run_id, key, bucket in fresh:
-            wanted.setdefault((run_id, key), []).append(bucket)
-        existing = {}
-        for (run_id, key), buckets in wanted.items():
-            where = f"run_id = {mark} AND key = {mark} AND bucket IN ({', '.join([mark] * len(buckets))})"
-            found = connection.exec_driver_sql(
-                f"SELECT bucket, {', '.join(ROLLUP_COLUMNS)} FROM metric_rollups WHERE {where}",
-                (run_id, key, *buckets)).all()
-            if found:
-                existing.update({(run_id, key, row[0]): dict(zip(ROLLUP_COLUMNS, row[1:])) for row in found})
-                connection.exec_driver_sql(f"DELETE FROM metric_rollups WHERE {where}", (run_id, key, *buckets))
-        rows = []
-        for where, summary in fresh.items():
-            if where in existing:
-                summary = merge(existing[where], summary)
-            rows.append((*where, *(summary[c] for c in ROLLUP_COLUMNS)))
-        connection.exec_driver_sql(
-            f"INSERT INTO metric_rollups (run_id, key, bucket, {', '.join(ROLLUP_COLUMNS)}) VALUES "
-            f"({', '.join([mark] * (3 + len(ROLLUP_COLUMNS)))})", rows)
+        if fresh:
+            connection.exec_driver_sql(self._upsert_rollups_sql, [
+                (*where, *(summary[c] for c in ROLLUP_COLUMNS)) for where, summary in fresh.items()])
 
     def discard_after(self, run_id: int, step: int) -> None:
         """Drop metrics, images and snapshots (not provenance) logged after `step` (a resumed run logs those steps again)."""

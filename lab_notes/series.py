@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from itertools import groupby
 from operator import itemgetter
 from typing import Iterable
 
@@ -74,33 +76,71 @@ def merge(old: dict, new: dict) -> dict:
     return merged
 
 
+def upsert_rollups_sql(mark: str) -> str:
+    """`merge` as SQL: insert each fresh bucket summary, or fold it into the stored one (`t`, the row as it was;
+    every SET reads the old row). `mark` is the driver's placeholder. CASE rather than min()/LEAST, which treat
+    NULL differently in SQLite and PostgreSQL."""
+    def earliest(column: str) -> str:
+        return (f"CASE WHEN excluded.{column} IS NULL THEN t.{column} WHEN t.{column} IS NULL "
+                f"OR excluded.{column} < t.{column} THEN excluded.{column} ELSE t.{column} END")
+
+    def extreme(column: str, by: str, better: str) -> str:
+        return (f"CASE WHEN excluded.{by} IS NOT NULL AND (t.{by} IS NULL OR excluded.{by} {better} t.{by}) "
+                f"THEN excluded.{column} ELSE t.{column} END")
+
+    def latest(column: str) -> str:
+        return f"CASE WHEN excluded.last_step >= t.last_step THEN excluded.{column} ELSE t.{column} END"
+
+    update = {"n": "t.n + excluded.n",
+              **{c: extreme(c, "min_value", "<") for c in ("min_step", "min_value")},
+              **{c: extreme(c, "max_value", ">") for c in ("max_step", "max_value")},
+              **{c: latest(c) for c in ("last_step", "last_value")},
+              **{c: earliest(c) for c in ("nan_step", "posinf_step", "neginf_step")}}
+    assert set(update) == set(ROLLUP_COLUMNS)
+    return (f"INSERT INTO metric_rollups AS t (run_id, key, bucket, {', '.join(ROLLUP_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * (3 + len(ROLLUP_COLUMNS)))}) "
+            f"ON CONFLICT (run_id, key, bucket) DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}")
+
+
 def summarise(rows: Iterable[tuple[int, str, int, float | None]]) -> dict[tuple[int, str, int], dict]:
     """(run_id, key, step, stored value) rows -> {(run_id, key, bucket): summary}. Written for speed: it runs on
-    every flush, so it groups first and lets min/max do the per-point work in C."""
-    groups: dict[tuple[int, str, int], list[tuple[int, float | None]]] = {}
-    for run_id, key, step, value in rows:
-        where = (run_id, key, step // BUCKET_STEPS)
-        points = groups.get(where)
-        if points is None:
-            points = groups[where] = []
-        points.append((step, value))
+    every flush, so the per-point work is done by C builtins (a stable sort, bisect, min, max, map), and Python
+    loops over points only in a bucket that holds a NaN or ±inf."""
     buckets = {}
-    for where, points in groups.items():
-        bucket = _empty()
-        bucket["n"] = len(points)
-        bucket["last_step"], bucket["last_value"] = max(reversed(points), key=itemgetter(0))  # ties: the latest
-        finite = [p for p in points if p[1] is not None and p[1] - p[1] == 0]  # x - x is NaN for ±inf
-        if finite:
-            bucket["min_step"], bucket["min_value"] = min(finite, key=itemgetter(1))
-            bucket["max_step"], bucket["max_value"] = max(finite, key=itemgetter(1))
-        if len(finite) < len(points):
-            for step, value in points:
-                kind = "nan_step" if value is None else ("posinf_step" if value > 0 else "neginf_step") \
-                    if value is None or value - value != 0 else None
-                if kind and (bucket[kind] is None or step < bucket[kind]):
-                    bucket[kind] = step
-        buckets[where] = bucket
+    ordered = sorted(rows, key=_series_and_step)  # stable: among equal steps, the later write stays later
+    for (run_id, key), group in groupby(ordered, key=_series):
+        points = list(group)
+        steps = list(map(_step, points))
+        start = 0
+        while start < len(points):
+            bucket = steps[start] // BUCKET_STEPS
+            end = bisect_left(steps, (bucket + 1) * BUCKET_STEPS, start)
+            buckets[run_id, key, bucket] = _summary(points[start:end])
+            start = end
     return buckets
+
+
+def _summary(points: list[tuple[int, str, int, float | None]]) -> dict:
+    """One bucket's summary from its points in step order (the latest write last among equal steps)."""
+    summary = _empty()
+    summary["n"] = len(points)
+    _, _, summary["last_step"], summary["last_value"] = points[-1]
+    values = list(map(_value, points))
+    finite = points
+    if None in values or any(map(math.isinf, values)):
+        finite = [p for p in points if p[3] is not None and p[3] - p[3] == 0]  # x - x is NaN for ±inf
+        for _, _, step, value in points:
+            kind = "nan_step" if value is None else ("posinf_step" if value > 0 else "neginf_step") \
+                if value is None or value - value != 0 else None
+            if kind and summary[kind] is None:  # points are in step order: the first is the earliest
+                summary[kind] = step
+    if finite:
+        _, _, summary["min_step"], summary["min_value"] = min(finite, key=_value)
+        _, _, summary["max_step"], summary["max_value"] = max(finite, key=_value)
+    return summary
+
+
+_series, _series_and_step, _step, _value = itemgetter(0, 1), itemgetter(0, 1, 2), itemgetter(2), itemgetter(3)
 
 
 def overview(summaries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
