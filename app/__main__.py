@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from app.serving import (ALLOW_ANONYMOUS_ENV, default_secrets_files, read_auth_section, refusal_to_serve,
-                         sign_in_configured)
+from app.serving import (ALLOW_ANONYMOUS_ENV, cookie_secret_problem, default_secrets_files, read_auth_section,
+                         refusal_to_serve, sign_in_configured)
 
 SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 
@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m app: give the address and port as --address and --port", file=sys.stderr)
         return 2
     files = secrets_files_in(streamlit_flags) or default_secrets_files(SCRIPT, Path.cwd(), Path.home())
-    refusal = refusal_to_serve(args.address, signed_in=sign_in_configured(read_auth_section(files)),
-                               allow_anonymous=args.allow_anonymous)
+    auth = read_auth_section(files)
+    refusal = cookie_secret_problem(auth) or refusal_to_serve(args.address, signed_in=sign_in_configured(auth),
+                                                              allow_anonymous=args.allow_anonymous)
     if refusal:
         print(f"python -m app: {refusal}", file=sys.stderr)
         return 2
