@@ -57,7 +57,9 @@ def test_on_the_pages_an_unverified_admin_email_signs_in_as_the_subject_without_
 
 def test_the_readme_cookie_secret_and_guessable_ones_are_refused_random_ones_accepted():
     readme = readme_auth_section()
-    problem = cookie_secret_problem(readme)
+    problem = cookie_secret_problem(readme)  # as the README shows it now: a placeholder
+    assert problem and "secrets.token_hex(32)" in problem
+    problem = cookie_secret_problem({**readme, "cookie_secret": "a long random string"})  # as it showed before
     assert problem and "README" in problem and "secrets.token_hex(32)" in problem
     for weak in ("s3cret", "a test cookie secret, long enough", "x" * 64, "0123" * 16, "A LONG RANDOM STRING"):
         assert cookie_secret_problem({**readme, "cookie_secret": weak}), weak
@@ -77,7 +79,7 @@ def test_python_m_app_refuses_to_start_with_the_readme_cookie_secret(tmp_path):
 
 
 def test_a_server_started_by_hand_with_the_readme_cookie_secret_shows_the_refusal_on_every_page(book):
-    app = page("home", secrets={**SECRETS, "auth": {**AUTH, "cookie_secret": readme_auth_section()["cookie_secret"]}},
+    app = page("home", secrets={**SECRETS, "auth": {**AUTH, "cookie_secret": "a long random string"}},
                user={"is_logged_in": False})
     assert any("cookie_secret" in e.value and "token_hex" in e.value for e in app.error)
     assert not app.button  # not even the sign-in button
