@@ -9,8 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from app.serving import (ALLOW_ANONYMOUS_ENV, default_secrets_files, read_auth_section, refusal_to_serve,
-                         sign_in_configured)
+from app.serving import (ALLOW_ANONYMOUS_ENV, cookie_secret_problem, default_secrets_files, read_auth_section,
+                         refusal_to_serve, sign_in_configured)
+from lab_notes.db import apply_umask
 
 SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 
@@ -41,13 +42,19 @@ def secrets_files_in(flags: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args, streamlit_flags = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        apply_umask()  # the server (exec'd below) and the workers it starts inherit it: files are the owner's
+    except ValueError as error:
+        print(f"python -m app: {error}", file=sys.stderr)
+        return 2
     if any(flag.split("=", 1)[0] in ("--server.address", "--server.port") for flag in streamlit_flags):
         # Passed on, it would override --address after the check: the check must see the address that is served.
         print("python -m app: give the address and port as --address and --port", file=sys.stderr)
         return 2
     files = secrets_files_in(streamlit_flags) or default_secrets_files(SCRIPT, Path.cwd(), Path.home())
-    refusal = refusal_to_serve(args.address, signed_in=sign_in_configured(read_auth_section(files)),
-                               allow_anonymous=args.allow_anonymous)
+    auth = read_auth_section(files)
+    refusal = cookie_secret_problem(auth) or refusal_to_serve(args.address, signed_in=sign_in_configured(auth),
+                                                              allow_anonymous=args.allow_anonymous)
     if refusal:
         print(f"python -m app: {refusal}", file=sys.stderr)
         return 2

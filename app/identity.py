@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from app.serving import ALLOW_ANONYMOUS_ENV, refusal_to_serve, sign_in_configured
+from app.serving import ALLOW_ANONYMOUS_ENV, cookie_secret_problem, refusal_to_serve, sign_in_configured
 from lab_notes.owners import LOCAL_USER, Person, is_admin
 
 
@@ -35,12 +35,25 @@ def admins() -> list[str]:
 
 
 def person_from(user: Mapping[str, Any], admin_names: list[str]) -> Person | None:
-    """The signed-in person from `st.user`'s claims: their email, else their subject (a provider that gives
-    no email still gives a stable `sub`); None when nobody is signed in."""
+    """The signed-in person from `st.user`'s claims; None when nobody is signed in. Their email only when the
+    provider says it verified it (`email_verified`): anyone can put any address on an account at many
+    providers, and an unverified one must not pass for an admin's. Otherwise their subject with its issuer
+    ("SUB@ISSUER": stable, unique across providers), which is never an admin."""
     if not user.get("is_logged_in"):
         return None
-    name = user.get("email") or user.get("sub")
-    return Person(str(name), is_admin=is_admin(str(name), admin_names)) if name else None
+    if user.get("email") and email_is_verified(user.get("email_verified")):
+        name = str(user["email"])
+        return Person(name, is_admin=is_admin(name, admin_names))
+    subject = user.get("sub")
+    if not subject:
+        return None
+    issuer = user.get("iss")
+    return Person(f"{subject}@{issuer}" if issuer else str(subject), is_admin=False)
+
+
+def email_is_verified(claim: Any) -> bool:
+    """`email_verified` as providers send it: a JSON boolean, or (some, e.g. Cognito) the string "true"."""
+    return claim is True or (isinstance(claim, str) and claim.strip().lower() == "true")
 
 
 def current_person() -> Person:
@@ -60,11 +73,13 @@ def owner_to_record() -> str | None:
 
 
 def refuse_to_serve_here() -> None:
-    """For a server started by hand on another address (`streamlit run … --server.address 0.0.0.0`) without
-    sign-in: every page shows why and stops ($LAB_ALLOW_ANONYMOUS=1, what `python -m app --allow-anonymous`
+    """For a server started by hand (`streamlit run …`, bypassing `python -m app`'s checks) with a guessable
+    cookie secret, or on another address (`--server.address 0.0.0.0`) without sign-in: every page shows why
+    and stops ($LAB_ALLOW_ANONYMOUS=1, what `python -m app --allow-anonymous`
     sets, serves anyway)."""
-    refusal = refusal_to_serve(st.get_option("server.address"), signed_in=sign_in_is_on(),
-                               allow_anonymous=os.environ.get(ALLOW_ANONYMOUS_ENV) == "1")
+    refusal = cookie_secret_problem(secrets_section("auth")) or refusal_to_serve(
+        st.get_option("server.address"), signed_in=sign_in_is_on(),
+        allow_anonymous=os.environ.get(ALLOW_ANONYMOUS_ENV) == "1")
     if refusal:
         st.error(refusal)
         st.stop()

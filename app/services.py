@@ -10,7 +10,10 @@ import streamlit as st
 from app.identity import sign_in_is_on
 from lab_notes import Notebook
 from lab_notes.artifacts import artifact_root
+from lab_notes.db import apply_umask
 from lab_notes.store import default_url
+
+apply_umask()  # also for a server started by hand (`streamlit run`), before the notebook file is made
 
 
 @st.cache_resource

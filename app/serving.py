@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 ALLOW_ANONYMOUS_ENV = "LAB_ALLOW_ANONYMOUS"  # "1": what --allow-anonymous sets for the app's script
+# The sign-in cookie is signed with `cookie_secret`: whoever knows it can sign in as anyone, admins included.
+COOKIE_SECRET_AT_LEAST = 32
+COOKIE_SECRET_DISTINCT_AT_LEAST = 10  # a token_hex has 16; "aaaa…" or "0123012301…" is not a secret
+README_COOKIE_SECRETS = ("a long random string",)  # the examples the README shows: copied, they are public
+MAKE_A_COOKIE_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 
 def is_loopback(address: str | None) -> bool:
@@ -33,6 +38,26 @@ def sign_in_configured(auth: Mapping[str, Any] | None) -> bool:
         return False
     providers = [auth, *(section for section in auth.values() if isinstance(section, Mapping))]
     return any(p.get("client_id") and p.get("server_metadata_url") for p in providers)
+
+
+def cookie_secret_problem(auth: Mapping[str, Any] | None) -> str | None:
+    """Why `[auth] cookie_secret` must not be used, in words; None when it looks like a real secret (at least
+    32 characters, no spaces, not a README example, not one character pattern) or sign-in is not configured."""
+    if not sign_in_configured(auth):
+        return None
+    secret = str(auth.get("cookie_secret"))  # type: ignore[union-attr] - sign_in_configured checked it
+    if secret.strip().lower() in README_COOKIE_SECRETS:
+        problem = "is the README's example, which anyone can read"
+    elif len(secret) < COOKIE_SECRET_AT_LEAST:
+        problem = f"is {len(secret)} characters long; it needs at least {COOKIE_SECRET_AT_LEAST}"
+    elif any(c.isspace() for c in secret):
+        problem = "contains spaces: it reads like words, and words are guessed"
+    elif len(set(secret)) < COOKIE_SECRET_DISTINCT_AT_LEAST:
+        problem = f"uses only {len(set(secret))} different characters: it does not look random"
+    else:
+        return None
+    return (f"[auth] cookie_secret {problem}. Whoever knows the cookie secret can sign in as anyone, admins "
+            f"included. Make one with: {MAKE_A_COOKIE_SECRET}")
 
 
 def refusal_to_serve(address: str | None, *, signed_in: bool, allow_anonymous: bool) -> str | None:

@@ -16,6 +16,7 @@ from engine.sweeps import parse_field
 from lab_notes import Notebook, NotFound
 from lab_notes.artifacts import artifact_root
 from lab_notes.backup import BackupError, backup, backup_into, restore
+from lab_notes.db import apply_umask
 from lab_notes.store import default_url
 
 
@@ -303,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        apply_umask()  # before any file: notebook, backups, logs and checkpoints are the owner's (LAB_UMASK)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

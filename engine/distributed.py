@@ -12,6 +12,7 @@ How a run gets its ranks, in the order `ranks` tries them:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from engine.config import RunConfig, data_root
+from engine.rendezvous import environment_while, loopback_interface, loopback_store
 
 # Long enough for rank 0 to evaluate alone while the others wait at the next step's first collective.
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
@@ -184,17 +186,40 @@ class Team:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         if not flag.item():
             return stage, None
-        found: list[Any] = [None] * self.world_size
-        dist.all_gather_object(found, (stage, reason))
+        found = [json.loads(b) for b in self._all_gather_bytes(json.dumps([stage, reason]).encode())]
         return next((s, r) for s, r in found if r is not None)
 
     def from_writer(self, value: Any) -> Any:
         """Rank 0's `value` on every rank (e.g. the checkpoint rank 0 read: no shared folder needed)."""
         if self.world_size == 1:
             return value
-        box = [value if self.is_writer else None]
-        dist.broadcast_object_list(box, src=0, device=self.device)
-        return box[0]
+        # torch.save / weights_only load, not broadcast_object_list: a rank never unpickles arbitrary objects off
+        # a socket (tensors, numbers, strings, lists and dicts only, as for a checkpoint file).
+        payload = b""
+        if self.is_writer:
+            buffer = io.BytesIO()
+            torch.save(value, buffer)
+            payload = buffer.getvalue()
+        size = torch.tensor([len(payload)], dtype=torch.int64, device=self.device)
+        dist.broadcast(size, src=0)
+        data = (torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(self.device) if self.is_writer
+                else torch.empty(int(size.item()), dtype=torch.uint8, device=self.device))
+        dist.broadcast(data, src=0)
+        if self.is_writer:
+            return value
+        return torch.load(io.BytesIO(data.cpu().numpy().tobytes()), map_location="cpu", weights_only=True)
+
+    def _all_gather_bytes(self, mine: bytes) -> list[bytes]:
+        """Every rank's `mine`, in rank order: raw bytes in tensors (no pickle on the wire)."""
+        size = torch.tensor([len(mine)], dtype=torch.int64, device=self.device)
+        sizes = [torch.empty_like(size) for _ in range(self.world_size)]
+        dist.all_gather(sizes, size)
+        longest = max(int(n.item()) for n in sizes)
+        padded = torch.zeros(longest, dtype=torch.uint8, device=self.device)
+        padded[: len(mine)] = torch.frombuffer(bytearray(mine), dtype=torch.uint8) if mine else padded[:0]
+        pieces = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(pieces, padded)
+        return [piece[: int(n.item())].cpu().numpy().tobytes() for piece, n in zip(pieces, sizes)]
 
 
 def ranks_wanted(cfg: RunConfig) -> int:
@@ -288,8 +313,11 @@ def _started(cfg: RunConfig, device: torch.device) -> Iterator[Team]:
     world = ranks_wanted(cfg)
     team_device = _rank_device(device, 0, world)
     threads = threads_per_rank(world)
-    store = dist.TCPStore("127.0.0.1", 0, world, True, timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False)
+    store = loopback_store(world, COLLECTIVE_TIMEOUT)
+    loopback = loopback_interface()
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "WORLD_SIZE": str(world),
+           # every rank is on this host: gloo's and NCCL's own sockets on loopback too, not on the host's network
+           **({"GLOO_SOCKET_IFNAME": loopback, "NCCL_SOCKET_IFNAME": loopback} if loopback else {}),
            "LOCAL_WORLD_SIZE": str(world), STARTED_BY: str(os.getpid()), "LAB_DATA_DIR": str(data_root()),
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            # the caller's working folder stays the ranks' (relative paths agree); the engine is importable from it
@@ -308,8 +336,9 @@ def _started(cfg: RunConfig, device: torch.device) -> Iterator[Team]:
         _wait_for_check_in(store, children)
         if team_device.type == "cpu":
             torch.set_num_threads(threads)
-        dist.init_process_group(backend_for(team_device), store=store, rank=0, world_size=world,
-                                timeout=COLLECTIVE_TIMEOUT)
+        with environment_while({k: env[k] for k in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME") if k in env}):
+            dist.init_process_group(backend_for(team_device), store=store, rank=0, world_size=world,
+                                    timeout=COLLECTIVE_TIMEOUT)
         try:
             yield Team(0, world, 0, team_device)
         finally:

@@ -123,7 +123,7 @@ def _forked_run(attempt: Attempt, url: str, runs_dir: Path, env: dict[str, str],
                 arguments: list[str]) -> None:
     """A run's life in a process forked from the warm server: made to look, from inside, like the cold one."""
     os.setsid()  # a Ctrl-C meant for the worker's terminal reaches the worker, which stops its runs in order
-    output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides: 0600 by default
     for fd in (1, 2):
         os.dup2(output, fd)
     os.close(output)

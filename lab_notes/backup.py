@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import URL, create_engine, inspect, make_url, text
 
 from lab_notes.artifacts import artifact_root, recorded_path_here
 
@@ -61,12 +61,19 @@ def backup(url: str, to: str | Path) -> Backup:
                  for path in sorted(files)]
     manifest = to.with_name(to.name + ".manifest.json")
     manifest.write_text(json.dumps({
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "source": make_url(url).render_as_string(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "source": _without_password(url),
         "file": to.name, "rows": rows, "artifacts": artifacts,
         "restore": ("copy the file into place (python -m engine restore --from FILE --db URL)"
                     if engine.get_backend_name() == "sqlite" else "pg_restore --clean --if-exists -d URL FILE"),
     }, indent=1))
     return Backup(to, manifest, rows, len(artifacts), sum(a["bytes"] is None for a in artifacts))
+
+
+def _without_password(url: str) -> str:
+    """The notebook's URL as a manifest records it: no password, neither the user part's nor a query's."""
+    parts = make_url(url)
+    return parts.set(query={k: v for k, v in parts.query.items() if k != "password"}) \
+        .render_as_string(hide_password=True)
 
 
 def _sqlite_backup(source: Path, to: Path) -> None:
@@ -169,16 +176,30 @@ def _refuse_while_workers_run(url: str) -> None:
 
 
 def _pg(command: list[str], url: str, *after: str) -> None:
-    """Run a PostgreSQL client tool against `url`, the password in its environment, never on its command line
-    (where `ps` shows it to every user of the host)."""
+    """Run a PostgreSQL client tool against `url`, the password in its environment (PGPASSWORD), never on its
+    command line (where `ps` shows it to every user of the host)."""
     if shutil.which(command[0]) is None:
         raise BackupError(f"{command[0]} is not installed (it comes with the PostgreSQL client package)")
-    parts = make_url(url).set(drivername="postgresql")
-    env = {**os.environ, **({"PGPASSWORD": parts.password} if parts.password else {})}
-    target = parts.set(password=None).render_as_string(hide_password=False)
+    target, password = libpq_target(url)
+    env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
     done = subprocess.run([*command, target, *after], capture_output=True, text=True, env=env)
     if done.returncode:
         raise BackupError(f"{command[0]} failed: {done.stderr.strip()[:500]}")
+
+
+def libpq_target(url: str) -> tuple[str, str | None]:
+    """`url` as a libpq connection URI without any password, and the password apart (from the URL's user part
+    or its `?password=` query). Built anew rather than with `URL.set(password=None)`, which SQLAlchemy reads
+    as "leave the password as it is"."""
+    parts = make_url(url)
+    query = dict(parts.query)
+    password = parts.password if parts.password is not None else query.get("password")
+    query.pop("password", None)
+    if isinstance(password, (tuple, list)):  # a query key given twice
+        password = password[0] if password else None
+    bare = URL.create("postgresql", username=parts.username, host=parts.host, port=parts.port,
+                      database=parts.database, query=query)
+    return bare.render_as_string(hide_password=False), (str(password) if password else None)
 
 
 # --- backups into a folder, kept N deep -----------------------------------------------------------------------

@@ -24,6 +24,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 DEFAULT_PATH = "notebook.db"
+UMASK_VARIABLE = "LAB_UMASK"
+# The notebook, its backups, run logs and checkpoints hold everything a team wrote: owner-only by default (0600 files,
+# 0700 folders). A team sharing a root through a group sets LAB_UMASK=007 (and the folder's group, setgid).
+PRIVATE_UMASK = 0o077
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # PostgreSQL advisory lock held while the schema is checked and upgraded: any fixed number, the same in every
 # app server and worker of every host ("lab" "notebook" in ASCII, so it is unlikely to meet another app's key).
@@ -85,6 +89,7 @@ def sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        _files_as_the_umask_says(engine.url.database)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -184,3 +189,36 @@ def get_row(session: Session, model: type, ident: int) -> Any:
     if row is None:
         raise NotFound(f"no {model.__tablename__[:-1]} {ident}")
     return row
+
+
+def apply_umask() -> int:
+    """Set this process's umask from $LAB_UMASK (octal, default 077) before it creates any file; its children
+    inherit it. Called first by every entry point (app, CLI, worker). Returns the umask set."""
+    said = os.environ.get(UMASK_VARIABLE, "").strip()
+    try:
+        mask = int(said, 8) if said else PRIVATE_UMASK
+    except ValueError:
+        raise ValueError(f"{UMASK_VARIABLE}: {said!r} is not an octal umask (e.g. 077, or 007 for a group)") from None
+    if not 0 <= mask <= 0o777 or mask & 0o700:
+        raise ValueError(f"{UMASK_VARIABLE}: {said!r} must be between 000 and 077 (the owner keeps every right)")
+    os.umask(mask)
+    global _applied_umask
+    _applied_umask = mask
+    return mask
+
+
+_applied_umask: int | None = None  # set by apply_umask: the entry points' choice, which SQLite's files follow
+
+
+def _files_as_the_umask_says(database: str | None) -> None:
+    """SQLite makes its files 0644 less the umask (never group-writable): after `apply_umask`, the notebook file
+    and its -wal/-shm get 0666 less the umask, so LAB_UMASK=007 lets the group write it too."""
+    if _applied_umask is None or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        try:
+            if os.stat(path).st_uid == os.geteuid():  # only our own files: another's keeps what its owner chose
+                os.chmod(path, 0o666 & ~_applied_umask)
+        except OSError:
+            pass  # not there (yet), or not ours to change
+

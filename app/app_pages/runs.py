@@ -142,7 +142,12 @@ with st.expander("💾 Back up the notebook"):
     folder = backup_folder()
     st.caption(f"A consistent copy taken while runs write (SQLite's online backup, or pg_dump), with a manifest of "
                f"the checkpoint files it refers to, into `{folder}` (the newest {backups_to_keep()} are kept).")
-    if st.button("Back up now"):
+    # A backup holds everyone's runs and notes, and its file is served to whoever clicks: admins only in team
+    # mode (in single-user mode the local user is the admin).
+    backup_refused = None if current_person().is_admin else "Backups hold everyone's runs and notes: admins only."
+    if backup_refused:
+        st.caption(f"🔒 {backup_refused}")
+    if st.button("Back up now", disabled=backup_refused is not None, help=backup_refused) and not backup_refused:
         try:
             made = backup_into(book.url, folder, keep=backups_to_keep())
         except BackupError as error:

@@ -19,7 +19,8 @@ from tests.app.test_pages import png
 from tests.lab_notes.conftest import notebook, notebook_url  # noqa: F401 - fixtures: SQLite, and PostgreSQL
 
 ALICE, BOB, ADMIN = Person("alice@lab.org"), Person("bob@lab.org"), Person("admin@lab.org", is_admin=True)
-AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s3cret",
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "2e690be21aad2bad15e67df4fce1d1e9178b1987e8a615101a191be2a36e9ab1",  # random, as the app demands
         "client_id": "notebook", "client_secret": "x",
         "server_metadata_url": "https://id.lab.org/.well-known/openid-configuration"}
 

@@ -20,7 +20,8 @@ SECRETS = {"auth": AUTH, "notebook": {"admins": [ADMIN]}}
 
 def signed_in_page(name: str, who: str | None, **query: str) -> AppTest:
     """Page `name` with sign-in configured, as `who` (None: a visitor who has not signed in)."""
-    user = {"is_logged_in": True, "email": who, "sub": f"sub-of-{who}"} if who else {"is_logged_in": False}
+    user = ({"is_logged_in": True, "email": who, "email_verified": True, "sub": f"sub-of-{who}"} if who
+            else {"is_logged_in": False})
     return page(name, secrets=SECRETS, user=user, **query)
 
 

@@ -7,6 +7,7 @@ note's author. And `python -m app` refuses another address without sign-in, unle
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -29,8 +30,11 @@ def provider(tmp_path_factory):
     pytest.importorskip("oidc_provider_mock", reason="oidc-provider-mock (requirements.txt) is not installed")
     port = free_port()
     log = open(tmp_path_factory.mktemp("oidc") / "oidc.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port)], stdout=log,
-                              stderr=subprocess.STDOUT)
+    # the app trusts an email only when the provider verified it (`email_verified`)
+    verified = [f"--user-claims={json.dumps({'sub': who, 'email': who, 'email_verified': True})}"
+                for who in (ALICE, BOB)]
+    server = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port), *verified],
+                              stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: answers(f"{base}/.well-known/openid-configuration"), 60, "the OpenID provider")
@@ -58,7 +62,7 @@ def team_app(provider, tmp_path_factory):
     secrets.write_text(f'''
 [auth]
 redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
-cookie_secret = "a test cookie secret, long enough"
+cookie_secret = "1bbffb87d58f725d1ff1c620826b9d983ded2faa5ae6e5143463608591d4ea91"
 client_id = "lab-notebook"
 client_secret = "anything"
 server_metadata_url = "{provider}/.well-known/openid-configuration"
