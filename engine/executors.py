@@ -154,6 +154,15 @@ def flags_as_parameters(flags: list[str]) -> dict[str, Any]:
     return parameters
 
 
+def slurm_executor(cfg: RunConfig, folder: Path, run_id: int) -> submitit.AutoExecutor:
+    """submitit's executor for an attempt of run `run_id`: its files in `folder`, its name, `sbatch_parameters`.
+    Nothing is submitted yet (tests read the batch script it would write)."""
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
+                                     slurm_max_num_timeout=REQUEUES_AT_TIME_LIMIT_AT_MOST)
+    executor.update_parameters(name=f"lab-run-{run_id}", **sbatch_parameters(cfg))
+    return executor
+
+
 class SlurmLauncher:
     """Starts attempts as Slurm jobs; their submitit files (script, pickles, each task's output) go to
     runs/ID/slurm/, which must be visible from the nodes (a shared folder on a real cluster)."""
@@ -167,9 +176,7 @@ class SlurmLauncher:
             grace = stop_grace_seconds()
         except ValueError as error:
             raise OSError(str(error)) from error
-        executor = submitit.AutoExecutor(folder=runs_dir / str(attempt.run_id) / "slurm", cluster="slurm",
-                                         slurm_max_num_timeout=REQUEUES_AT_TIME_LIMIT_AT_MOST)
-        executor.update_parameters(name=f"lab-run-{attempt.run_id}", **sbatch_parameters(cfg))
+        executor = slurm_executor(cfg, runs_dir / str(attempt.run_id) / "slurm", attempt.run_id)
         # sbatch passes its own environment to the job: the URL goes there, not into the script or its arguments.
         os.environ[URL_VARIABLE] = url
         try:
