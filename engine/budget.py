@@ -96,6 +96,11 @@ class Estimate:
     activation_bytes: int
 
 
+def _gigabytes(count: float) -> str:
+    """39.3 for 39.3e9; three significant digits below one (0.000205), so a small estimate never reads 0.0."""
+    return f"{count / GB:,.1f}" if count >= GB else f"{count / GB:.3g}"
+
+
 def _block_parameters(width: int, mlp_ratio: float) -> int:
     """timm's Block with qkv bias: 2 LayerNorms, qkv, projection and a 2-layer MLP."""
     hidden = int(width * mlp_ratio)
@@ -161,7 +166,7 @@ def overruns(cfg: "RunConfig", dataset_images: int, limits: Limits | None = None
                   f"{data.num_classes} × {data.samples_per_class:,}" if data.dataset == "shapes" else
                   f"images in the dataset × data.image_size² × data.channels × 4 bytes = {dataset_images:,}")
         over("data.samples_per_class" if data.dataset == "shapes" else "data.image_size",
-             f"dataset {e.dataset_bytes / GB:.1f} GB in memory", "dataset_gb", f"{limits.dataset_gb:g} GB",
+             f"dataset {_gigabytes(e.dataset_bytes)} GB in memory", "dataset_gb", f"{limits.dataset_gb:g} GB",
              f"{source} × {data.image_size}² × {data.channels} × 4")
     if e.tokens_per_image > limits.tokens_per_image:
         over("model.encoder.patch_size", f"{e.tokens_per_image:,} tokens an image", "tokens_per_image",
@@ -176,7 +181,7 @@ def overruns(cfg: "RunConfig", dataset_images: int, limits: Limits | None = None
              f"{limits.parameters_millions:,g} M", f"model.encoder.depth × ~(4 + 2 × model.encoder.mlp_ratio) × "
              f"model.encoder.embed_dim², plus decoders and heads = {enc.depth} blocks of width {enc.embed_dim}")
     if e.activation_bytes > limits.activation_gb * GB:
-        over("model.encoder.embed_dim", f"activations of about {e.activation_bytes / GB:,.1f} GB a process",
+        over("model.encoder.embed_dim", f"activations of about {_gigabytes(e.activation_bytes)} GB a process",
              "activation_gb", f"{limits.activation_gb:g} GB",
              f"images a process ({e.images_per_process:,} = images an episode ÷ (runtime.processes × runtime.nodes)) "
              f"× model.encoder.depth × (tokens × model.encoder.embed_dim × (8 + 2 × mlp_ratio) + 2 × num_heads × "
