@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import submitit
+from pydantic import ValidationError
 
-from engine.config import RunConfig, SlurmConfig
+from engine.config import ConfigError, RunConfig, SlurmConfig
 from engine.launcher import RunProcess
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.artifacts import recorded_path_here
@@ -171,7 +172,10 @@ class SlurmLauncher:
         self.notebook = notebook
 
     def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
-        cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
+        try:  # a run queued before a check existed (a newline in its account, over budget) is never submitted
+            cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
+        except ValidationError as error:
+            raise OSError(f"its config does not validate: {ConfigError.from_validation_error(error)}") from None
         try:  # read before submitting: a bad setting fails the run (the worker says so), leaving no job behind
             grace = stop_grace_seconds()
         except ValueError as error:

@@ -18,12 +18,12 @@ from pydantic import BaseModel
 
 from engine import cli
 from engine.config import PRESETS, ConfigError, RunConfig, validate_config, with_overrides
-from engine.executors import slurm_executor
+from engine.executors import SlurmLauncher, slurm_executor
 from engine.safe_strings import sbatch_flag
 from engine.sweeps import expand, sweepable_fields
-from lab_notes import Notebook
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback
 from tests.app.test_pages import book, page  # noqa: F401 - the app tests' notebook fixture and page driver
+from tests.helpers import claimed
 
 # The issue's attack as typed after `--set` or into a JSON-reading field: `\n` becomes a real newline, and `\''`
 # gets the value past sbatch's unmatched-quote check.
@@ -61,6 +61,19 @@ def test_the_cli_refuses_the_account_newline_and_queues_nothing(notebook, capsys
     assert code == 2 and said.out == ""
     assert "runtime.slurm.account: contains a newline (U+000A)" in said.err and "Traceback" not in said.err
     assert notebook.list_runs() == []
+
+
+def test_a_run_queued_before_the_check_is_failed_at_start_and_never_submitted(notebook, tmp_path):
+    """The store takes plain dicts: a run queued by an older version still holds the attack. The launcher
+    validates before it builds a job, and the worker fails the run with this message (an OSError)."""
+    values = with_overrides(PRESETS["tiny"], SLURM).model_dump(mode="json")
+    values["runtime"]["slurm"]["account"] = ATTACK
+    run_id = notebook.create_run(values, name="queued long ago", preset="tiny")
+    with pytest.raises(OSError, match=r"its config does not validate: runtime.slurm.account: contains a newline"):
+        SlurmLauncher(notebook).start(claimed(notebook, run_id), url=notebook.url, runs_dir=tmp_path, env={},
+                                      log=tmp_path / "output.log")
+    assert not (tmp_path / str(run_id) / "slurm").exists()  # no batch script was written
+    assert notebook.snapshots(run_id, "slurm") == []  # and no job recorded
 
 
 def test_the_cli_sweep_refuses_runtime_fields_and_queues_nothing(notebook, capsys):
