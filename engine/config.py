@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,12 +16,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data import check_split, class_sizes
+from engine import budget
+from engine.safe_strings import refuse_control_characters, sbatch_flag, slurm_name
 
 
 class Section(BaseModel):
-    """Every section is frozen and rejects keys it does not know."""
+    """Every section is frozen and rejects keys it does not know; no string in it holds a line break or other
+    control character (`engine.safe_strings`), whatever field it is in."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _one_line_of_text(cls, value: Any) -> Any:
+        return refuse_control_characters(value)
 
 
 def data_root() -> Path:
@@ -167,12 +174,6 @@ class GuardConfig(Section):
     max_incidents: int = Field(3, ge=1, le=1000, description="Incidents tolerated by skip/rollback before stopping")
 
 
-SBATCH_FLAG = re.compile(r"^--[a-z][a-z0-9-]*(=\S+)?$")
-# What the executor itself sets from other fields: a flag here would contradict them.
-SBATCH_FLAGS_OWNED = ("--nodes", "--ntasks-per-node", "--ntasks", "--time", "--partition", "--account",
-                      "--gpus-per-task", "--cpus-per-task", "--signal", "--output", "--error", "--job-name")
-
-
 class SlurmConfig(Section):
     partition: str | None = Field(None, max_length=100, description=(
         "Slurm partition the job is queued on (empty = the cluster's default)"))
@@ -188,13 +189,17 @@ class SlurmConfig(Section):
     @field_validator("extra_flags")
     @classmethod
     def _flags_are_plain(cls, flags: list[str]) -> list[str]:
-        for flag in flags:
-            if not SBATCH_FLAG.match(flag):
-                raise ValueError(f"{flag!r} is not one sbatch flag of the form --name or --name=value")
-            if flag.split("=")[0] in SBATCH_FLAGS_OWNED:
-                raise ValueError(f"{flag.split('=')[0]} is set from the other fields (runtime.processes, "
-                                 "runtime.nodes, runtime.slurm.*); set it there")
-        return flags
+        return [sbatch_flag(flag) for flag in flags]
+
+    @field_validator("partition")
+    @classmethod
+    def _partitions_are_names(cls, value: str | None) -> str | None:
+        return slurm_name(value, many=True)
+
+    @field_validator("account")
+    @classmethod
+    def _account_is_a_name(cls, value: str | None) -> str | None:
+        return slurm_name(value)
 
 
 class RuntimeConfig(Section):
@@ -250,7 +255,7 @@ class RunConfig(Section):
             resolve_data_path(data.path)
         if data.dataset == "shapes" and data.n_way > data.num_classes:
             raise ValueError(f"data.n_way: {data.n_way} exceeds the {data.num_classes} shape classes")
-        _check_split(data)
+        dataset_images = sum(_check_split(data))
         if not (self.model.contrastive.enabled or self.model.discriminator.enabled or dec.count):
             raise ValueError("model.contrastive.enabled: nothing to train (no contrastive head, disc or decoder)")
         ranks, images = self.runtime.processes * self.runtime.nodes, data.n_way * (data.k_shot + data.q_queries)
@@ -262,6 +267,13 @@ class RunConfig(Section):
         if not (self.model.contrastive.enabled or dec.count) and self.model.discriminator.detach:
             raise ValueError("model.discriminator.detach: a detached discriminator is a probe and trains no encoder; "
                              "with no contrastive head or decoder nothing would train it")
+        try:
+            limits = budget.limits_here()
+        except ValueError as error:
+            raise ValueError(f"budget: {error}") from None
+        overruns = budget.overruns(self, dataset_images, limits)
+        if overruns:
+            raise budget.OverBudget(overruns)
         return self
 
     @property
@@ -269,13 +281,15 @@ class RunConfig(Section):
         return (self.data.image_size // self.model.encoder.patch_size) ** 2
 
 
-def _check_split(data: DataConfig) -> None:
-    """At submit time, not at the first evaluation: can this dataset give training and evaluation episodes?"""
+def _check_split(data: DataConfig) -> list[int]:
+    """At submit time, not at the first evaluation: can this dataset give training and evaluation episodes?
+    Returns its images per class."""
     path = str(resolve_data_path(data.path)) if data.path else None
     sizes = class_sizes(data.dataset, path=path, num_classes=data.num_classes,
                         samples_per_class=data.samples_per_class)
     check_split(sizes, n_way=data.n_way, k_shot=data.k_shot, q_queries=data.q_queries,
                 holdout_classes=data.holdout_classes, holdout_images=data.holdout_images)
+    return sizes
 
 
 # --- errors that name the field ----------------------------------------------------------------------------------
@@ -303,6 +317,10 @@ class ConfigError(ValueError):
     def from_validation_error(cls, error: ValidationError) -> "ConfigError":
         problems = []
         for item in error.errors():
+            over = item.get("ctx", {}).get("error")
+            if isinstance(over, budget.OverBudget):  # every limit passed, each at its own field
+                problems.extend(Problem(o.path, o.message) for o in over.overruns)
+                continue
             path = ".".join(str(part) for part in item["loc"])
             message = item["msg"].removeprefix("Value error, ")
             if not path and ": " in message:

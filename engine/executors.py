@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import submitit
+from pydantic import ValidationError
 
-from engine.config import RunConfig, SlurmConfig
+from engine.config import ConfigError, RunConfig, SlurmConfig
 from engine.launcher import RunProcess
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.artifacts import recorded_path_here
@@ -154,6 +155,15 @@ def flags_as_parameters(flags: list[str]) -> dict[str, Any]:
     return parameters
 
 
+def slurm_executor(cfg: RunConfig, folder: Path, run_id: int) -> submitit.AutoExecutor:
+    """submitit's executor for an attempt of run `run_id`: its files in `folder`, its name, `sbatch_parameters`.
+    Nothing is submitted yet (tests read the batch script it would write)."""
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
+                                     slurm_max_num_timeout=REQUEUES_AT_TIME_LIMIT_AT_MOST)
+    executor.update_parameters(name=f"lab-run-{run_id}", **sbatch_parameters(cfg))
+    return executor
+
+
 class SlurmLauncher:
     """Starts attempts as Slurm jobs; their submitit files (script, pickles, each task's output) go to
     runs/ID/slurm/, which must be visible from the nodes (a shared folder on a real cluster)."""
@@ -162,14 +172,15 @@ class SlurmLauncher:
         self.notebook = notebook
 
     def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
-        cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
+        try:  # a run queued before a check existed (a newline in its account, over budget) is never submitted
+            cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
+        except ValidationError as error:
+            raise OSError(f"its config does not validate: {ConfigError.from_validation_error(error)}") from None
         try:  # read before submitting: a bad setting fails the run (the worker says so), leaving no job behind
             grace = stop_grace_seconds()
         except ValueError as error:
             raise OSError(str(error)) from error
-        executor = submitit.AutoExecutor(folder=runs_dir / str(attempt.run_id) / "slurm", cluster="slurm",
-                                         slurm_max_num_timeout=REQUEUES_AT_TIME_LIMIT_AT_MOST)
-        executor.update_parameters(name=f"lab-run-{attempt.run_id}", **sbatch_parameters(cfg))
+        executor = slurm_executor(cfg, runs_dir / str(attempt.run_id) / "slurm", attempt.run_id)
         # sbatch passes its own environment to the job: the URL goes there, not into the script or its arguments.
         os.environ[URL_VARIABLE] = url
         try:

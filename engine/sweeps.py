@@ -1,5 +1,9 @@
 """Sweeps as pure functions: `path=v1,v2,…` specs over up to three config fields, expanded into one validated
-config per run — every combination (grid) or the values taken together (list)."""
+config per run — every combination (grid) or the values taken together (list).
+
+Only training fields are swept (`sweepable_fields`): the data, model, losses, optimiser, schedule and guard. Where
+a run executes (`runtime.*`: device, processes, host, Slurm partition, account and flags) and which file it reads
+(`data.path`) are not experiments, and a swept value is read as JSON, where `\n` is a real newline."""
 
 from __future__ import annotations
 
@@ -8,11 +12,31 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from engine.config import ConfigError, Problem, RunConfig, with_overrides
 
 MAX_FIELDS = 3
 MAX_RUNS = 64
 Mode = Literal["grid", "list"]
+SWEPT_SECTIONS = ("data", "model", "loss", "optim", "schedule", "guard")
+NEVER_SWEPT = ("data.path",)
+
+
+def sweepable_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """The dotted paths a sweep may vary, in the schema's order: every field of the training sections but
+    data.path."""
+    found = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if not prefix and name not in SWEPT_SECTIONS:
+            continue
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            found.extend(sweepable_fields(nested, f"{path}."))
+        elif path not in NEVER_SWEPT:
+            found.append(path)
+    return found
 
 
 @dataclass(frozen=True)
@@ -52,6 +76,12 @@ def expand(base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid") -
     if len(fields) > MAX_FIELDS:
         raise ConfigError([Problem("sweep", f"at most {MAX_FIELDS} fields, got {len(fields)}: {', '.join(fields)}")])
     paths = list(fields)
+    allowed = set(sweepable_fields())
+    refused = [Problem(p, f"not a field a sweep may vary: only the fields of {', '.join(SWEPT_SECTIONS)} "
+                          f"(not {', '.join(NEVER_SWEPT)}); where a run executes is set once, in the form")
+               for p in paths if p not in allowed]
+    if refused:
+        raise ConfigError(refused)
     if mode == "grid":
         combos = list(itertools.product(*(fields[p] for p in paths)))
     else:

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from app.form import config_form, leaf_fields
+from app.form import config_form
 from app.identity import owner_to_record
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
 from engine.config import PRESET_INFO, ConfigError, fields_set, what_trains
-from engine.sweeps import MAX_FIELDS, expand, parse_field
+from engine.sweeps import MAX_FIELDS, expand, parse_field, sweepable_fields
 from lab_notes import NotFound
 
 book = notebook()
@@ -51,7 +51,7 @@ elif warnings:
     st.warning(f"Lint: {len(warnings)} known pitfall(s) in this config (shown under the fields). You can still "
                "launch; the warnings are stored with the run.")
 with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead"):
-    sweepable = [spec.path for spec in leaf_fields() if spec.path != "data.path"]
+    sweepable = sweepable_fields()  # the training fields only: never runtime.* (Slurm, host) or data.path
     mode = st.radio("Runs", ["grid", "list"], horizontal=True, key=f"sweep-mode:{source}",
                     format_func={"grid": "every combination (grid)", "list": "values taken together (list)"}.get)
     fields, problems = {}, []
