@@ -164,7 +164,8 @@ class ScheduleConfig(Section):
 class GuardConfig(Section):
     policy: Literal["stop", "skip", "rollback"] = Field(
         "stop", description="On a non-finite loss, gradient or parameter: stop, skip the step, or roll back")
-    max_incidents: int = Field(3, ge=1, le=1000, description="Incidents tolerated by skip/rollback before stopping")
+    max_incidents: int = Field(3, ge=1, le=1000, description=(
+        "Stop at the Nth incident: skip/rollback handle the N−1 before it (1 = the first stops the run)"))
 
 
 SBATCH_FLAG = re.compile(r"^--[a-z][a-z0-9-]*(=\S+)?$")

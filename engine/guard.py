@@ -84,7 +84,8 @@ class DivergenceGuard:
 
     def incident(self, step: int, stage: Literal["loss", "gradient", "parameters"], reason: str,
                  diagnostics: dict[str, Any]) -> Incident:
-        """Record an incident; its action is the policy's, or `stop` once `max_incidents` is reached."""
+        """Record an incident; its action is the policy's, or `stop` when it is the `max_incidents`-th (so
+        max_incidents − 1 are handled by the policy, as the field's help says)."""
         action: Action = self.policy if len(self.incidents) + 1 < self.max_incidents else "stop"
         found = Incident(step, stage, reason, action, dict(self.last_finite), self.last_finite_step,
                          {**diagnostics, "grad_norm_history": list(self.grad_norms)})
