@@ -203,7 +203,7 @@ def explain_overflow(features: torch.Tensor, labels: torch.Tensor, loss_cfg: Los
     found["nan_cause"] = trace.cause
     found["nan_where"] = trace.where or None
     kwargs = dict(temperature=loss_cfg.temperature, denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
-                  base_temperature=loss_cfg.base_temperature)
+                  base_temperature=loss_cfg.base_temperature, no_positive=loss_cfg.no_positive)
     found["loss"] = float(info_nce(features.detach(), labels, log_sum_exp=loss_cfg.log_sum_exp, **kwargs))
     found["stable_loss"] = float(info_nce(features.detach(), labels, log_sum_exp=True, **kwargs))
     found["explanation"] = _explain(found)

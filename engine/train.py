@@ -26,6 +26,7 @@ from engine.sinks import NullSink, Sink
 from engine.throughput import counting_flops, matmul_precision, run_peak, throughput_metrics
 
 FIGURE_ROWS = 4
+MASKED_SUFFIX = "_masked"  # training accuracies on masked views (the run page explains the name)
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,14 @@ def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
 # --- metrics and figures -----------------------------------------------------------------------------------------
 
 
-def step_scalars(out: StepOutput, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The tensors a step logs, not yet read back to the host (one transfer for all of them)."""
+def step_scalars(out: StepOutput, prefix: str = "", masked: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors a step logs, not yet read back to the host (one transfer for all of them). `masked`: the
+    accuracies were measured on masked views (MAE training), so they are `acc/<judge>_masked`, never under the
+    name of the unmasked held-out `eval/acc/<judge>`."""
     scalars = {f"{prefix}loss/total": out.total.detach()}
     scalars.update({f"{prefix}loss/{k}": v.detach() for k, v in out.terms.items()})
-    scalars.update({f"{prefix}acc/{k}": v.detach() for k, v in out.accuracy.items()})
+    suffix = MASKED_SUFFIX if masked else ""
+    scalars.update({f"{prefix}acc/{k}{suffix}": v.detach() for k, v in out.accuracy.items()})
     if out.features is not None:  # the journal's NaN was preceded by growing features: chart their size
         scalars[f"{prefix}feature_norm"] = out.features.detach().float().norm(dim=1).mean()
     return scalars
@@ -262,7 +266,8 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     peak = run_peak(device, bf16)  # MFU's denominator: the dense peak at the precision the products run in
     sink.log_event("started", {
         "step": step, "device": str(device), "precision": matmul_precision(device, bf16),
-        "peak": asdict(peak) if peak else None, "parameters": sum(p.numel() for p in model.parameters()), "processes": team.world_size,
+        "peak": asdict(peak) if peak else None, "parameters": sum(p.numel() for p in model.parameters()),
+        "processes": team.world_size,
         "dataset": {"name": cfg.data.dataset, "images": len(source.evaluator.dataset.labels),
                     "classes": source.evaluator.dataset.num_classes,
                     "skipped_files": source.evaluator.dataset.skipped},
@@ -304,7 +309,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
             norms, histograms = weights_and_gradients(model)
             sink.log_event("histograms", {"step": step, "groups": histograms})
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        scalars = step_scalars(out)
+        scalars = step_scalars(out, masked=cfg.model.masking.ratio > 0)
         scalars["grad_norm"] = grad_norm
         metrics = to_floats(scalars)  # one device-to-host transfer per step
         metrics.update(norms)
