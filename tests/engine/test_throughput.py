@@ -2,8 +2,13 @@
 
 import pytest
 import torch
+from timm.models.vision_transformer import Block
 
-from engine.throughput import StepFlops, peak_bf16_tflops, throughput_metrics
+from engine import throughput
+from engine.config import PRESETS
+from engine.throughput import (PEAKS, StepFlops, attention_flops, counting_flops, matmul_precision, peak_bf16_tflops,
+                               peak_for, run_peak, throughput_metrics)
+from tests.helpers import tiny
 
 
 def test_a_step_is_counted_once_forward_and_backward():
@@ -32,14 +37,6 @@ def test_the_peak_is_read_from_the_device_name(monkeypatch, name, peak):
 
 
 # --- the peak for the precision the run computes in (issue #23) ---------------------------------------------------
-
-from timm.models.vision_transformer import Block  # noqa: E402
-
-from engine import throughput  # noqa: E402
-from engine.config import PRESETS, with_overrides  # noqa: E402
-from engine.throughput import (PEAKS, attention_flops, counting_flops, matmul_precision, peak_for,  # noqa: E402
-                               run_peak)
-from tests.helpers import tiny  # noqa: E402
 
 
 @pytest.mark.parametrize("tf32, bf16, precision, peak", [(False, False, "fp32", 19.5), (True, False, "tf32", 156.0),
