@@ -124,36 +124,50 @@ class FlopCount:
         return self.counted + self.attention_added
 
 
-def _sees_attention(counts: dict[Any, int]) -> bool:
-    return any("scaled_dot_product" in str(op) for op in counts)
+# What attention shows up as when PyTorch's counter sees it: a fused kernel it has a formula for (CUDA's flash,
+# memory-efficient and cuDNN attention) or the plain batched products of the unfused or math path.
+_ATTENTION_OPS = ("scaled_dot_product", "bmm")
+
+
+def _attention_seen(counter: FlopCounterMode) -> int:
+    return sum(flops for op, flops in counter.get_flop_counts().get("Global", {}).items()
+               if any(name in str(op) for name in _ATTENTION_OPS))
 
 
 @contextlib.contextmanager
 def counting_flops() -> Iterator[FlopCount]:
-    """Counts everything run inside (forward and backward). On a CPU PyTorch's counter has no formula for
-    the fused attention kernel (only the linear layers show, as addmm and mm), so each fused timm `Attention`
-    call adds its forward FLOPs (`attention_flops`) and, when a gradient flows back through it, twice that again:
-    the counter's own rule for attention's backward (four products of the same size)."""
+    """Counts everything run inside (forward and backward). On a CPU PyTorch's counter has no formula for the
+    fused attention kernel (only the linear layers show, as addmm and mm), so each timm `Attention` call whose
+    attention the counter did not see adds its forward FLOPs (`attention_flops`) and, when a gradient flows back
+    through it, twice that again: the counter's own rule for attention's backward (four products of that size).
+    A call whose attention the counter saw (on CUDA, or the unfused path anywhere) adds nothing."""
     found = FlopCount()
+    counter = FlopCounterMode(display=False)
+    seen_before: dict[int, int] = {}
 
-    def on_forward(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if not isinstance(module, Attention) or not module.fused_attn:
-            return  # the unfused path is plain matrix products, which the counter sees
+    def before_forward(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if isinstance(module, Attention):
+            seen_before[id(module)] = _attention_seen(counter)
+
+    def after_forward(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if not isinstance(module, Attention) or _attention_seen(counter) > seen_before.pop(id(module), 0):
+            return
         batch, length, _ = args[0].shape
         forward = attention_flops(batch, module.num_heads, length, module.head_dim)
         found._attention.append(forward)
         if isinstance(output, torch.Tensor) and output.requires_grad:
             output.register_hook(lambda grad: found._attention.append(2 * forward))
 
-    hook = torch.nn.modules.module.register_module_forward_hook(on_forward)
+    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(before_forward),
+             torch.nn.modules.module.register_module_forward_hook(after_forward)]
     try:
-        with FlopCounterMode(display=False) as counter:
+        with counter:
             yield found
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     found.counted = counter.get_total_flops()
-    found.attention_added = 0 if _sees_attention(counter.get_flop_counts().get("Global", {})) else sum(
-        found._attention)
+    found.attention_added = sum(found._attention)
 
 
 class StepFlops:

@@ -112,6 +112,22 @@ def test_attention_flops_match_the_closed_form_forward_and_backward():
     assert unfused.attention_added == 0 and unfused.counted == forward.total
 
 
+def test_where_the_counter_sees_attention_nothing_is_added_and_the_totals_agree():
+    """The math kernel (CUDA's fallback) is plain batched products the counter sees, as it sees CUDA's fused
+    kernels: nothing is counted twice, and the step's total is the same as the fused kernel's count plus the
+    closed form."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    block = Block(WIDTH, HEADS, 4.0, qkv_bias=True)
+    x = torch.randn(BATCH, LENGTH, WIDTH, requires_grad=True)
+    with counting_flops() as fused:
+        block(x).sum().backward()
+    with sdpa_kernel(SDPBackend.MATH), counting_flops() as seen:
+        block(x).sum().backward()
+    assert fused.attention_added > 0 and seen.attention_added == 0
+    assert seen.total == fused.total
+
+
 def test_a_model_step_adds_attention_for_every_block_it_runs():
     from engine.models import ExperimentModel
 
