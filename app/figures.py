@@ -18,7 +18,8 @@ GROUPS = (("Losses", ("loss/", "eval/loss/")), ("Accuracy", ("acc/", "eval/acc/"
           ("Gradient norm", ("grad_norm",)), ("Feature norm (before normalisation)", ("feature_norm",)),
           ("Weight norm by layer", ("weights/",)), ("Gradient norm by layer", ("grads/",)),
           ("Learning rate", ("lr",)), ("Throughput", ("images_per_s",)),
-          ("Achieved TFLOP/s", ("perf/tflops",)), ("Model FLOP utilisation (of the GPU's bf16 peak)", ("perf/mfu",)),
+          ("Achieved TFLOP/s", ("perf/tflops",)),
+          ("Model FLOP utilisation (of the GPU's dense peak at the run's precision)", ("perf/mfu",)),
           ("System: use (%)", ("sys/util_percent/",)), ("System: memory (GB)", ("sys/memory_gb/",)),
           ("System: GPU power (W)", ("sys/power_w/",)))
 

@@ -1,4 +1,4 @@
-"""`RunConfig`: the one typed, frozen description of an experiment; its presets and its lint.
+"""`RunConfig`: the one typed, frozen description of an experiment, and its lint (presets: `engine.presets`).
 
 The app generates its form from this schema (bounds, defaults and the one-line `description` of every field), so
 a new field appears in the form without page code. Validation errors name the dotted field path.
@@ -141,6 +141,8 @@ class LossConfig(Section):
                                            description="If set, scale the loss by τ / base temperature (SupCon)")
     log_sum_exp: bool = Field(True, description=(
         "Stable log-sum-exp softmax; false computes exp then divides, as the 2022 journal code did (overflows)"))
+    no_positive: Literal["exclude", "zero"] = Field("exclude", description=(
+        "InfoNCE anchors with no positive (lone in their class): left out of the mean, or counted as 0 (SupCon)"))
     contrastive_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of InfoNCE in the total loss")
     discriminator_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of the discriminator loss")
 
@@ -171,7 +173,8 @@ class ScheduleConfig(Section):
 class GuardConfig(Section):
     policy: Literal["stop", "skip", "rollback"] = Field(
         "stop", description="On a non-finite loss, gradient or parameter: stop, skip the step, or roll back")
-    max_incidents: int = Field(3, ge=1, le=1000, description="Incidents tolerated by skip/rollback before stopping")
+    max_incidents: int = Field(3, ge=1, le=1000, description=(
+        "Stop at the Nth incident: skip/rollback handle the N−1 before it (1 = the first stops the run)"))
 
 
 class SlurmConfig(Section):
@@ -415,128 +418,6 @@ def lint(cfg: RunConfig) -> list[Problem]:
     return warnings
 
 
-# --- presets: one per journal experiment, small enough to run on a CPU in minutes --------------------------------
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named config with the journal entry it mirrors (`journal_date` as the journal writes it, or "")."""
-
-    name: str
-    journal_date: str
-    summary: str
-    config: RunConfig
-
-    @property
-    def trains(self) -> str:
-        return what_trains(self.config)
-
-
-def what_trains(cfg: RunConfig) -> str:
-    """Exactly which losses train the encoder, in words (a preset's summary is only as honest as this)."""
-    model, loss = cfg.model, cfg.loss
-    parts = []
-    if model.contrastive.enabled:
-        form = "" if loss.log_sum_exp else ", exp-then-divide as the 2022 code"
-        parts.append(f"InfoNCE ({loss.denominator} denominator, τ = {loss.temperature:g}, "
-                     f"{'L2-normalised' if loss.normalize else 'unnormalised'} {model.contrastive.feature_dim}-D "
-                     f"features{form})")
-    if model.discriminator.enabled:
-        parts.append("discriminator as a probe on detached features" if model.discriminator.detach else
-                     "discriminator trained jointly with the encoder")
-    dec = model.decoders
-    if dec.count:
-        targets = " and ".join(t.target for t in (dec.first, dec.second)[: dec.count])
-        sharing = (", shared" if dec.share else ", separate") if dec.count == 2 else ""
-        parts.append(f"{dec.count} decoder{'s' if dec.count > 1 else ''} ({targets}{sharing})")
-    if model.masking.ratio:
-        parts.append(f"{model.masking.ratio:.0%} of patches masked")
-    return " + ".join(parts)
-
-
-def _preset(name: str, journal_date: str, summary: str, **sections: dict[str, Any]) -> Preset:
-    return Preset(name, journal_date, summary, validate_config(sections))
-
-
-def _journal_scale(small: Preset) -> Preset:
-    """The same experiment at the journal's size: 128 images per episode (4 classes x (16 support + 16 queries)),
-    32 px, a ViT-Tiny-wide encoder, thousands of episodes. Meant for a GPU; hours on a CPU."""
-    values = small.config.model_dump()
-    values["data"].update(image_size=32, n_way=4, k_shot=16, q_queries=16, samples_per_class=500)
-    values["model"]["encoder"].update(embed_dim=192, num_heads=3)
-    values["model"]["decoders"].update(embed_dim=128, depth=2, num_heads=4)
-    values["schedule"].update(episodes=max(values["schedule"]["episodes"], 5000), eval_every=250,
-                              image_every=500, checkpoint_every=500)
-    return Preset(f"{small.name}-journal-scale", small.journal_date,
-                  f"{small.summary} — at the journal's size (128 images per episode, 32 px; for a GPU)",
-                  validate_config(values))
-
-
-_VIT1 = {"encoder": {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 4}}
-_VIT6 = {"encoder": {"depth": 6, "embed_dim": 32, "num_heads": 2, "patch_size": 4}}
-_EPISODES = {"episodes": 300, "eval_every": 50, "image_every": 100, "checkpoint_every": 100}
-_AE_SCHEDULE = {"episodes": 300, "eval_every": 50, "image_every": 50, "checkpoint_every": 100}
-_DATA = {"dataset": "shapes", "image_size": 16, "n_way": 5, "k_shot": 4, "q_queries": 4}
-_NO_INFONCE = {"contrastive": {"enabled": False}}  # the 2023 autoencoders trained reconstruction only
-
-_JOURNAL_PRESETS = [
-    _preset("2022-12-08-disc-vit1", "2022.12.08",
-            "disc + ViT-1: InfoNCE over same- and different-class pairs, accuracy from the discriminator",
-            data=_DATA, schedule=_EPISODES, loss={"normalize": False, "temperature": 1.0},
-            model={**_VIT1, "discriminator": {"enabled": True}}),
-    _preset("2022-12-08-vit1", "2022.12.08", "ViT-1 alone: the same InfoNCE, no discriminator (prototype accuracy)",
-            data=_DATA, schedule=_EPISODES, loss={"normalize": False, "temperature": 1.0}, model=_VIT1),
-    _preset("2022-12-14-negatives-infonce-diverges", "2022.12.14",
-            "InfoNCE whose denominator leaves out same-class terms, unnormalised, exp-then-divide: goes negative, "
-            "then NaN (lr and τ tuned so it happens within ~1,000 steps here, the step depending on the thread "
-            "count; the journal's was episode 3999)",
-            data=_DATA, schedule={**_EPISODES, "episodes": 4000}, model={**_VIT1, "discriminator": {"enabled": True}},
-            loss={"denominator": "negatives", "normalize": False, "temperature": 0.5, "log_sum_exp": False},
-            optim={"lr": 0.01}),
-    _preset("2022-12-14-normalized-infonce-2d", "2022.12.14",
-            "The fix: denominator over all pairs, (B,2) features L2-normalised before the loss, with disc",
-            data=_DATA, schedule=_EPISODES, loss={"normalize": True, "temperature": 0.1},
-            model={**_VIT1, "discriminator": {"enabled": True}}),
-    _preset("2022-12-14-vit6-1d-no-accuracy", "2022.12.14",
-            "ViT-6 with (B,1) features and no discriminator (only the prototype accuracy)",
-            data=_DATA, schedule=_EPISODES, loss={"normalize": True, "temperature": 0.1},
-            model={**_VIT6, "contrastive": {"feature_dim": 1}}),
-    _preset("2022-12-14-vit6-1d-disc", "2022.12.14", "ViT-6 with (B,1) features plus the discriminator for accuracy",
-            data=_DATA, schedule=_EPISODES, loss={"normalize": True, "temperature": 0.1},
-            model={**_VIT6, "contrastive": {"feature_dim": 1}, "discriminator": {"enabled": True}}),
-    _preset("2023-01-12-vit-ae-shared-decoders", "2023.01.12",
-            "Autoencoder as a ViT: two decoders sharing weights, both fed the same encoder output",
-            data=_DATA, schedule=_AE_SCHEDULE,
-            model={**_VIT1, **_NO_INFONCE, "decoders": {"count": 2, "share": True, "first": {"target": "all"},
-                                                        "second": {"target": "all"}}}),
-    _preset("2023-01-12-vit-ae-separate-decoders", "2023.01.12",
-            "Autoencoder as a ViT: two decoders with separate weights, both fed the same encoder output",
-            data=_DATA, schedule=_AE_SCHEDULE,
-            model={**_VIT1, **_NO_INFONCE, "decoders": {"count": 2, "share": False, "first": {"target": "all"},
-                                                        "second": {"target": "all"}}}),
-    _preset("2023-01-12-mae-two-decoders", "2023.01.12",
-            "MAE-style masking in the encoder (75%), timm's learnable position embedding, two decoders, same input",
-            data=_DATA, schedule=_AE_SCHEDULE,
-            model={**_VIT1, **_NO_INFONCE, "masking": {"ratio": 0.75},
-                   "decoders": {"count": 2, "share": False, "first": {"target": "masked"},
-                                "second": {"target": "normalized"}}}),
-]
-
-_PRESET_LIST = [
-    _preset("tiny", "", "Smallest useful run: 1-layer ViT, disc and one masked decoder, 20 episodes (smoke test)",
-            data={**_DATA, "samples_per_class": 20},
-            schedule={"episodes": 20, "eval_every": 10, "image_every": 10, "checkpoint_every": 10,
-                      "eval_episodes": 4, "final_eval_episodes": 40},
-            model={**_VIT1, "discriminator": {"enabled": True, "hidden_dim": 32}, "masking": {"ratio": 0.5},
-                   "decoders": {"count": 1}}),
-    *_JOURNAL_PRESETS,
-    *(_journal_scale(p) for p in _JOURNAL_PRESETS),
-]
-
-PRESET_INFO: dict[str, Preset] = {p.name: p for p in _PRESET_LIST}
-PRESETS: dict[str, RunConfig] = {p.name: p.config for p in _PRESET_LIST}
-
-
 def fields_set(values: dict[str, Any]) -> list[str]:
     """The dotted paths of the fields where `values` (a config as a dict, from a preset or a stored run, perhaps
     from before some fields existed) differs from RunConfig()'s defaults, in the schema's order: what an
@@ -561,8 +442,16 @@ def _defaults() -> dict[str, Any]:
     return RunConfig().model_dump(mode="json")
 
 
-def preset(name: str) -> RunConfig:
-    """The preset called `name`, or ConfigError listing the known names."""
-    if name not in PRESETS:
-        raise ConfigError([Problem("preset", f"unknown preset {name!r}; known: {', '.join(PRESETS)}")])
-    return PRESETS[name]
+# --- presets live in engine.presets; their names stay importable from here ----------------------------------------
+
+_PRESET_NAMES = ("Preset", "PRESETS", "PRESET_INFO", "preset", "what_trains")
+
+
+def __getattr__(name: str) -> Any:
+    """`from engine.config import PRESETS` (and the other preset names) keeps working: looked up on first use,
+    so engine.presets, which imports this module, can be imported first too."""
+    if name in _PRESET_NAMES:
+        from engine import presets
+
+        return getattr(presets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

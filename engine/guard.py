@@ -84,7 +84,8 @@ class DivergenceGuard:
 
     def incident(self, step: int, stage: Literal["loss", "gradient", "parameters"], reason: str,
                  diagnostics: dict[str, Any]) -> Incident:
-        """Record an incident; its action is the policy's, or `stop` once `max_incidents` is reached."""
+        """Record an incident; its action is the policy's, or `stop` when it is the `max_incidents`-th (so
+        max_incidents − 1 are handled by the policy, as the field's help says)."""
         action: Action = self.policy if len(self.incidents) + 1 < self.max_incidents else "stop"
         found = Incident(step, stage, reason, action, dict(self.last_finite), self.last_finite_step,
                          {**diagnostics, "grad_norm_history": list(self.grad_norms)})
@@ -202,7 +203,7 @@ def explain_overflow(features: torch.Tensor, labels: torch.Tensor, loss_cfg: Los
     found["nan_cause"] = trace.cause
     found["nan_where"] = trace.where or None
     kwargs = dict(temperature=loss_cfg.temperature, denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
-                  base_temperature=loss_cfg.base_temperature)
+                  base_temperature=loss_cfg.base_temperature, no_positive=loss_cfg.no_positive)
     found["loss"] = float(info_nce(features.detach(), labels, log_sum_exp=loss_cfg.log_sum_exp, **kwargs))
     found["stable_loss"] = float(info_nce(features.detach(), labels, log_sum_exp=True, **kwargs))
     found["explanation"] = _explain(found)

@@ -15,14 +15,18 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
 
 def info_nce(features: torch.Tensor, labels: torch.Tensor, *, temperature: float,
              denominator: Literal["all", "negatives"] = "all", normalize: bool = True,
-             base_temperature: float | None = None, log_sum_exp: bool = True) -> torch.Tensor:
+             base_temperature: float | None = None, log_sum_exp: bool = True,
+             no_positive: Literal["exclude", "zero"] = "exclude") -> torch.Tensor:
     """Supervised InfoNCE over a batch of features (B, F) with integer labels (B,); a scalar.
 
     Each anchor i's loss is the mean over its positives p (same label, p != i) of
     -log(exp(s_ip/τ) / Σ_k exp(s_ik/τ)), with k over every other sample ("all") or over the other-class samples
-    only ("negatives"); the result is the mean over anchors that have at least one positive (and a non-empty
-    denominator), times τ/base_temperature when that is given. Computed with log-sum-exp, so large similarities
-    never overflow. The negatives-only form can go below zero: nothing bounds s_ip against its own term.
+    only ("negatives"); the result is the mean over anchors, times τ/base_temperature when that is given.
+    `no_positive` says what an anchor with no positive (a lone sample of its class, or an empty denominator)
+    does: "exclude" leaves it out of the mean (the design's choice); "zero" counts it as a loss of 0, as
+    SupContrast's SupConLoss does, which pulls the mean towards 0 by the share of such anchors.
+    Computed with log-sum-exp, so large similarities never overflow. The negatives-only form can go below zero:
+    nothing bounds s_ip against its own term.
     `log_sum_exp=False` computes exp(s/τ) and divides, as the 2022 journal's code did: it overflows to inf (and
     the loss to NaN) once a similarity / τ passes about 88 in float32. Kept only to reproduce that run.
     """
@@ -46,6 +50,8 @@ def info_nce(features: torch.Tensor, labels: torch.Tensor, *, temperature: float
         return f.sum() * 0.0
     per_anchor = log_prob[counted].sum(1) / positive_count[counted]
     scale = temperature / base_temperature if base_temperature else 1.0
+    if no_positive == "zero":
+        return -scale * per_anchor.sum() / n
     return -scale * per_anchor.mean()
 
 

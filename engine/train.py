@@ -23,9 +23,10 @@ from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
 from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
 from engine.sinks import NullSink, Sink
-from engine.throughput import StepFlops, peak_bf16_tflops, throughput_metrics
+from engine.throughput import counting_flops, matmul_precision, run_peak, throughput_metrics
 
 FIGURE_ROWS = 4
+MASKED_SUFFIX = "_masked"  # training accuracies on masked views (the run page explains the name)
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,14 @@ def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
 # --- metrics and figures -----------------------------------------------------------------------------------------
 
 
-def step_scalars(out: StepOutput, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The tensors a step logs, not yet read back to the host (one transfer for all of them)."""
+def step_scalars(out: StepOutput, prefix: str = "", masked: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors a step logs, not yet read back to the host (one transfer for all of them). `masked`: the
+    accuracies were measured on masked views (MAE training), so they are `acc/<judge>_masked`, never under the
+    name of the unmasked held-out `eval/acc/<judge>`."""
     scalars = {f"{prefix}loss/total": out.total.detach()}
     scalars.update({f"{prefix}loss/{k}": v.detach() for k, v in out.terms.items()})
-    scalars.update({f"{prefix}acc/{k}": v.detach() for k, v in out.accuracy.items()})
+    suffix = MASKED_SUFFIX if masked else ""
+    scalars.update({f"{prefix}acc/{k}{suffix}": v.detach() for k, v in out.accuracy.items()})
     if out.features is not None:  # the journal's NaN was preceded by growing features: chart their size
         scalars[f"{prefix}feature_norm"] = out.features.detach().float().norm(dim=1).mean()
     return scalars
@@ -258,9 +262,12 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     checkpointer.remember(snapshot(step))  # rollback always has somewhere to go
     trained = team.wrap(model)  # what training steps call; evaluation and figures use `model` on rank 0 alone
 
+    bf16 = uses_bf16(device, cfg.runtime.precision)
+    peak = run_peak(device, bf16)  # MFU's denominator: the dense peak at the precision the products run in
     sink.log_event("started", {
-        "step": step, "device": str(device), "precision": "bf16" if uses_bf16(device, cfg.runtime.precision)
-        else "fp32", "parameters": sum(p.numel() for p in model.parameters()), "processes": team.world_size,
+        "step": step, "device": str(device), "precision": matmul_precision(device, bf16),
+        "peak": asdict(peak) if peak else None, "parameters": sum(p.numel() for p in model.parameters()),
+        "processes": team.world_size,
         "dataset": {"name": cfg.data.dataset, "images": len(source.evaluator.dataset.labels),
                     "classes": source.evaluator.dataset.num_classes,
                     "skipped_files": source.evaluator.dataset.skipped},
@@ -280,8 +287,8 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     params = [p for p in model.parameters() if p.requires_grad]
     max_norm = cfg.optim.grad_clip or float("inf")
     schedule = cfg.schedule
-    flops, peak = StepFlops(), peak_bf16_tflops(device)
     model.train()
+    flops_per_step = step_flops(trained, source, cfg, team) * team.world_size
     while step < schedule.episodes:
         if team.agree_to_stop(sink.should_stop()):
             save_checkpoint()
@@ -293,17 +300,16 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         started = time.perf_counter()
         images, labels, is_query = source.batch(source.train)  # the whole episode, the same on every rank
         part = team.slice_of(len(labels))
-        with flops.counting():  # the first step only
-            with autocast(device, cfg.runtime.precision):
-                out = trained(images[part.rows], labels, is_query, part=part)
-            optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
+        with autocast(device, cfg.runtime.precision):
+            out = trained(images[part.rows], labels, is_query, part=part)
+        optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
         norms: dict[str, float] = {}
         if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
             norms, histograms = weights_and_gradients(model)
             sink.log_event("histograms", {"step": step, "groups": histograms})
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        scalars = step_scalars(out)
+        scalars = step_scalars(out, masked=cfg.model.masking.ratio > 0)
         scalars["grad_norm"] = grad_norm
         metrics = to_floats(scalars)  # one device-to-host transfer per step
         metrics.update(norms)
@@ -319,8 +325,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         metrics["lr"] = lr
         seconds = time.perf_counter() - started
         metrics["images_per_s"] = len(labels) / max(seconds, 1e-9)
-        metrics.update(throughput_metrics(flops.per_step and flops.per_step * team.world_size, seconds,
-                                          peak and peak * team.world_size))
+        metrics.update(throughput_metrics(flops_per_step, seconds, peak and peak.tflops * team.world_size))
         sink.log_metrics(step, metrics)
 
         if reason is not None:
@@ -352,6 +357,22 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         if run_dir is not None:
             (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=1))
     return finish("completed")
+
+
+def step_flops(trained: torch.nn.Module, source: EpisodeSource, cfg: RunConfig, team: Team) -> int:
+    """One training step's FLOPs on this process (forward and backward), counted on a step of its own: the
+    counter slows the step it watches, so no timed step is a counted one. It leaves no trace: the episodes,
+    masks and gradients that follow are those of a run that never counted."""
+    sampler_state = source.train.state()
+    with rng_untouched(team.device), counting_flops() as found:
+        images, labels, is_query = source.batch(source.train)
+        part = team.slice_of(len(labels))
+        with autocast(team.device, cfg.runtime.precision):
+            out = trained(images[part.rows], labels, is_query, part=part)
+        out.total.backward()
+    source.train.set_state(sampler_state)
+    trained.zero_grad(set_to_none=True)
+    return found.total
 
 
 def _recover(found: Incident, guard: DivergenceGuard, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

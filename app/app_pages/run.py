@@ -19,6 +19,7 @@ from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
 from lab_notes.owners import may_change
 from lab_notes.series import downsample
 
+MASKED = "_masked"  # the suffix of training accuracies measured on masked views (engine.train.step_scalars)
 MAX_POINTS = 1000  # per series on screen; the server downsamples longer ones keeping min, max and last
 LIVE_STATUSES = ("queued", "running")
 # Redrawn each second while the run is live: what a person watches a run for. The rest (norms, learning rate,
@@ -138,8 +139,13 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
 def draw_charts(every_second: bool) -> None:
     """The training curves (`every_second`: redrawn each second while live), or the slower ones (held-out
     evaluation, per-layer norms, system: every few seconds) — a second's work stays that of a few charts."""
-    groups = {title: group for title, group in metric_groups(book.metric_keys(run.id)).items()
+    keys = book.metric_keys(run.id)
+    groups = {title: group for title, group in metric_groups(keys).items()
               if (title in TRAINING_CHARTS) == every_second}
+    if every_second and any(key.startswith("acc/") and key.endswith(MASKED) for key in keys):
+        st.caption(f"`acc/…{MASKED}`: accuracy on the training episodes as the encoder saw them, masked · "
+                   "`eval/acc/…`: held-out classes, every patch seen (runs from before the split logged the "
+                   "masked one as `acc/…`)")
     for title, group in groups.items():
         series = {key: read_series(key) for key in group}
         live_chart(title, series, key=f"chart:{title}", smoothing=smoothing, log_y=log_y,
@@ -166,9 +172,17 @@ def show_speed() -> None:
     last = book.latest_metrics(run.id)
     speed = [f"{last['images_per_s'][1]:,.0f} images/s" if "images_per_s" in last else None,
              f"{last['perf/tflops'][1]:.3g} TFLOP/s" if "perf/tflops" in last else None,
-             f"MFU {100 * last['perf/mfu'][1]:.1f} % of the GPU's bf16 peak" if "perf/mfu" in last else None]
+             f"MFU {100 * last['perf/mfu'][1]:.1f} % of the GPU's dense {run_precision()} peak"
+             if "perf/mfu" in last else None]
     if any(speed):
         st.markdown("**Speed** · " + " · ".join(s for s in speed if s))
+
+
+def run_precision() -> str:
+    """What the run's matrix products computed in, as its start recorded it with the device ("cuda (tf32)"); MFU
+    divides by the peak at that precision."""
+    device = run.device or ""
+    return device.rpartition(" (")[2].rstrip(")") if device.endswith(")") else "bf16"
 
 
 def draw_slower_charts() -> None:
@@ -320,6 +334,11 @@ if provenance_tab.open:
 
 if config_tab.open:
     with config_tab:
+        if run.config.get("model", {}).get("contrastive", {}).get("enabled", True):
+            no_positive = run.config.get("loss", {}).get("no_positive", "exclude")  # older runs: the default
+            st.caption(f"InfoNCE anchors with no positive (`loss.no_positive` = {no_positive}): " + (
+                "counted as a loss of 0, as SupContrast's SupConLoss" if no_positive == "zero" else
+                "left out of the mean (SupContrast would count them as 0)"))
         st.code(json.dumps(run.config, indent=2), language="json")
 
 if output_tab.open:

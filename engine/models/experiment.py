@@ -114,7 +114,7 @@ class ExperimentModel(nn.Module):
         out.terms["contrastive"] = info_nce(out.features, labels, temperature=loss_cfg.temperature,
                                             denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
                                             base_temperature=loss_cfg.base_temperature,
-                                            log_sum_exp=loss_cfg.log_sum_exp)
+                                            log_sum_exp=loss_cfg.log_sum_exp, no_positive=loss_cfg.no_positive)
         out.total = out.total + loss_cfg.contrastive_weight * out.terms["contrastive"]
 
     def _discriminate(self, out: StepOutput, embedding: torch.Tensor, labels: torch.Tensor,

@@ -65,8 +65,9 @@ def png(colour: int) -> bytes:
 
 
 def seeded_run(book: Notebook, *, name: str = "seeded", lr: float = 0.001, diverged: bool = False) -> int:
-    cfg = with_overrides(PRESETS["2023-01-12-mae-two-decoders"], [f"optim.lr={lr}"])
-    run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset="2023-01-12-mae-two-decoders",
+    mae = "2023-01-12-mae-two-decoders-different-targets"
+    cfg = with_overrides(PRESETS[mae], [f"optim.lr={lr}"])
+    run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset=mae,
                              lint=[{"path": "loss.denominator", "message": "negatives only"}])
     attempt = claimed(book, run_id)
     for step in range(1, 51):
@@ -394,8 +395,8 @@ def test_home_launches_a_journal_experiment_in_one_click_and_edits_in_another(bo
     assert (run.preset, run.status) == ("2022-12-14-normalized-infonce-2d", "queued")
     assert app.query_params.get("run") == str(run.id)  # on its run page
     app = page("home")
-    next(b for b in app.button if b.key == "edit:2023-01-12-mae-two-decoders").click().run()
-    assert app.selectbox[0].value == "2023-01-12-mae-two-decoders"  # the New-run form, pre-filled
+    next(b for b in app.button if b.key == "edit:2023-01-12-mae-two-decoders-different-targets").click().run()
+    assert app.selectbox[0].value == "2023-01-12-mae-two-decoders-different-targets"  # the New-run form, pre-filled
 
 
 def test_runs_page_shows_progress_and_eta_of_a_running_run(book):

@@ -82,7 +82,7 @@ def test_presets_cover_the_journal():
     dated = [p for p in PRESET_INFO.values() if p.journal_date]
     assert len(dated) >= 9
     assert {p.journal_date for p in dated} == {"2022.12.08", "2022.12.14", "2023.01.12"}
-    mae = PRESETS["2023-01-12-mae-two-decoders"].model
+    mae = PRESETS["2023-01-12-mae-two-decoders-different-targets"].model
     assert mae.masking.ratio > 0 and mae.encoder.pos_embed == "learnable" and mae.decoders.count == 2
     assert PRESETS["2023-01-12-vit-ae-shared-decoders"].model.decoders.share
     assert not PRESETS["2023-01-12-vit-ae-separate-decoders"].model.decoders.share
@@ -115,9 +115,9 @@ def test_data_path_must_lie_in_the_data_folder(tmp_path, monkeypatch):
 
 def test_fields_set_are_the_paths_that_differ_from_the_defaults_in_schema_order():
     assert fields_set(RunConfig().model_dump(mode="json")) == []
-    assert fields_set(PRESETS["2023-01-12-mae-two-decoders"].model_dump(mode="json")) == [
-        "model.masking.ratio", "model.contrastive.enabled", "model.decoders.count", "model.decoders.second.target",
-        "schedule.episodes"]
+    assert fields_set(PRESETS["2023-01-12-mae-two-decoders-different-targets"].model_dump(mode="json")) == [
+        "model.masking.ratio", "model.contrastive.enabled", "model.decoders.count", "model.decoders.pos_embed",
+        "model.decoders.second.target", "schedule.episodes"]
     # A stored config from before a field existed (or with one since removed): missing means default.
     assert fields_set({"optim": {"lr": 0.5}, "model": {"encoder": {"depth": 6}}, "gone": 1}) == [
         "model.encoder.depth", "optim.lr"]

@@ -100,7 +100,7 @@ def test_a_detached_discriminator_leaves_the_encoder_gradient_unchanged(detach):
 
 
 def test_mae_evaluation_sees_every_patch_while_training_masks():
-    cfg = tiny(PRESETS["2023-01-12-mae-two-decoders"])
+    cfg = tiny(PRESETS["2023-01-12-mae-two-decoders-different-targets"])
     model = ExperimentModel(cfg)
     source = load_episodes(cfg, torch.device("cpu"))
     tokens_seen = []
@@ -117,7 +117,7 @@ def test_mae_evaluation_sees_every_patch_while_training_masks():
 
 def test_autoencoder_presets_train_what_the_journal_says_and_say_so():
     for name in ("2023-01-12-vit-ae-shared-decoders", "2023-01-12-vit-ae-separate-decoders",
-                 "2023-01-12-mae-two-decoders"):
+                 "2023-01-12-mae-two-decoders-different-targets"):
         cfg = PRESETS[name]
         assert not cfg.model.contrastive.enabled and "InfoNCE" not in what_trains(cfg)
     assert "discriminator trained jointly" in what_trains(PRESETS["2022-12-08-disc-vit1"])

@@ -102,3 +102,15 @@ def test_repeated_incidents_end_the_run_at_max_incidents(monkeypatch):
     result = train(with_overrides(guarded("skip"), ["guard.max_incidents=2"]), Recorder())
     assert result.status == "diverged" and result.step == 6
     assert [i["action"] for i in result.report["incidents"]] == ["skip", "stop"]
+
+
+@pytest.mark.parametrize("max_incidents", [1, 2, 3, 5])
+def test_max_incidents_stops_at_the_nth_incident_as_its_help_says(max_incidents):
+    from engine.config import GuardConfig
+    from engine.guard import DivergenceGuard
+
+    cfg = GuardConfig(policy="rollback", max_incidents=max_incidents)
+    assert "Stop at the Nth incident" in GuardConfig.model_fields["max_incidents"].description
+    guard = DivergenceGuard(cfg)
+    actions = [guard.incident(step, "loss", "loss/total is nan", {}).action for step in range(1, max_incidents + 1)]
+    assert actions == ["rollback"] * (max_incidents - 1) + ["stop"]  # N−1 handled by the policy, the Nth stops

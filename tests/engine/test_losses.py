@@ -94,3 +94,47 @@ def test_reconstruction_loss_all_and_normalized_targets():
 def test_discriminator_loss_is_cross_entropy():
     scores = torch.tensor([[10.0, 0.0], [0.0, 10.0]])
     assert discriminator_loss(scores, torch.tensor([0, 1])).item() == pytest.approx(math.log(1 + math.exp(-10)), rel=1e-3)
+
+
+def supcon_loss_reference(features: torch.Tensor, labels: torch.Tensor, temperature: float,
+                          base_temperature: float) -> torch.Tensor:
+    """SupContrast's SupConLoss (HobbitLong/SupContrast losses.py; one view, contrast_mode 'all'), written out in
+    float64: an anchor with no positive divides by 1 instead of 0, so it counts as a loss of 0 in the mean."""
+    features = features.double()
+    n = len(labels)
+    mask = (labels[:, None] == labels[None, :]).double()
+    anchor_dot_contrast = features @ features.T / temperature
+    logits = anchor_dot_contrast - anchor_dot_contrast.max(dim=1, keepdim=True).values
+    logits_mask = 1 - torch.eye(n, dtype=torch.float64)
+    mask = mask * logits_mask
+    exp_logits = torch.exp(logits) * logits_mask
+    log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
+    mask_pos_pairs = mask.sum(1)
+    mask_pos_pairs = torch.where(mask_pos_pairs < 1e-6, torch.ones_like(mask_pos_pairs), mask_pos_pairs)
+    mean_log_prob_pos = (mask * log_prob).sum(1) / mask_pos_pairs
+    return (-(temperature / base_temperature) * mean_log_prob_pos).mean()
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 1, 1, 2], [0, 1, 1, 2, 2, 2, 3], [3, 0, 0, 0]])
+@pytest.mark.parametrize("temperature, base", [(0.1, 0.07), (0.5, 0.5)])
+def test_no_positive_zero_is_supcon_and_exclude_leaves_lone_anchors_out(labels, temperature, base):
+    labels = torch.tensor(labels)
+    features = torch.nn.functional.normalize(torch.randn(len(labels), 8, dtype=torch.float64,
+                                                         generator=torch.Generator().manual_seed(len(labels))), dim=1)
+    reference = supcon_loss_reference(features, labels, temperature, base)
+    zero = info_nce(features, labels, temperature=temperature, base_temperature=base, no_positive="zero")
+    assert zero.item() == pytest.approx(reference.item(), rel=1e-9, abs=1e-12)
+    lone = (labels[:, None] == labels[None, :]).sum(1) == 1
+    exclude = info_nce(features, labels, temperature=temperature, base_temperature=base)  # the default
+    # the same per-anchor losses, averaged over the anchors that have a positive instead of over every anchor
+    expected = reference.item() * len(labels) / int((~lone).sum())
+    assert exclude.item() == pytest.approx(expected, rel=1e-9)
+    assert exclude.item() != pytest.approx(zero.item())
+
+
+def test_no_positive_is_a_config_field_whose_help_says_both_choices():
+    from engine.config import LossConfig
+
+    field = LossConfig.model_fields["no_positive"]
+    assert field.default == "exclude" and "left out of the mean" in field.description
+    assert "counted as 0" in field.description and "SupCon" in field.description

@@ -38,8 +38,8 @@ def test_metrics_cover_every_term_accuracy_gradient_and_lr(tiny_config, tmp_path
     sink.close()
     rows = read_metrics(tmp_path)
     step_one = {k for row in rows if row["step"] == 1 for k in row}
-    assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "acc/discriminator", "acc/prototype",
-            "grad_norm", "lr", "images_per_s"} <= step_one
+    assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "acc/discriminator_masked",
+            "acc/prototype_masked", "grad_norm", "lr", "images_per_s"} <= step_one  # tiny masks half its patches
     tflops = [row["perf/tflops"] for row in rows if "perf/tflops" in row]
     assert len(tflops) == 8 and all(t > 0 for t in tflops)  # each step, from one count of the step's FLOPs
     assert not any("perf/mfu" in row for row in rows)  # a CPU has no known bf16 peak: no MFU made up
@@ -71,3 +71,17 @@ def test_training_on_digits_learns_above_chance():
     accuracy = sink.metrics[150]["eval/acc/prototype"]
     assert accuracy > 0.5, accuracy  # chance is 0.2
     assert math.isfinite(sink.metrics[150]["loss/total"])
+
+
+def test_training_accuracy_on_masked_views_has_its_own_name():
+    """`eval/acc/…` is held-out and unmasked; a masked run's training accuracy is `acc/…_masked`, never under
+    the plain `acc/…` that an unmasked run's training accuracy keeps."""
+    short = ["schedule.episodes=2", "schedule.eval_every=2", "schedule.final_eval_episodes=0"]
+    masked, unmasked = Recorder(), Recorder()
+    train(tiny(PRESETS["tiny"], *short), masked)
+    train(tiny(PRESETS["2022-12-08-disc-vit1"], *short), unmasked)
+    assert {"acc/prototype_masked", "acc/discriminator_masked"} <= set(masked.metrics[1])
+    assert not {"acc/prototype", "acc/discriminator"} & set(masked.metrics[1])
+    assert {"eval/acc/prototype", "eval/acc/discriminator"} <= set(masked.metrics[2])
+    assert {"acc/prototype", "acc/discriminator"} <= set(unmasked.metrics[1])
+    assert not any(key.endswith("_masked") for key in unmasked.metrics[1])
