@@ -105,7 +105,7 @@ def test_every_preset_fits_the_default_budget():
 
 
 VARIANTS = [("tiny", []), ("2022-12-14-vit6-1d-disc-journal-scale", []),
-            ("2023-01-12-vit-ae-shared-decoders-journal-scale", []), ("2023-01-12-mae-two-decoders", []),
+            ("2023-01-12-vit-ae-shared-decoders-journal-scale", []), ("2023-01-12-mae-two-decoders-different-targets", []),
             ("2022-12-08-vit1", ["model.contrastive.hidden_dim=48", "data.channels=3", "model.encoder.pos_embed=sincos",
                                  "model.encoder.mlp_ratio=2.5", "model.encoder.patch_size=2"])]
 
