@@ -13,19 +13,28 @@ from __future__ import annotations
 import html
 import re
 
-# Every ASCII punctuation character: CommonMark makes each one literal after a backslash, which also defeats
-# HTML (`\<`), entities (`\&`), Streamlit's `:red[…]` directives and `$…$` maths (escapes are honoured by those
-# syntax extensions too).
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# What starts Markdown, HTML or Streamlit's extensions anywhere in a line: emphasis, code, links and images, HTML
+# and entities, strikethrough, maths, directives (`:red[…]`), tables, and the backslash itself. CommonMark makes
+# each literal after a backslash (and its extensions honour that escape too).
+_INLINE = re.compile(r"([\\`*\[\]<>&~$:|!])")
+# `_` opens or closes emphasis only beside a non-alphanumeric character: `feature_dim` stays as it reads.
+_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# What starts a block at the beginning of a line: a heading, quote, list item, setext underline, numbered item.
+_LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+[.)])", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything but tab and newline: shown as a space
 _BACKTICKS = re.compile(r"`+")
 
 
 def literal(text: object) -> str:
     """`text` as Markdown that shows exactly its characters: no emphasis, link, image, HTML, directive or maths;
-    a line break stays a line break."""
-    escaped = _PUNCTUATION.sub(r"\\\1", _CONTROL.sub(" ", str(text).replace("\r\n", "\n")))
-    return "  \n".join(escaped.split("\n"))  # two spaces: a hard line break, so a typed break is seen as one
+    a line break stays a line break. Characters that cannot start markup (letters, `.`, `/`, `feature_dim`'s
+    underscore) are left as they are, so the Markdown source still reads as the text."""
+    # Indentation would start a code block and a blank line a new paragraph: each line is kept, without them.
+    lines = [line.strip(" \t") for line in _CONTROL.sub(" ", str(text).replace("\r\n", "\n")).split("\n")]
+    escaped = _INLINE.sub(r"\\\1", "\n".join(line for line in lines if line))
+    escaped = _UNDERSCORE.sub(r"\\_", escaped)
+    escaped = _LINE_START.sub(lambda m: m.group(1) + (m.group(2)[:-1] + "\\" + m.group(2)[-1]), escaped)
+    return escaped.replace("\n", "  \n")  # two spaces: a hard line break, so a typed break is seen as one
 
 
 def literal_code(text: object) -> str:
