@@ -186,3 +186,13 @@ def test_an_owners_name_is_text_where_sign_in_shows_it(book):
     for app in (signed_in_page("home", "alice@lab.org"), signed_in_page("run", "alice@lab.org", run=str(run_id))):
         assert assert_every_name_is_text(app) >= 1
     assert any(reads_as(c, f"Only its owner ({owner})") for c in bodies(app.caption))  # why alice may not stop it
+
+
+def test_new_run_shows_a_cloned_runs_name_and_typed_sweep_values_as_text(book):
+    runs, _ = seeded(book)
+    app = page("new_run", clone=str(runs[SCRIPT_NAME]))
+    assert any(reads_as(i, f"Cloning run {runs[SCRIPT_NAME]} — {SCRIPT_NAME}") for i in bodies(app.info))
+    source = f"clone{runs[SCRIPT_NAME]}"
+    app.selectbox(key=f"sweep-field0:{source}").set_value("optim.lr").run()
+    app.text_input(key=f"sweep-values0:{source}").set_value(f"{MARKDOWN_IMAGE_NAME}, {IMG_TAG_NAME}").run()
+    assert assert_every_name_is_text(app) >= 2  # the info, and the values as the sweep's points or its errors
