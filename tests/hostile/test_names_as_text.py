@@ -196,3 +196,21 @@ def test_new_run_shows_a_cloned_runs_name_and_typed_sweep_values_as_text(book):
     app.selectbox(key=f"sweep-field0:{source}").set_value("optim.lr").run()
     app.text_input(key=f"sweep-values0:{source}").set_value(f"{MARKDOWN_IMAGE_NAME}, {IMG_TAG_NAME}").run()
     assert assert_every_name_is_text(app) >= 2  # the info, and the values as the sweep's points or its errors
+
+
+def test_the_evaluation_tab_shows_class_names_from_the_users_folders_as_text(book):
+    runs, _ = seeded(book)
+    run_id = runs[SCRIPT_NAME]
+    classes = [SCRIPT_NAME, IMG_TAG_NAME, "plain"]  # an image folder's sub-folder names
+    accuracy = {"prototype": {"mean": 0.6, "ci95": 0.05}}
+    book.log_snapshot(run_id, "few_shot", 3, {
+        "split": {"eval_classes": classes[:2], "train_classes": classes[2:], "held_out_classes": True},
+        "n_way": 2, "k_shot": 1, "episodes": 10, "step": 3, "accuracy": accuracy, "knn_neighbours": 3})
+    book.log_snapshot(run_id, "features", 3, {
+        "points": [[0.1, 0.2], [0.3, 0.1], [-0.2, 0.4]], "labels": [0, 1, 2], "class_names": classes, "dim": 2,
+        "normalized": False, "alignment": 0.5, "uniformity": -1.0})
+    app = page("run", run=str(run_id), tab="Evaluation")
+    assert assert_every_name_is_text(app) >= 4  # the caption naming the held-out classes, the feature legend
+    assert any(reads_as(c, f"Held out: {SCRIPT_NAME}, {IMG_TAG_NAME}") for c in bodies(app.caption))
+    legends = {t.get("name") for c in app.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]}
+    assert {plotly_literal(SCRIPT_NAME), plotly_literal(IMG_TAG_NAME)} <= legends
