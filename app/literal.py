@@ -22,16 +22,20 @@ _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 # What starts a block at the beginning of a line: a heading, quote, list item, setext underline, numbered item.
 _LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+[.)])", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything but tab and newline: shown as a space
+# Streamlit swaps `:material/name:` for an icon in the text it shows, after Markdown's escapes are resolved: an
+# invisible word joiner inside keeps the characters on screen.
+_ICON = re.compile(r"(:material)(/)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 _BACKTICKS = re.compile(r"`+")
 
 
 def literal(text: object) -> str:
-    """`text` as Markdown that shows exactly its characters: no emphasis, link, image, HTML, directive or maths;
-    a line break stays a line break. Characters that cannot start markup (letters, `.`, `/`, `feature_dim`'s
+    """`text` as Markdown that shows exactly its characters: no emphasis, link, image, HTML, directive, icon or
+    maths; a line break stays a line break. Characters that cannot start markup (letters, `.`, `/`, `feature_dim`'s
     underscore) are left as they are, so the Markdown source still reads as the text."""
     # Indentation would start a code block and a blank line a new paragraph: each line is kept, without them.
     lines = [line.strip(" \t") for line in _CONTROL.sub(" ", str(text).replace("\r\n", "\n")).split("\n")]
-    escaped = _INLINE.sub(r"\\\1", "\n".join(line for line in lines if line))
+    escaped = _INLINE.sub(r"\\\1", _ICON.sub(rf"\1{WORD_JOINER}\2", "\n".join(line for line in lines if line)))
     escaped = _UNDERSCORE.sub(r"\\_", escaped)
     escaped = _LINE_START.sub(lambda m: m.group(1) + (m.group(2)[:-1] + "\\" + m.group(2)[-1]), escaped)
     return escaped.replace("\n", "  \n")  # two spaces: a hard line break, so a typed break is seen as one

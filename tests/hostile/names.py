@@ -9,12 +9,16 @@ import re
 
 from markdown_it import MarkdownIt
 
+from app.literal import WORD_JOINER
+
 FOREIGN = "127.0.0.1:9"
 SCRIPT_NAME = '<iframe srcdoc="<script>window.parent.PWNED=1</script>"></iframe>'
 IMG_TAG_NAME = f"<img src=http://{FOREIGN}/tag.png>"
 MARKDOWN_IMAGE_NAME = f"![](http://{FOREIGN}/markdown.png)"
 BOLD_AND_IMAGE_NAME = f"**bold** ![](http://{FOREIGN}/bold.png)"
 NAMES = (SCRIPT_NAME, IMG_TAG_NAME, MARKDOWN_IMAGE_NAME, BOLD_AND_IMAGE_NAME)
+# Streamlit's own syntax: an icon, a coloured directive, maths, strikethrough (shown as typed, never as these)
+STREAMLIT_SYNTAX_NAME = ":material/home: :red[red] $x^2$ ~~struck~~ :smile:"
 METRIC_KEY = f"probe/<img src=http://{FOREIGN}/key.png>"  # a key a tracked script logged
 TOKENS = ("PWNED", "127.0.0.1")  # a string carrying any of these carries a hostile name
 
@@ -42,8 +46,8 @@ def markup_in(markdown: str) -> list[str]:
 
 
 def shown_text(markdown: str) -> str:
-    """The characters a reader sees for `markdown`, tags dropped (line breaks as spaces)."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", rendered(markdown))).split())
+    """The characters a reader sees for `markdown`, tags dropped (line breaks as spaces, word joiners unseen)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", rendered(markdown))).replace(WORD_JOINER, "").split())
 
 
 def reads_as(markdown: str, name: str) -> bool:

@@ -13,7 +13,9 @@ from lab_notes.sweeps import SweepRun
 
 from tests.e2e.conftest import app_server, browser, page, shoot  # noqa: F401 - fixtures: the app in Chromium
 from tests.helpers import wait_for
-from tests.hostile.names import BOLD_AND_IMAGE_NAME, FOREIGN, IMG_TAG_NAME, METRIC_KEY, NAMES, SCRIPT_NAME
+from app.literal import WORD_JOINER
+from tests.hostile.names import (BOLD_AND_IMAGE_NAME, FOREIGN, IMG_TAG_NAME, METRIC_KEY, NAMES, SCRIPT_NAME,
+                                 STREAMLIT_SYNTAX_NAME)
 
 HERE = "this browser test"  # runs pinned to this host: the app's own worker leaves them to the test
 
@@ -34,7 +36,8 @@ def seed(url: str) -> tuple[dict[str, int], int]:
 
     config = PRESETS["tiny"].model_dump(mode="json")
     with Notebook(url) as book:
-        runs = {name: book.create_run(config, name=name, preset="tiny", pinned_host=HERE) for name in NAMES}
+        runs = {name: book.create_run(config, name=name, preset="tiny", pinned_host=HERE)
+                for name in (*NAMES, STREAMLIT_SYNTAX_NAME)}
         sweep = book.create_sweep(name=SCRIPT_NAME, preset="tiny", mode="grid", fields={"optim.lr": [0.001, 0.01]},
                                   runs=[SweepRun(SCRIPT_NAME, config, pinned_host=HERE),
                                         SweepRun(IMG_TAG_NAME, config, pinned_host=HERE)])
@@ -72,6 +75,9 @@ def test_hostile_names_render_as_text_on_every_page_with_no_script_and_no_foreig
     page.get_by_role("heading", name="Lab notebook").wait_for()
     for name in NAMES:  # the bold name's asterisks are on screen: no bold, no image
         page.get_by_text(name).first.wait_for()
+    syntax = page.locator("[data-testid='stMarkdownContainer']", has_text="$x^2$").first
+    syntax.wait_for()  # Streamlit's own syntax as typed: no icon, colour, maths or strikethrough
+    assert STREAMLIT_SYNTAX_NAME in syntax.inner_text().replace(WORD_JOINER, "")
     shows_no_markup("home")
 
     run_id = runs[SCRIPT_NAME]
