@@ -214,3 +214,15 @@ def test_the_evaluation_tab_shows_class_names_from_the_users_folders_as_text(boo
     assert any(reads_as(c, f"Held out: {SCRIPT_NAME}, {IMG_TAG_NAME}") for c in bodies(app.caption))
     legends = {t.get("name") for c in app.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]}
     assert {plotly_literal(SCRIPT_NAME), plotly_literal(IMG_TAG_NAME)} <= legends
+
+
+def test_no_page_but_the_journals_renderer_lets_streamlit_read_html():
+    """Pages show typed text through app/literal.py; the journal's renderer (its own sanitiser, its own tests) is
+    the one place HTML is let through."""
+    from pathlib import Path
+
+    app_folder = Path(__file__).resolve().parents[2] / "app"
+    allowed = {app_folder / "app_pages" / "journal.py"}
+    letting_html = [str(path.relative_to(app_folder)) for path in sorted(app_folder.rglob("*.py"))
+                    if path not in allowed and re.search(r"unsafe_allow_html\s*=\s*True|st\.html\(", path.read_text())]
+    assert letting_html == []
