@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
+from app.literal import plotly_literal
+
 Series = tuple[np.ndarray, np.ndarray]  # (steps, values)
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 GROUPS = (("Losses", ("loss/", "eval/loss/")), ("Accuracy", ("acc/", "eval/acc/", "seen/acc/")),
@@ -87,9 +89,11 @@ MARKER_SYMBOLS = {"NaN": "x", "+inf": "triangle-up", "−inf": "triangle-down"}
 
 def metric_figure(series: Mapping[str, Series], *, title: str, smoothing: float = 0.6, log_y: bool = False,
                   height: int = 320) -> go.Figure:
-    """Each series as a faint raw line with its debiased EMA drawn over it, and non-finite points as markers."""
+    """Each series as a faint raw line with its debiased EMA drawn over it, and non-finite points as markers.
+    Series names and the title are shown as typed (Plotly would read tags in them)."""
     figure = go.Figure()
-    for i, (name, (steps, values)) in enumerate(series.items()):
+    for i, (typed, (steps, values)) in enumerate(series.items()):
+        name = plotly_literal(typed)
         colour = PALETTE[i % len(PALETTE)]
         finite = np.where(np.isfinite(values), values, np.nan)
         smoothed = smoothing > 0 and len(values) > 1
@@ -105,7 +109,7 @@ def metric_figure(series: Mapping[str, Series], *, title: str, smoothing: float 
                 marker={"symbol": MARKER_SYMBOLS[label], "size": 11, "color": "#d62728",
                         "line": {"width": 1, "color": "black"}},
                 hovertemplate=f"{name} = {label} at step %{{x}}<extra></extra>"))
-    figure.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 40, "b": 40},
+    figure.update_layout(title=plotly_literal(title), height=height, margin={"l": 50, "r": 20, "t": 40, "b": 40},
                          xaxis_title="step", legend={"orientation": "h", "y": -0.25}, hovermode="x unified")
     if log_y:
         figure.update_yaxes(type="log")
@@ -188,6 +192,7 @@ def histogram_figure(groups: Mapping[str, Mapping], which: str, *, title: str, h
     """One line per layer group: the histogram of its weights or gradients (`which`), counts on a log axis."""
     figure = go.Figure()
     for i, (group, kinds) in enumerate(groups.items()):
+        group = plotly_literal(group)
         histogram = kinds.get(which)
         if not histogram or not histogram["counts"]:
             continue
@@ -195,7 +200,7 @@ def histogram_figure(groups: Mapping[str, Mapping], which: str, *, title: str, h
         centres = (edges[:-1] + edges[1:]) / 2
         figure.add_trace(go.Scatter(x=centres, y=histogram["counts"], mode="lines", name=group,
                                     line={"color": PALETTE[i % len(PALETTE)], "shape": "hvh"}))
-    figure.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 40, "b": 40},
+    figure.update_layout(title=plotly_literal(title), height=height, margin={"l": 50, "r": 20, "t": 40, "b": 40},
                          xaxis_title="value", yaxis={"type": "log", "title": "count"},
                          legend={"orientation": "h", "y": -0.25})
     return figure
@@ -224,14 +229,16 @@ def few_shot_figure(results: Mapping[str, Mapping[str, Mapping[str, float]]], *,
     """Grouped bars, one group per judge and one bar per result set (a run, or held-out vs seen classes), each
     with its 95 % interval as an error bar; chance (1/N) is for the caller to draw."""
     figure = go.Figure()
-    for i, (name, by_judge) in enumerate(results.items()):
+    for i, (typed, by_judge) in enumerate(results.items()):
+        name = plotly_literal(typed)  # a run's label: shown as typed, in the legend and the hover box
         judges = [j for j in JUDGE_NAMES if j in by_judge]
         figure.add_trace(go.Bar(
             x=[JUDGE_NAMES[j] for j in judges], y=[by_judge[j]["mean"] for j in judges], name=name,
             marker_color=PALETTE[i % len(PALETTE)],
             error_y={"type": "data", "array": [by_judge[j]["ci95"] for j in judges], "visible": True},
             hovertemplate="%{x}: %{y:.3f} ± %{error_y.array:.3f}<extra>" + name + "</extra>"))
-    figure.update_layout(title=title, barmode="group", height=height, yaxis={"range": [0, 1], "title": "accuracy"},
+    figure.update_layout(title=plotly_literal(title), barmode="group", height=height,
+                         yaxis={"range": [0, 1], "title": "accuracy"},
                          margin={"l": 50, "r": 20, "t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return figure
 
@@ -252,7 +259,7 @@ def feature_figure(feature_map: Mapping, *, height: int = 420) -> go.Figure:
     one_d = points.ndim == 2 and points.shape[1] == 1
     for i, label in enumerate(sorted(set(labels.tolist()))):
         chosen = points[labels == label]
-        name = names[label] if label < len(names) else str(label)
+        name = plotly_literal(names[label] if label < len(names) else label)  # class names: the user's folders
         colour = PALETTE[i % len(PALETTE)]
         if one_d:  # a strip per class: the ±1 collapse of normalised 1-D features shows as two dots per strip
             x, y = chosen[:, 0], np.full(len(chosen), name)
@@ -293,13 +300,13 @@ def parallel_coordinates(points: Sequence[Mapping[str, object]], metric: str, va
     for path in (points[0] if points else {}):
         column = [p[path] for p, _ in kept]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
-            dimensions.append({"label": path, "values": column})
+            dimensions.append({"label": plotly_literal(path), "values": column})
         else:
             labels = sorted({str(v) for v in column})
-            dimensions.append({"label": path, "values": [labels.index(str(v)) for v in column],
-                               "tickvals": list(range(len(labels))), "ticktext": labels})
+            dimensions.append({"label": plotly_literal(path), "values": [labels.index(str(v)) for v in column],
+                               "tickvals": list(range(len(labels))), "ticktext": [plotly_literal(t) for t in labels]})
     scores = [v for _, v in kept]
-    dimensions.append({"label": metric, "values": scores})
+    dimensions.append({"label": plotly_literal(metric), "values": scores})
     figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": scores, "colorscale": "Viridis",
                                                                    "showscale": True}))
     figure.update_layout(height=height, margin={"l": 60, "r": 60, "t": 50, "b": 30})

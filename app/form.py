@@ -15,6 +15,7 @@ import streamlit as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from app.literal import literal
 from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, lint, validate_config
 
 
@@ -218,7 +219,7 @@ def config_form(values: dict[str, Any], *, key_prefix: str, first: Sequence[str]
             unplaced.append((show, problem))
         else:
             with slot.container():
-                show(f"**{problem.path}**: {problem.message}")
+                show(f"**{literal(problem.path)}**: {literal(problem.message)}")
     for show, problem in unplaced:
-        show(f"**{problem.path}**: {problem.message}")
+        show(f"**{literal(problem.path)}**: {literal(problem.message)}")
     return edited, cfg, errors, warnings

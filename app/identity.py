@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 import streamlit as st
 
+from app.literal import literal
 from app.serving import ALLOW_ANONYMOUS_ENV, cookie_secret_problem, refusal_to_serve, sign_in_configured
 from lab_notes.owners import LOCAL_USER, Person, is_admin
 
@@ -101,7 +102,7 @@ def signed_in_box() -> None:
     if not sign_in_is_on():
         return
     person = current_person()
-    st.caption(f"Signed in as **{person.in_words}**" + (" · admin" if person.is_admin else ""))
+    st.caption(f"Signed in as **{literal(person.in_words)}**" + (" · admin" if person.is_admin else ""))
     if st.button("Sign out", key="sign_out"):
         st.logout()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.identity import sign_in_is_on
+from app.literal import literal
 from app.services import may_start_worker, notebook
 from engine import jobs
 from engine.worker import ensure_worker
@@ -20,8 +21,8 @@ def worker_health() -> None:
     if workers:
         slots = sum(w.max_parallel for w in workers)
         hosts = ", ".join(sorted({w.host for w in workers}))
-        st.caption(f"🟢 {len(workers)} worker(s), {slots} slot(s) on {hosts}" + (f" · {queued} queued" if queued
-                                                                                else ""))
+        st.caption(f"🟢 {len(workers)} worker(s), {slots} slot(s) on {literal(hosts)}"
+                   + (f" · {queued} queued" if queued else ""))
         return
     if queued and may_start_worker() and ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
         st.caption(f"🟡 Starting a worker for {queued} queued run(s)…")

@@ -14,7 +14,8 @@ from lab_notes.images import check_image
 def show_image(data: bytes, *, caption: str, width: int | str = "content") -> bool:
     """The image, or a placeholder saying it cannot be shown: one damaged image stored before the notebook
     checked images fully must not stop the rest of the page (its own Edit and Delete included) from rendering,
-    nor show the reader a broken picture."""
+    nor show the reader a broken picture. `caption` is Markdown: text a person typed goes in through
+    `app.literal.literal`."""
     try:
         check_image(data, caption)
         st.image(data, caption=caption, width=width)

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app.figures import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
+from app.literal import literal
 from app.services import notebook
 from app.widgets import frame_downloads
 from lab_notes import NotFound
@@ -22,7 +23,7 @@ if ",".join(map(str, chosen)) != st.query_params.get("runs", ""):
     st.query_params["runs"] = ",".join(map(str, chosen))
 missing = [p for p in wanted if not p.strip().isdigit() or int(p) not in names]
 if missing:
-    st.warning(f"Not runs in this notebook: {', '.join(missing)}")
+    st.warning(f"Not runs in this notebook: {literal(', '.join(missing))}")  # typed into the address
 if len(chosen) < 2:
     st.info("Pick at least two runs to compare.")
     st.stop()
@@ -30,7 +31,7 @@ if len(chosen) < 2:
 try:
     runs = [book.get_run(i) for i in chosen]
 except NotFound as error:
-    st.error(str(error))
+    st.error(literal(error))
     st.stop()
 labels = {r.id: f"{r.id} · {r.name}" for r in runs}
 
@@ -57,12 +58,13 @@ if reports:
     accuracies = {labels[i]: reports[i]["accuracy"] for i in labels if i in reports}
     st.plotly_chart(few_shot_figure(accuracies, title="held-out classes"), key="compare:few-shot")
     st.dataframe(pd.DataFrame(interval_table(accuracies)), width="stretch")
-    st.caption(" · ".join(f"{labels[i]}: {reports[i]['n_way']}-way {reports[i]['k_shot']}-shot, "
+    st.caption(" · ".join(f"{literal(labels[i])}: {reports[i]['n_way']}-way {reports[i]['k_shot']}-shot, "
                           f"{reports[i]['episodes']} episodes on "
-                          f"{reports[i].get('judged_on', 'held-out classes')}" for i in labels if i in reports))
+                          f"{literal(reports[i].get('judged_on', 'held-out classes'))}"
+                          for i in labels if i in reports))
     without = [labels[i] for i in labels if i not in reports]
     if without:
-        st.caption(f"No few-shot report yet (written when a run completes): {', '.join(without)}")
+        st.caption(f"No few-shot report yet (written when a run completes): {literal(', '.join(without))}")
 else:
     st.info("None of these runs has a few-shot report yet: it is written when a run completes.")
 

@@ -2,12 +2,12 @@
 (or from its pre-filled form)."""
 
 import datetime as dt
-import html
 
 import streamlit as st
 
 from app.figures import sparkline
 from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_filter
+from app.literal import literal
 from app.services import may_start_worker, notebook
 from engine import jobs
 from engine.config import PRESET_INFO
@@ -31,10 +31,10 @@ def draw_recent(owner: str | None) -> None:
     for summary in recent:
         run = summary.run
         label, bar, spark = st.columns([3, 4, 3], vertical_alignment="center")
-        label.markdown(f"{BADGES.get(run.status, '')} [**{run.id} · {run.name}**](/run?run={run.id})  \n"
-                       f"<small>{run.status}"
-                       + (f" · by {html.escape(author_in_words(run.owner))}" if sign_in_is_on() else "")
-                       + "</small>", unsafe_allow_html=True)
+        # the name and owner as text (escaped), small print by Streamlit's own directive: no HTML read here
+        label.markdown(f"{BADGES.get(run.status, '')} [**{run.id} · {literal(run.name)}**](/run?run={run.id})  \n"
+                       f":small[{run.status}"
+                       + (f" · by {literal(author_in_words(run.owner))}" if sign_in_is_on() else "") + "]")
         eta = summary.eta(now)
         bar.progress(summary.progress, text=f"step {summary.step:,} / {summary.episodes:,}"
                                             + (f" · ETA {eta}" if eta is not None else ""))
@@ -54,8 +54,7 @@ for name, info in PRESET_INFO.items():
     if not info.journal_date or name.endswith("-journal-scale"):
         continue
     text, launch, edit = st.columns([7, 1.4, 1.1], vertical_alignment="center")
-    text.markdown(f"**{info.journal_date}** · `{name}` — {info.summary}  \n"
-                  f"<small>trains: {info.trains}</small>", unsafe_allow_html=True)
+    text.markdown(f"**{info.journal_date}** · `{name}` — {info.summary}  \n:small[trains: {info.trains}]")
     if launch.button("🚀 Launch", key=f"launch:{name}"):
         submitted = jobs.submit(book, info.config, name=name, preset=name, start_worker=may_start_worker(),
                                 owner=owner_to_record())

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app.form import config_form
 from app.identity import owner_to_record
+from app.literal import literal
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
 from engine.config import PRESET_INFO, ConfigError, fields_set, what_trains
@@ -21,13 +22,13 @@ if clone_of is not None:
 
 st.title("New run")
 if parent is not None:
-    st.info(f"Cloning run {parent.id} — {parent.name}. The new run records it as its parent; the original is "
-            "unchanged.")
+    st.info(f"Cloning run {parent.id} — {literal(parent.name)}. The new run records it as its parent; the original "
+            "is unchanged.")
     values, preset_name, source = parent.config, parent.preset, f"clone{parent.id}"
     changed = jobs.code_changed_since(book, parent.id)
     if changed:
-        st.warning(f"⚠️ Today's code is not the code run {parent.id} ran with: {changed}. The same config may not "
-                   "give the same result; its Provenance tab has the commit and the diff.")
+        st.warning(f"⚠️ Today's code is not the code run {parent.id} ran with: {literal(changed)}. The same config "
+                   "may not give the same result; its Provenance tab has the commit and the diff.")
     name_default = f"{parent.name} (edit)"
 else:
     names = list(PRESET_INFO)
@@ -46,7 +47,7 @@ if cfg is not None:
     st.caption(f"**Trains:** {what_trains(cfg)}")
 
 if errors:
-    st.error(f"{len(errors)} field(s) need fixing before launch: " + ", ".join(p.path for p in errors))
+    st.error(f"{len(errors)} field(s) need fixing before launch: " + literal(", ".join(p.path for p in errors)))
 elif warnings:
     st.warning(f"Lint: {len(warnings)} known pitfall(s) in this config (shown under the fields). You can still "
                "launch; the warnings are stored with the run.")
@@ -73,9 +74,9 @@ with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead
         except ConfigError as error:
             problems.extend(error.problems)
     for problem in problems:
-        st.error(f"**{problem.path}**: {problem.message}")
+        st.error(f"**{literal(problem.path)}**: {literal(problem.message)}")
     if points:
-        st.caption(" · ".join(point.label for point in points))
+        st.caption(literal(" · ".join(point.label for point in points)))
     if st.button(f"🧹 Launch sweep ({len(points)} runs)", disabled=not points or not name.strip()):
         submitted = jobs.submit_sweep(book, cfg, fields, mode, name=name.strip(), preset=preset_name,
                                       start_worker=may_start_worker(), owner=owner_to_record())

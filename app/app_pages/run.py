@@ -10,6 +10,7 @@ import streamlit as st
 from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
                          metric_groups)
 from app.identity import author_in_words, current_person, sign_in_is_on
+from app.literal import literal, literal_code
 from app.live_chart import live_chart
 from app.pinning import pin_popover
 from app.services import notebook, run_id_from
@@ -46,18 +47,18 @@ except NotFound:
 
 BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
 if run.status == "deleted":
-    st.warning(f"Run {run.id} ({run.name}) was deleted, with its metrics, images and checkpoints; notes that "
+    st.warning(f"Run {run.id} ({literal(run.name)}) was deleted, with its metrics, images and checkpoints; notes that "
                "mention it stay.")
     st.page_link("app_pages/runs.py", label="All runs", icon="📋")
     st.stop()
-st.title(f"Run {run.id} — {run.name}")
+st.title(f"Run {run.id} — {literal(run.name)}")
 status_text = "stopping" if run.status == "running" and run.stop_requested else run.status
-facts = [f"{BADGES.get(run.status, '')} **{status_text}**", f"preset `{run.preset or '—'}`",
-         f"device {run.device or '—'}"]
+facts = [f"{BADGES.get(run.status, '')} **{status_text}**", f"preset {literal_code(run.preset or '—')}",
+         f"device {literal(run.device or '—')}"]
 if sign_in_is_on():
-    facts.append(f"by {author_in_words(run.owner)}")
+    facts.append(f"by {literal(author_in_words(run.owner))}")
 if run.placement_in_words:
-    facts.append(run.placement_in_words)
+    facts.append(literal(run.placement_in_words))
 if run.parent_id:
     facts.append(f"cloned from [run {run.parent_id}](/run?run={run.parent_id})")
 if run.attempt > 1:
@@ -77,7 +78,7 @@ if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
 st.markdown(" · ".join(facts))
 if run.status_reason and run.status in ("failed", "stopped"):
-    st.caption(run.status_reason)
+    st.caption(literal(run.status_reason))
 
 actions = st.columns([1, 1, 1.6, 4.4])  # "✎ Clone and edit" whole at 1400 px
 me = current_person()
@@ -85,33 +86,33 @@ may_stop = may_change(me, run.owner, f"stop run {run.id}")
 may_resume = may_change(me, run.owner, f"resume run {run.id}")
 try:
     if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES or run.stop_requested or not may_stop,
-                         help=may_stop.reason or None):
+                         help=literal(may_stop.reason) or None):
         st.toast(jobs.stop(book, run.id, by=me))
         st.rerun()
     if actions[1].button("▶ Resume", disabled=run.status not in RESUMABLE_STATUSES or not may_resume,
-                         help=may_resume.reason or None):
+                         help=literal(may_resume.reason) or None):
         step = jobs.resume(book, run.id, by=me)
         st.toast(f"Queued to resume from step {step}." if step else "Queued to start again (no checkpoint).")
         st.rerun()
 except Refused as refusal:  # the run moved on since this page was drawn
-    st.warning(str(refusal))
+    st.warning(literal(refusal))
 if actions[2].button("✎ Clone and edit"):
     st.switch_page("app_pages/new_run.py", query_params={"clone": str(run.id)})
 blocked = may_stop if run.status in LIVE_STATUSES else may_resume if run.status in RESUMABLE_STATUSES else None
 if blocked is not None and not blocked:  # said on the page too: a disabled button's tooltip is easily missed
-    actions[3].caption(f"🔒 {blocked.reason[0].upper()}{blocked.reason[1:]}.")
+    actions[3].caption(f"🔒 {literal(blocked.reason[0].upper() + blocked.reason[1:])}.")
 
 if run.divergence_report:
     report = run.divergence_report
-    st.error(f"💥 **Diverged at step {report.get('first_step')}**: {report.get('reason')} "
-             f"(guard policy `{report.get('policy')}`).")
+    st.error(f"💥 **Diverged at step {literal(report.get('first_step'))}**: {literal(report.get('reason'))} "
+             f"(guard policy {literal_code(report.get('policy'))}).")
     overflow = (report.get("incidents") or [{}])[0].get("diagnostics", {}).get("overflow")
     if isinstance(overflow, dict) and overflow.get("explanation"):
         st.markdown(f"**Why** (measured on that step's features): {overflow['explanation']}")
     with st.expander("Divergence report: last finite values and diagnostics"):
         st.json(report)
 for warning in run.lint:
-    st.warning(f"Lint · **{warning.get('path')}**: {warning.get('message')}")
+    st.warning(f"Lint · **{literal(warning.get('path'))}**: {literal(warning.get('message'))}")
 
 # The open tab is in the address (?tab=Evaluation): a link opens it, and only it is drawn and kept live (each tab
 # open on a live run costs the run's cores some work, bench/viewers.py).
@@ -239,7 +240,8 @@ def draw_evaluation() -> None:
         figure.add_hline(y=chance, line_dash="dot", annotation_text=f"chance 1/{final['n_way']}")
         st.plotly_chart(figure, key="few-shot")
         st.dataframe(interval_table(results), width="stretch")
-        held = (f"Held out: {', '.join(split['eval_classes'])} · trained on: {', '.join(split['train_classes'])}"
+        held = (f"Held out: {literal(', '.join(split['eval_classes']))} · trained on: "
+                f"{literal(', '.join(split['train_classes']))}"
                 if split.get("held_out_classes", True) else
                 f"No class held out (data.holdout_classes = 0): judged on held-out images of all "
                 f"{len(split['train_classes'])} classes")
@@ -271,9 +273,10 @@ if images_tab.open:
             st.info("No reconstructions: this run has no decoder, or none has been drawn yet.")
         for key in keys:
             steps = book.image_steps(run.id, key)
-            step = steps[0] if len(steps) == 1 else st.select_slider(f"{key} — step", options=steps, value=steps[-1])
+            step = steps[0] if len(steps) == 1 else st.select_slider(f"{literal(key)} — step", options=steps,
+                                                                     value=steps[-1])
             png = book.get_image(run.id, key, step)
-            show_image(png, caption=f"{key} at step {step}: original | masked | decoder A | decoder B")
+            show_image(png, caption=f"{literal(key)} at step {step}: original | masked | decoder A | decoder B")
             pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
                         caption=f"{key} of run {run.id} at step {step}",
                         make_figure=lambda caption, png=png, key=key, step=step: Figure(
@@ -309,11 +312,12 @@ if provenance_tab.open:
             provenance = attempts[chosen].payload
             git = provenance.get("git", {})
             if "error" in git:
-                st.warning(f"No git state: {git['error']}")
+                st.warning(f"No git state: {literal(git['error'])}")
             else:
                 state = (f"⚠️ **dirty tree**: {len(git.get('changed', []))} file(s) changed" if git.get("dirty")
                          else "clean tree")
-                st.markdown(f"**Code**: commit `{git.get('commit', '')[:12]}` on `{git.get('branch')}` · {state}")
+                st.markdown(f"**Code**: commit {literal_code(git.get('commit', '')[:12])} on "
+                            f"{literal_code(git.get('branch'))} · {state}")
             hardware = provenance.get("hardware", {})
             gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in hardware.get("gpus", [])) or "none"
             st.dataframe({"value": {key: str(value) for key, value in {
@@ -329,7 +333,7 @@ if provenance_tab.open:
             if git.get("diff_head"):
                 truncated = " (cut at 1 MB)" if git.get("diff_truncated") else ""
                 with st.expander(f"Uncommitted changes: {git.get('diff_bytes', 0):,} bytes{truncated} — full diff in "
-                                 f"`{git.get('diff_file')}`"):
+                                 f"{literal_code(git.get('diff_file'))}"):
                     st.code(git["diff_head"], language="diff")
 
 if config_tab.open:
@@ -345,7 +349,7 @@ if output_tab.open:
     with output_tab:
         checkpoints = book.checkpoints(run.id)
         if checkpoints:
-            st.caption(f"Last checkpoint: step {checkpoints[-1].step} — `{checkpoints[-1].path}`")
+            st.caption(f"Last checkpoint: step {checkpoints[-1].step} — {literal_code(checkpoints[-1].path)}")
         st.code(run.log_tail or "(no output yet)", language=None)
         if slurm_jobs:
             from engine.executors import job_files

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.identity import author_in_words, current_person, sign_in_is_on, whose_filter
+from app.literal import literal
 from app.services import backup_folder, notebook
 from app.widgets import frame_downloads
 from engine import jobs
@@ -110,28 +111,28 @@ def act(action, run_ids: list[int]) -> None:
 
 
 for message in st.session_state.pop("done", []):
-    st.toast(message)
+    st.toast(literal(message))
 for refusal in st.session_state.pop("refusals", []):
-    st.warning(refusal)
+    st.warning(literal(refusal))
 stoppable = [i for i in chosen if by_id[i].status in ("queued", "running")]
 resumable = [i for i in chosen if by_id[i].status in RESUMABLE_STATUSES]
 # Disabled when none of the selection may be acted on; a mixed selection acts on each, and the refusals say why.
 refused = {"stop": not_mine("stop", stoppable), "resume": not_mine("resume", resumable),
            "delete": not_mine("delete", chosen)}
 if cols[2].button("Stop", disabled=not stoppable or len(refused["stop"]) == len(stoppable),
-                  help="; ".join(refused["stop"]) or None):
+                  help=literal("; ".join(refused["stop"])) or None):
     act(lambda i: jobs.stop(book, i, by=me), chosen)
 if cols[3].button("Resume", disabled=not resumable or len(refused["resume"]) == len(resumable),
-                  help="; ".join(refused["resume"]) or None):
+                  help=literal("; ".join(refused["resume"])) or None):
     act(lambda i: f"run {i}: queued to resume from step {jobs.resume(book, i, by=me)}", chosen)
 with cols[4].popover("Delete", disabled=not chosen or len(refused["delete"]) == len(chosen),
-                     help="; ".join(refused["delete"]) or None):
+                     help=literal("; ".join(refused["delete"])) or None):
     st.write(f"Delete run(s) {chosen} with their metrics, images, checkpoints and files? Notes stay. A running "
              "run is refused: stop it first.")
     if st.button("Yes, delete", type="primary"):
         act(lambda i: jobs.delete(book, i, by=me) or f"run {i}: deleted", chosen)
 for reason in dict.fromkeys(refused["stop"] + refused["resume"] + refused["delete"]) if chosen else ():
-    st.caption(f"🔒 {reason}")
+    st.caption(f"🔒 {literal(reason)}")
 
 st.divider()
 st.subheader("Your own analysis")

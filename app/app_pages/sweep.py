@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.figures import metric_figure, parallel_coordinates
+from app.literal import literal, literal_code
 from app.services import notebook, run_id_from
 from lab_notes import NotFound
 
@@ -25,12 +26,13 @@ if sweep_id is None:
 try:
     sweep = book.get_sweep(sweep_id)
 except NotFound as error:
-    st.error(str(error))
+    st.error(literal(error))
     st.stop()
 
-st.title(f"Sweep {sweep.id} — {sweep.name}")
-st.markdown(f"{sweep.mode} over " + ", ".join(f"`{path}` ∈ {values}" for path, values in sweep.fields.items())
-            + f" · preset `{sweep.preset or '—'}` · {len(sweep.run_ids)} runs")
+st.title(f"Sweep {sweep.id} — {literal(sweep.name)}")
+st.markdown(f"{literal(sweep.mode)} over "
+            + ", ".join(f"{literal_code(path)} ∈ {literal(values)}" for path, values in sweep.fields.items())
+            + f" · preset {literal_code(sweep.preset or '—')} · {len(sweep.run_ids)} runs")
 runs = [book.get_run(i) for i in sweep.run_ids]
 if not runs:
     st.info("Every run of this sweep was deleted.")
@@ -61,7 +63,8 @@ scores = {run.id: latest[run.id].get(metric, (None, None))[1] for run in runs}
 finite = {i: v for i, v in scores.items() if v is not None and math.isfinite(v)}
 best = (max if higher else min)(finite, key=finite.get) if finite else None
 if best is not None:
-    st.success(f"🏆 Best by {metric}: [run {best} — {next(r.name for r in runs if r.id == best)}](/run?run={best}) "
+    best_name = next(r.name for r in runs if r.id == best)
+    st.success(f"🏆 Best by {literal(metric)}: [run {best} — {literal(best_name)}](/run?run={best}) "
                f"({finite[best]:.4g})")
 st.plotly_chart(parallel_coordinates([swept(r) for r in runs], metric, [scores[r.id] for r in runs]),
                 key="sweep:parcoords")
