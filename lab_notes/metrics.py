@@ -103,9 +103,9 @@ class MetricsStore(Database):
 
     def _write_points(self, connection: Connection, rows: list[Point]) -> None:
         connection.exec_driver_sql(self._insert_metrics_sql, rows)
-        self._write_rollups(connection, [row[:4] for row in rows])
+        self._write_rollups(connection, rows)
 
-    def _write_rollups(self, connection: Connection, points: Sequence[tuple[int, str, int, float | None]]) -> None:
+    def _write_rollups(self, connection: Connection, points: Sequence[Sequence]) -> None:
         """Fold new points into their buckets' summaries inside the caller's transaction: one upsert whose
         ON CONFLICT clause is `series.merge` in SQL (SQLite and PostgreSQL alike), instead of a read, a delete and
         an insert per series. Plain driver SQL: this runs on every flush."""

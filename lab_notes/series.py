@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from itertools import groupby
-from operator import itemgetter
-from typing import Iterable
+from operator import gt, itemgetter
+from typing import Iterable, Sequence
 
 import numpy as np
 from tsdownsample import MinMaxLTTBDownsampler
@@ -102,15 +101,24 @@ def upsert_rollups_sql(mark: str) -> str:
             f"ON CONFLICT (run_id, key, bucket) DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}")
 
 
-def summarise(rows: Iterable[tuple[int, str, int, float | None]]) -> dict[tuple[int, str, int], dict]:
-    """(run_id, key, step, stored value) rows -> {(run_id, key, bucket): summary}. Written for speed: it runs on
-    every flush, so the per-point work is done by C builtins (a stable sort, bisect, min, max, map), and Python
-    loops over points only in a bucket that holds a NaN or ±inf."""
+def summarise(rows: Iterable[Sequence]) -> dict[tuple[int, str, int], dict]:
+    """(run_id, key, step, stored value, …) rows -> {(run_id, key, bucket): summary}. Written for speed: it runs
+    on every flush, so it only groups rows by series in Python; the per-point work is done by C builtins (bisect,
+    min, max, map, and a stable sort only for a series not already in step order), and a Python loop over points
+    runs only in a bucket that holds a NaN or ±inf."""
+    by_series: dict[tuple[int, str], list[Sequence]] = {}
+    for row in rows:
+        found = by_series.get((row[0], row[1]))
+        if found is None:
+            by_series[row[0], row[1]] = [row]
+        else:
+            found.append(row)
     buckets = {}
-    ordered = sorted(rows, key=_series_and_step)  # stable: among equal steps, the later write stays later
-    for (run_id, key), group in groupby(ordered, key=_series):
-        points = list(group)
+    for (run_id, key), points in by_series.items():
         steps = list(map(_step, points))
+        if any(map(gt, steps, steps[1:])):  # out of order: sort, keeping the later write later among equal steps
+            points.sort(key=_step)
+            steps.sort()
         start = 0
         while start < len(points):
             bucket = steps[start] // BUCKET_STEPS
@@ -120,27 +128,28 @@ def summarise(rows: Iterable[tuple[int, str, int, float | None]]) -> dict[tuple[
     return buckets
 
 
-def _summary(points: list[tuple[int, str, int, float | None]]) -> dict:
+def _summary(points: list[Sequence]) -> dict:
     """One bucket's summary from its points in step order (the latest write last among equal steps)."""
     summary = _empty()
     summary["n"] = len(points)
-    _, _, summary["last_step"], summary["last_value"] = points[-1]
+    summary["last_step"], summary["last_value"] = points[-1][2], points[-1][3]
     values = list(map(_value, points))
     finite = points
     if None in values or any(map(math.isinf, values)):
         finite = [p for p in points if p[3] is not None and p[3] - p[3] == 0]  # x - x is NaN for ±inf
-        for _, _, step, value in points:
+        for step, value in zip(map(_step, points), values):
             kind = "nan_step" if value is None else ("posinf_step" if value > 0 else "neginf_step") \
                 if value is None or value - value != 0 else None
             if kind and summary[kind] is None:  # points are in step order: the first is the earliest
                 summary[kind] = step
     if finite:
-        _, _, summary["min_step"], summary["min_value"] = min(finite, key=_value)
-        _, _, summary["max_step"], summary["max_value"] = max(finite, key=_value)
+        lowest, highest = min(finite, key=_value), max(finite, key=_value)
+        summary["min_step"], summary["min_value"] = lowest[2], lowest[3]
+        summary["max_step"], summary["max_value"] = highest[2], highest[3]
     return summary
 
 
-_series, _series_and_step, _step, _value = itemgetter(0, 1), itemgetter(0, 1, 2), itemgetter(2), itemgetter(3)
+_step, _value = itemgetter(2), itemgetter(3)
 
 
 def overview(summaries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
