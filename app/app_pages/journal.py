@@ -60,7 +60,7 @@ def render_body(segments: list, figures: list[Figure]) -> None:
             show_figure(figure)
 
 
-def preview(body: str, figures: list[Figure]) -> None:
+def render_preview(body: str, figures: list[Figure]) -> None:
     """The editor's preview, through the page's renderer and cache: the first PREVIEW_CHARS characters, and how
     much more there is."""
     text = body[:PREVIEW_CHARS]
@@ -102,7 +102,7 @@ def note_editor(key: str, *, note=None) -> None:
                             help="Markdown; figures are ![caption](./pic/name.png) or attached below. Raw HTML is "
                                  "shown as text, never run.")
     with preview:
-        preview(body, list(note.figures) if note else [])
+        render_preview(body, list(note.figures) if note else [])
     linked = st.multiselect("Linked runs", list(run_names), default=[i for i in (note.run_ids if note else [])
                                                                    if i in run_names],
                             format_func=run_names.get, key=f"{key}:runs")
