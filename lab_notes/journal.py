@@ -45,21 +45,33 @@ LINKABLE = re.compile(r"\]\([^()]*\)|\]\[[^\[\]]*\]")
 SHORTCUT = re.compile(r"\[[^\[\]]+\]")
 
 
-# What one inline block may cost: markdown-it-py rescans a block once per unclosed `[` and pairs emphasis delimiters
-# in quadratic time, so a block whose delimiters would cost more than BUDGET steps a character (plus SLACK for a
-# short dense line) is parsed with those rules off: its brackets and stars stay text. The real journal's blocks are
-# all far inside it (tests/lab_notes/test_journal_render.py), a megabyte of `![` costs what prose costs.
-BUDGET, SLACK = 16, 256
-SPECIALS = "[]()!<>`*_\\&"
+# What one inline block may cost. markdown-it-py scans from each `[` to its `]` (to the block's end when there is
+# none, once per `[`), and pairs emphasis delimiters in up to quadratic time: a block whose brackets would cost more
+# than LINK_BUDGET steps a character, or whose `*` and `_` more than EMPHASIS_BUDGET, is parsed with those rules
+# off (its brackets and stars stay text). The real journal's blocks are all far inside (tests/lab_notes/
+# test_journal_render.py); bench/journal_render.py shows the worst bodies at about the cost of prose.
+LINK_BUDGET, EMPHASIS_BUDGET, SLACK = 1, 4, 64
+SPECIAL = re.compile(r"[\[\]()!<>`*_\\&]")
+
+
+def _link_scan_cost(content: str) -> int:
+    """Special characters markdown-it-py steps over finding every `[`'s label end (the block's end for an
+    unclosed one): bracket pairs matched with a stack, in one pass."""
+    opened: list[int] = []
+    cost = count = 0
+    for count, found in enumerate(SPECIAL.finditer(content), 1):
+        if found.group() == "[":
+            opened.append(count)
+        elif found.group() == "]" and opened:
+            cost += count - opened.pop()
+    return cost + sum(count - start for start in opened)
 
 
 def _rules_within_budget(content: str) -> tuple[bool, bool]:
     """(links, emphasis): whether each kind of rule may run on this inline block within the budget."""
-    allowed = BUDGET * len(content) + SLACK
-    openers = content.count("[")
-    links = openers == 0 or openers * sum(content.count(c) for c in SPECIALS) <= allowed
+    links = "[" not in content or _link_scan_cost(content) <= LINK_BUDGET * len(content) + SLACK
     stars = content.count("*") + content.count("_")
-    return links, stars * stars <= allowed
+    return links, stars * stars <= EMPHASIS_BUDGET * len(content) + SLACK
 
 
 def _inline_with_links_only_where_possible(state: Any) -> None:
@@ -81,9 +93,29 @@ def _parser() -> MarkdownIt:
     return md
 
 
+def _text_up_to(meaningful: str) -> Any:
+    """An inline text rule that stops only at the characters some enabled rule still reads: with links or emphasis
+    off, a run of `[` or `*` is one piece of text, not a character at a time through every rule."""
+    stop = re.compile("[" + re.escape(meaningful) + "]")
+
+    def text(state: Any, silent: bool) -> bool:
+        found = stop.search(state.src, state.pos, state.posMax)
+        end = found.start() if found else state.posMax
+        if end == state.pos:
+            return False
+        if not silent:
+            state.pending += state.src[state.pos:end]
+        state.pos = end
+        return True
+
+    return text
+
+
 def _without(*rules: str) -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True})
-    return md.disable(list(rules)) if rules else md
+    md = MarkdownIt("commonmark", {"html": True}).disable(list(rules))
+    meaningful = "\n\\`<&" + ("" if "link" in rules else "[]!") + ("" if "emphasis" in rules else "*_")
+    md.inline.ruler.before("text", "text_up_to", _text_up_to(meaningful))
+    return md
 
 
 VARIANTS = {(False, True): _without("link", "image"), (True, False): _without("emphasis"),

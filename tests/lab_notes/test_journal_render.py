@@ -41,7 +41,8 @@ def test_no_rendered_html_holds_an_address_a_browser_would_fetch(body):
 def test_the_real_journal_renders_as_it_would_without_a_budget(monkeypatch):
     entries, _ = split_entries(REAL.read_text(encoding="utf-8"))
     within = [body_segments(body) for _, body in entries]
-    monkeypatch.setattr(journal, "BUDGET", 10**9)
+    monkeypatch.setattr(journal, "LINK_BUDGET", 10**9)
+    monkeypatch.setattr(journal, "EMPHASIS_BUDGET", 10**9)
     assert within == [body_segments(body) for _, body in entries]
 
 
