@@ -50,26 +50,27 @@ SHORTCUT = re.compile(r"\[[^\[\]]+\]")
 # than LINK_BUDGET steps a character, or whose `*` and `_` more than EMPHASIS_BUDGET, is parsed with those rules
 # off (its brackets and stars stay text). The real journal's blocks are all far inside (tests/lab_notes/
 # test_journal_render.py); bench/journal_render.py shows the worst bodies at about the cost of prose.
-LINK_BUDGET, EMPHASIS_BUDGET, SLACK = 1, 4, 64
+LINK_BUDGET, EMPHASIS_BUDGET, SLACK, PAIR_COST = 1, 4, 64, 4
 SPECIAL = re.compile(r"[\[\]()!<>`*_\\&]")
 
 
-def _link_scan_cost(content: str) -> int:
+def _link_cost(content: str) -> int:
     """Special characters markdown-it-py steps over finding every `[`'s label end (the block's end for an
-    unclosed one): bracket pairs matched with a stack, in one pass."""
+    unclosed one), bracket pairs matched with a stack in one pass, and PAIR_COST for each pair's tokens (a block
+    that is all links, `[a][a][a]…`, costs four times prose without it)."""
     opened: list[int] = []
     cost = count = 0
     for count, found in enumerate(SPECIAL.finditer(content), 1):
         if found.group() == "[":
             opened.append(count)
         elif found.group() == "]" and opened:
-            cost += count - opened.pop()
+            cost += count - opened.pop() + PAIR_COST
     return cost + sum(count - start for start in opened)
 
 
 def _rules_within_budget(content: str) -> tuple[bool, bool]:
     """(links, emphasis): whether each kind of rule may run on this inline block within the budget."""
-    links = "[" not in content or _link_scan_cost(content) <= LINK_BUDGET * len(content) + SLACK
+    links = "[" not in content or _link_cost(content) <= LINK_BUDGET * len(content) + SLACK
     stars = content.count("*") + content.count("_")
     return links, stars * stars <= EMPHASIS_BUDGET * len(content) + SLACK
 
