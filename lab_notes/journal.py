@@ -105,7 +105,7 @@ def _text_up_to(meaningful: str) -> Any:
         if end == state.pos:
             return False
         if not silent:
-            state.pending += state.src[state.pos:end]
+            state.append_pending(state.src[state.pos:end])  # `pending +=` would copy it all each time
         state.pos = end
         return True
 
