@@ -22,7 +22,7 @@ def html_of(body: str) -> str:
 @pytest.mark.parametrize("blank", ["   ", "\t", " \t ", ""])
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_a_fenced_blank_line_leaves_no_line_a_markdown_reader_could_reread(blank, newline):
-    body = newline.join(["```", blank, "![](http://example.org/x.png)", "```", "", "after ![w](https://e.org/y.png)"])
+    body = newline.join(["```", "x = 1", blank, "![](http://example.org/x.png)", "```", "", "after ![w](https://e.org/y.png)"])
     segments = body_segments(body)
     rendered = "".join(s for s in segments if isinstance(s, str))
     assert "\n" not in rendered and "\r" not in rendered  # one line: one raw-HTML block to the page, nothing after it
