@@ -11,6 +11,9 @@ handed over in memory (`pictures_from_zip`, capped); a figure that is missing, u
 a placeholder that keeps its name and says why; a web address is never fetched. Export writes `journal.md` and
 `pic/` inside the folder it is given and nowhere else, and refuses a folder that already holds something unless
 asked to replace it.
+
+The parsers and their budget live in journal_parse, writing in journal_export, display in journal_render.
+An import holds at most LAB_JOURNAL_IMPORT_MAX_ENTRIES entries (5,000), refused whole past it.
 """
 
 from __future__ import annotations
@@ -25,9 +28,8 @@ from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Sequence
 
-from markdown_it import MarkdownIt
-
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
+from lab_notes.journal_parse import BLOCKS, LINKABLE, PARSER, SHORTCUT, _parser  # noqa: F401  (re-exported)
 from lab_notes.records import Figure
 
 DATE_FORMS = (re.compile(r"^(?P<y>\d{4})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})$"),
@@ -39,90 +41,6 @@ MAX_NOTE_CHARS = 2_000_000
 MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_TOTAL_BYTES = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 50  # uncompressed / compressed, per member: a picture compresses far less than a bomb
-# A link or image needs its label closed by `](…)` or `][…]` (or a defined reference): text without one is parsed
-# with the link rules off. They are markdown-it-py's slow path (~10 µs a character on a run of unclosed `[`).
-LINKABLE = re.compile(r"\]\([^()]*\)|\]\[[^\[\]]*\]")
-SHORTCUT = re.compile(r"\[[^\[\]]+\]")
-
-
-# What one inline block may cost. markdown-it-py scans from each `[` to its `]` (to the block's end when there is
-# none, once per `[`), and pairs emphasis delimiters in up to quadratic time: a block whose brackets would cost more
-# than LINK_BUDGET steps a character, or whose `*` and `_` more than EMPHASIS_BUDGET, is parsed with those rules
-# off (its brackets and stars stay text). The real journal's blocks are all far inside (tests/lab_notes/
-# test_journal_render.py); bench/journal_render.py shows the worst bodies at about the cost of prose.
-LINK_BUDGET, EMPHASIS_BUDGET, SLACK, PAIR_COST = 1, 4, 64, 4
-SPECIAL = re.compile(r"[\[\]()!<>`*_\\&]")
-
-
-def _link_cost(content: str) -> int:
-    """Special characters markdown-it-py steps over finding every `[`'s label end (the block's end for an
-    unclosed one), bracket pairs matched with a stack in one pass, and PAIR_COST for each pair's tokens (a block
-    that is all links, `[a][a][a]…`, costs four times prose without it)."""
-    opened: list[int] = []
-    cost = count = 0
-    for count, found in enumerate(SPECIAL.finditer(content), 1):
-        if found.group() == "[":
-            opened.append(count)
-        elif found.group() == "]" and opened:
-            cost += count - opened.pop() + PAIR_COST
-    return cost + sum(count - start for start in opened)
-
-
-def _rules_within_budget(content: str) -> tuple[bool, bool]:
-    """(links, emphasis): whether each kind of rule may run on this inline block within the budget."""
-    links = "[" not in content or _link_cost(content) <= LINK_BUDGET * len(content) + SLACK
-    stars = content.count("*") + content.count("_")
-    return links, stars * stars <= EMPHASIS_BUDGET * len(content) + SLACK
-
-
-def _inline_with_links_only_where_possible(state: Any) -> None:
-    """markdown-it's core `inline` rule, choosing per block whether the link, image and emphasis rules can match at
-    all and fit the budget."""
-    references = bool(state.env.get("references"))
-    for token in state.tokens:
-        if token.type == "inline":
-            token.children = token.children or []
-            links, emphasis = _rules_within_budget(token.content)
-            links = links and bool(LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content)))
-            md = state.md if links and emphasis else VARIANTS[links, emphasis]
-            md.inline.parse(token.content, md, state.env, token.children)
-
-
-def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True})  # HTML kept as tokens, so <img> figures are found
-    md.core.ruler.at("inline", _inline_with_links_only_where_possible)
-    return md
-
-
-def _text_up_to(meaningful: str) -> Any:
-    """An inline text rule that stops only at the characters some enabled rule still reads: with links or emphasis
-    off, a run of `[` or `*` is one piece of text, not a character at a time through every rule."""
-    stop = re.compile("[" + re.escape(meaningful) + "]")
-
-    def text(state: Any, silent: bool) -> bool:
-        found = stop.search(state.src, state.pos, state.posMax)
-        end = found.start() if found else state.posMax
-        if end == state.pos:
-            return False
-        if not silent:
-            state.append_pending(state.src[state.pos:end])  # `pending +=` would copy it all each time
-        state.pos = end
-        return True
-
-    return text
-
-
-def _without(*rules: str) -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True}).disable(list(rules))
-    meaningful = "\n\\`<&" + ("" if "link" in rules else "[]!") + ("" if "emphasis" in rules else "*_")
-    md.inline.ruler.before("text", "text_up_to", _text_up_to(meaningful))
-    return md
-
-
-VARIANTS = {(False, True): _without("link", "image"), (True, False): _without("emphasis"),
-            (False, False): _without("link", "image", "emphasis")}
-BLOCKS = MarkdownIt("commonmark", {"html": True}).disable("inline")  # headings need no inline parsing
-PARSER = _parser()
 # What export adds after a body that ends inside something open (a fence, a comment, an HTML block), so the next
 # heading still starts an entry; import removes it again, with the N characters of closers above it.
 EXPORT_MARK = "<!-- closed by the export: {} characters above -->\n"

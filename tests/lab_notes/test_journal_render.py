@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_notes import Note, journal
+from lab_notes import Note, journal_parse
 from lab_notes.journal import FigureRef, parse_journal_text, split_entries, write_journal
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments, preview_segments
 
@@ -41,8 +41,8 @@ def test_no_rendered_html_holds_an_address_a_browser_would_fetch(body):
 def test_the_real_journal_renders_as_it_would_without_a_budget(monkeypatch):
     entries, _ = split_entries(REAL.read_text(encoding="utf-8"))
     within = [body_segments(body) for _, body in entries]
-    monkeypatch.setattr(journal, "LINK_BUDGET", 10**9)
-    monkeypatch.setattr(journal, "EMPHASIS_BUDGET", 10**9)
+    monkeypatch.setattr(journal_parse, "LINK_BUDGET", 10**9)
+    monkeypatch.setattr(journal_parse, "EMPHASIS_BUDGET", 10**9)
     assert within == [body_segments(body) for _, body in entries]
 
 
