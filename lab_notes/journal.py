@@ -11,25 +11,26 @@ handed over in memory (`pictures_from_zip`, capped); a figure that is missing, u
 a placeholder that keeps its name and says why; a web address is never fetched. Export writes `journal.md` and
 `pic/` inside the folder it is given and nowhere else, and refuses a folder that already holds something unless
 asked to replace it.
+
+The parsers and their budget live in journal_parse, writing in journal_export, display in journal_render.
+An import holds at most LAB_JOURNAL_IMPORT_MAX_ENTRIES entries (5,000), refused whole past it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import io
+import os
 import re
-import shutil
 import zipfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping, Sequence
-
-from markdown_it import MarkdownIt
+from typing import Any, Mapping, Sequence
 
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
-from lab_notes.records import Figure, Note
+from lab_notes.journal_parse import BLOCKS, LINKABLE, PARSER, SHORTCUT, _parser  # noqa: F401  (re-exported)
+from lab_notes.records import Figure
 
 DATE_FORMS = (re.compile(r"^(?P<y>\d{4})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})$"),
               re.compile(r"^(?P<y>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*日?$"))
@@ -40,32 +41,12 @@ MAX_NOTE_CHARS = 2_000_000
 MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_TOTAL_BYTES = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 50  # uncompressed / compressed, per member: a picture compresses far less than a bomb
-# A link or image needs its label closed by `](…)` or `][…]` (or a defined reference): text without one is parsed
-# with the link rules off. They are markdown-it-py's slow path (~10 µs a character on a run of unclosed `[`).
-LINKABLE = re.compile(r"\]\([^()]*\)|\]\[[^\[\]]*\]")
-SHORTCUT = re.compile(r"\[[^\[\]]+\]")
-
-
-def _inline_with_links_only_where_possible(state: Any) -> None:
-    """markdown-it's core `inline` rule, choosing per block whether the link and image rules can match at all."""
-    references = bool(state.env.get("references"))
-    for token in state.tokens:
-        if token.type == "inline":
-            token.children = token.children or []
-            linkable = LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content))
-            md = state.md if linkable else WITHOUT_LINKS
-            md.inline.parse(token.content, md, state.env, token.children)
-
-
-def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True})  # HTML kept as tokens, so <img> figures are found
-    md.core.ruler.at("inline", _inline_with_links_only_where_possible)
-    return md
-
-
-WITHOUT_LINKS = MarkdownIt("commonmark", {"html": True}).disable(["link", "image"])
-BLOCKS = MarkdownIt("commonmark", {"html": True}).disable("inline")  # headings need no inline parsing
-PARSER = _parser()
+# What export adds after a body that ends inside something open (a fence, a comment, an HTML block), so the next
+# heading still starts an entry; import removes it again, with the N characters of closers above it.
+EXPORT_MARK = "<!-- closed by the export: {} characters above -->\n"
+EXPORT_MARK_FORM = re.compile(r"<!-- closed by the export: (\d{1,9}) characters above -->\n")
+MAX_IMPORT_ENTRIES = 5000
+MAX_IMPORT_ENTRIES_VARIABLE = "LAB_JOURNAL_IMPORT_MAX_ENTRIES"
 
 
 class JournalError(ValueError):
@@ -177,10 +158,32 @@ def split_entries(content: str, source: str = "journal") -> tuple[list[tuple[dt.
     level = min(level for level, *_ in dated)  # the file's entries: its highest-ranked dated headings
     starts = [(first, after, day) for lv, first, after, day in dated if lv == level]
     lines = LINE_ENDS.split(content)  # the lines CommonMark counts (\n, \r\n, \r), not str.splitlines's
-    entries: list[tuple[dt.date | None, str]] = [(None, "".join(lines[:starts[0][0]]))]
+    entries: list[tuple[dt.date | None, str]] = [(None, without_export_marks("".join(lines[:starts[0][0]])))]
     for (first, after, day), following in zip(starts, [*starts[1:], (len(lines), None, None)]):
-        entries.append((day, "".join(lines[after:following[0]])))
+        body = "".join(lines[after:following[0]])
+        if following[1] is not None:  # the line break before the next heading is the format's, not the body's
+            body = without_export_marks(body.removesuffix("\n"))
+        entries.append((day, body))
     return entries, env
+
+
+def without_export_marks(body: str) -> str:
+    """`body` without what an export added to close it (see lab_notes.journal_export): its mark and closers."""
+    start = body.rfind("<!-- closed by the export: ", max(0, len(body) - 80))
+    mark = EXPORT_MARK_FORM.fullmatch(body, start) if start >= 0 else None
+    if mark is None or int(mark[1]) > start:
+        return body
+    return body[:start - int(mark[1])]
+
+
+def max_import_entries() -> int:
+    """The most entries one journal import may hold: LAB_JOURNAL_IMPORT_MAX_ENTRIES, else 5,000."""
+    value = os.environ.get(MAX_IMPORT_ENTRIES_VARIABLE, "").strip()
+    if not value:
+        return MAX_IMPORT_ENTRIES
+    if not value.isdigit() or int(value) < 1:
+        raise JournalError(f"{MAX_IMPORT_ENTRIES_VARIABLE}={value!r} is not a positive whole number of entries")
+    return int(value)
 
 
 def _load_figure(ref: FigureRef, journal_dir: Path | None, pic_dir: Path | None,
@@ -229,6 +232,10 @@ def parse_journal_text(content: str, source: str, *, journal_dir: Path | None = 
     """Entries of a journal's text, or JournalError; figures from `pictures` (by file name) when given, else from
     the picture folder, else from the journal's folder. Nothing is written here."""
     entries, env = split_entries(content, source)
+    cap = max_import_entries()
+    if len(entries) - 1 > cap:  # the first is the text before the first heading
+        raise JournalError(f"{source}: {len(entries) - 1:,} dated entries, over the cap of {cap:,} entries one "
+                           f"import may hold ({MAX_IMPORT_ENTRIES_VARIABLE}): nothing imported")
     result = []
     for day, body in entries:
         if day is None and not body.strip():
@@ -306,118 +313,9 @@ def parse_journal(md_path: Path, pic_dir: Path | None = None) -> list[JournalEnt
                               pic_dir=pic_dir)
 
 
-def _safe_name(name: str, used: set[str], index: int) -> str:
-    """A plain file name inside pic/: no folders, no hidden files, no clashes."""
-    base = PurePosixPath(name.replace("\\", "/")).name
-    if not base or base.startswith(".") or not re.fullmatch(r"[\w\-. ()\u0080-\uffff]+", base):
-        base = f"figure-{index}.png"
-    candidate, n = base, 1
-    while candidate in used:
-        stem, dot, suffix = base.rpartition(".")
-        candidate = f"{stem}-{n}.{suffix}" if dot else f"{base}-{n}"
-        n += 1
-    return candidate
+from lab_notes.journal_export import dated_heading_levels, entry_level, write_journal  # noqa: E402  (re-exported)
+from lab_notes.journal_render import body_segments  # noqa: E402  (re-exported)
 
-
-def dated_heading_levels(body: str) -> set[int]:
-    """Levels of the top-level dated headings inside a body."""
-    tokens = BLOCKS.parse(body)
-    return {int(t.tag[1:]) for i, t in enumerate(tokens) if t.type == "heading_open" and t.level == 0
-            and parse_date(tokens[i + 1].content)}
-
-
-def entry_level(bodies: Iterable[str]) -> int:
-    """The heading level an export gives its entries: ### as in the original journal, or higher-ranked when a
-    body holds a dated heading of its own at ### or above (it must stay prose when the file is read back)."""
-    inner = min((level for body in bodies for level in dated_heading_levels(body)), default=7)
-    return max(1, min(3, inner - 1))
-
-
-def write_journal(notes: Sequence[Note], out_dir: Path, *, replace: bool = False) -> Path:
-    """Write journal.md and pic/ in the original format: undated notes first, then by date. A folder that holds
-    anything already is refused, unless `replace`: then its journal.md and pic/ are replaced (no stale pictures)."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not replace:
-            raise JournalError(f"{out_dir} is not empty: export into an empty folder, or ask to replace its "
-                               "journal.md and pic/")
-        (out_dir / "journal.md").unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "pic", ignore_errors=True)
-    pic = out_dir / "pic"
-    pic.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    written: dict[str, bytes] = {}
-    parts: list[str] = []
-    ordered = sorted(notes, key=lambda n: (n.entry_date is not None, n.entry_date or dt.date.min, n.id))
-    marks = "#" * entry_level(n.body for n in ordered)
-    for index, note in enumerate(ordered):
-        body = note.body
-        if note.entry_date is not None:
-            parts.append(f"{marks} {note.entry_date:%Y.%m.%d}\n")
-            if note.title and note.title not in body:
-                body = f"\n**{note.title}**\n\n" + body.lstrip("\n")
-        referenced = {ref.name for ref in figure_references(note.body)}
-        for figure in note.figures:
-            if figure.image is None:
-                continue  # a missing figure keeps its reference in the body; there is no file to write
-            name = figure.name if figure.name in referenced else _safe_name(figure.name, used, len(written))
-            if name in written and written[name] != figure.image:
-                name = _safe_name(name, used, len(written))
-            used.add(name)
-            written[name] = figure.image
-            (pic / name).write_bytes(figure.image)
-            if name not in referenced:
-                body = body.rstrip("\n") + f"\n\n![{figure.caption}](./pic/{name})\n\n"
-        if not body.endswith("\n") and index < len(ordered) - 1:
-            body += "\n\n"
-        parts.append(body)
-    journal = out_dir / "journal.md"
-    journal.write_text("".join(parts), encoding="utf-8")
-    return journal
-
-
-# --- rendering a body for display -------------------------------------------------------------------------------
-
-RENDERER = _parser()
-
-
-def _figure_marker(env: dict[str, Any], ref: FigureRef) -> str:
-    env["figures"].append(ref)
-    return f"\x00{len(env['figures']) - 1}\x00"  # markdown-it turns any NUL of the input into U+FFFD: no clash
-
-
-def _render_image(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
-    token = tokens[idx]
-    return _figure_marker(env, FigureRef(str(token.attrGet("src") or ""), _alt_text(token)))
-
-
-def _render_raw_html(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
-    """Raw HTML is shown as text, never run; its <img> tags are figures like any other."""
-    content, out, cursor = tokens[idx].content, [], 0
-    for tag in IMG_TAG.finditer(content):
-        refs = html_figures(tag.group(0))
-        if refs:
-            out.append(html.escape(content[cursor:tag.start()]))
-            out += [_figure_marker(env, ref) for ref in refs]
-            cursor = tag.end()
-    out.append(html.escape(content[cursor:]))
-    text = "".join(out)
-    return text if tokens[idx].type == "html_inline" else f"<p>{text}</p>\n"
-
-
-RENDERER.add_render_rule("image", _render_image)
-RENDERER.add_render_rule("html_inline", _render_raw_html)
-RENDERER.add_render_rule("html_block", _render_raw_html)
-
-
-def body_segments(body: str) -> list[str | FigureRef]:
-    """A note's body for display, in order: HTML strings of prose (every raw HTML of the note escaped, so safe to
-    show as HTML) and the figures between them, which the page draws itself (a web image only as a link)."""
-    env: dict[str, Any] = {"figures": []}
-    parts = re.split("\x00(\\d+)\x00", RENDERER.render(body, env))
-    segments: list[str | FigureRef] = []
-    for index, part in enumerate(parts):
-        if index % 2:
-            segments.append(env["figures"][int(part)])
-        elif part.strip():
-            segments.append(part)
-    return segments
+__all__ = ["JournalError", "JournalEntry", "FigureRef", "body_segments", "dated_heading_levels", "entry_level",
+           "figure_references", "parse_date", "parse_journal", "parse_journal_text", "pictures_from_zip",
+           "read_journal_text", "split_entries", "wanted_pictures", "write_journal"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +15,14 @@ from lab_notes.images import check_image
 from lab_notes.owners import LOCAL_USER, Person, refuse_unless_allowed
 from lab_notes.records import Figure, Note, NoteDraft, NoteHeading
 from lab_notes.schema import FigureRow, NoteRow, NoteRunRow
+
+
+@dataclass(frozen=True)
+class NotesPage:
+    """One page of notes and how many there are in all."""
+
+    notes: list[Note]
+    total: int
 
 
 class NotesStore(Database):
@@ -84,14 +93,27 @@ class NotesStore(Database):
             raise NotFound(f"no note {note_id}")
         return notes[0]
 
-    def list_notes(self, run_id: int | None = None, *, newest_first: bool = False) -> list[Note]:
-        """By entry date (undated entries last), then by id."""
+    def list_notes(self, run_id: int | None = None, *, newest_first: bool = False, owner: str | None = None,
+                   limit: int | None = None, offset: int = 0) -> list[Note]:
+        """By entry date (undated entries last), then by id; `limit` notes from `offset` (None: all of them);
+        `owner`: one person's notes only (None: everyone's)."""
         query = select(NoteRow)
         if run_id is not None:
             query = query.join(NoteRunRow, NoteRunRow.note_id == NoteRow.id).where(NoteRunRow.run_id == run_id)
+        if owner is not None:
+            query = query.where(NoteRow.owner == owner)
         order = NoteRow.entry_date.desc() if newest_first else NoteRow.entry_date.asc()
         query = query.order_by(NoteRow.entry_date.is_(None), order, NoteRow.id)
-        return self._notes(query)
+        return self._notes(query.limit(limit).offset(offset) if limit is not None else query)
+
+    def notes_page(self, *, newest_first: bool = False, owner: str | None = None, limit: int = 50,
+                   offset: int = 0) -> NotesPage:
+        """One page of notes in list_notes's order and the count of all of them (`owner`'s only, when given): the
+        cost stays that of one page however many notes there are."""
+        counted = select(func.count()).select_from(NoteRow)
+        with self._read() as session:
+            total = session.scalar(counted.where(NoteRow.owner == owner) if owner is not None else counted) or 0
+        return NotesPage(self.list_notes(newest_first=newest_first, owner=owner, limit=limit, offset=offset), total)
 
     def note_headings(self, *, newest_first: bool = True) -> list[NoteHeading]:
         """Every note's heading, without loading figures: for pickers."""

@@ -4,6 +4,7 @@ Note Markdown is rendered without raw HTML, so a note cannot run script in the p
 
 import dataclasses
 import datetime as dt
+import hashlib
 import html
 import io
 import re
@@ -18,23 +19,32 @@ from app.services import notebook
 from app.widgets import show_image
 from lab_notes import BadImage, Figure, JournalError
 from lab_notes.images import MAX_IMAGE_BYTES, check_image
-from lab_notes.journal import body_segments
+from lab_notes.journal_render import PREVIEW_CHARS, body_segments
 from lab_notes.owners import NotAllowed, may_change
 
 book = notebook()
 me = current_person()
 st.title("Journal")
+PAGE_SIZE = 50  # notes a page shows, as the Runs page pages runs
 
 
-def render_body(body: str, figures: list[Figure]) -> None:
+@st.cache_data(max_entries=2000, show_spinner=False)
+def rendered(key: tuple, _body: str) -> list:
+    """A body's segments, rendered once per edit: `key` is (note id, its last change) for a stored note, ("draft",
+    digest) for the editor's text; the body itself is left out of the cache's hashing (it may be megabytes)."""
+    return body_segments(_body)
+
+
+def render_body(segments: list, figures: list[Figure]) -> None:
     """Prose rendered from CommonMark with every raw HTML of the note escaped (shown as text, never run); each
     figure drawn from the note's stored images or as a placeholder; a web image only as a link, never fetched."""
     by_name = {f.name: f for f in figures}
     shown = set()
-    for segment in body_segments(body):
+    for segment in segments:
         if isinstance(segment, str):
-            # One raw-HTML block per chunk: a blank line would end it and let Markdown re-read the rest.
-            st.markdown("<div>" + re.sub(r"\n(?=\n)", "&#10;", segment) + "</div>", unsafe_allow_html=True)
+            # One line (body_segments leaves no line break in it), so one raw-HTML block: nothing of it is read
+            # as Markdown again.
+            st.markdown("<div>" + segment + "</div>", unsafe_allow_html=True)
         elif segment.remote:
             link = html.escape(segment.src, quote=True)
             shown_as = (f'<a href="{link}" rel="noopener noreferrer">{link}</a>'
@@ -48,6 +58,16 @@ def render_body(body: str, figures: list[Figure]) -> None:
     for figure in figures:
         if figure.name not in shown:
             show_figure(figure)
+
+
+def render_preview(body: str, figures: list[Figure]) -> None:
+    """The editor's preview, through the page's renderer and cache: the first PREVIEW_CHARS characters, and how
+    much more there is."""
+    text = body[:PREVIEW_CHARS]
+    render_body(rendered(("draft", hashlib.sha256(text.encode()).hexdigest()), text), figures)
+    if len(body) > len(text):
+        st.info(f"Preview shows the first {PREVIEW_CHARS:,} characters; {len(body) - len(text):,} more are not "
+                "previewed (saved and shown in full).")
 
 
 def show_figure(figure: Figure) -> None:
@@ -82,7 +102,7 @@ def note_editor(key: str, *, note=None) -> None:
                             help="Markdown; figures are ![caption](./pic/name.png) or attached below. Raw HTML is "
                                  "shown as text, never run.")
     with preview:
-        render_body(body, list(note.figures) if note else [])
+        render_preview(body, list(note.figures) if note else [])
     linked = st.multiselect("Linked runs", list(run_names), default=[i for i in (note.run_ids if note else [])
                                                                    if i in run_names],
                             format_func=run_names.get, key=f"{key}:runs")
@@ -151,10 +171,26 @@ search_col, order_col = st.columns([3, 1])
 query = search_col.text_input("Search notes", placeholder="words in titles or text, e.g. 准确率 or NaN",
                               key="journal:search")
 newest_first = order_col.radio("Order", ["Newest first", "Oldest first"], horizontal=True) == "Newest first"
-notes = book.search_notes(query) if query.strip() else book.list_notes(newest_first=newest_first)
-if query.strip() and newest_first:
-    notes = sorted(notes, key=lambda n: (n.entry_date or dt.date.min), reverse=True)
-notes = made_by(notes, whose)
+number = st.session_state.get("journal_page", 1)
+if query.strip():
+    found = made_by(book.search_notes(query), whose)
+    if newest_first:
+        found = sorted(found, key=lambda n: (n.entry_date or dt.date.min), reverse=True)
+    total = len(found)
+    if (number - 1) * PAGE_SIZE >= total:
+        number = 1
+    notes = found[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+else:
+    page = book.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    if not page.notes and number > 1:  # fewer notes than before (deleted, or another person's): the first page
+        number = 1
+        page = book.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE)
+    notes, total = page.notes, page.total
+if st.session_state.get("journal_page", 1) != number:
+    st.session_state["journal_page"] = number
+pages = -(-total // PAGE_SIZE)
+if pages > 1:
+    st.number_input(f"Page (of {pages}; {total:,} notes)", 1, pages, key="journal_page")
 if not notes:
     st.info("No notes match." if query.strip() or whose else
             "The journal is empty: write a note or import a journal file.")
@@ -173,7 +209,7 @@ for note in notes:
     if st.session_state.get("editing") == note.id:
         note_editor(f"edit{note.id}", note=note)
     else:
-        render_body(note.body, note.figures)
+        render_body(rendered((note.id, note.updated_at), note.body), note.figures)
         may_edit = may_change(me, note.owner, "edit this note")
         edit, delete = st.columns([1, 8])
         if edit.button("Edit", key=f"edit:{note.id}", disabled=not may_edit, help=may_edit.reason or None):
