@@ -15,7 +15,8 @@ import streamlit as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, lint, validate_config
+from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, validate_config
+from engine.lint import lint
 
 
 @dataclass(frozen=True)

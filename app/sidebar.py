@@ -7,7 +7,6 @@ import streamlit as st
 from app.identity import sign_in_is_on
 from app.services import may_start_worker, notebook
 from engine import jobs
-from engine.worker import ensure_worker
 
 
 @st.fragment(run_every=5.0)
@@ -23,12 +22,12 @@ def worker_health() -> None:
         st.caption(f"🟢 {len(workers)} worker(s), {slots} slot(s) on {hosts}" + (f" · {queued} queued" if queued
                                                                                 else ""))
         return
-    if queued and may_start_worker() and ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
+    if queued and may_start_worker() and jobs.ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
         st.caption(f"🟡 Starting a worker for {queued} queued run(s)…")
         return
     # With sign-in the app starts no worker (it would run everyone's jobs as this server's user, on this host).
     hint = " Workers run on their own hosts: `python -m engine worker`." if sign_in_is_on() else ""
     st.caption("🔴 No live worker: queued runs wait." + (f" {queued} queued." if queued else "") + hint)
     if may_start_worker() and st.button("Start a worker", key="start_worker"):
-        ensure_worker(book.url, runs_dir=jobs.RUNS_DIR)
+        jobs.ensure_worker(book.url, runs_dir=jobs.RUNS_DIR)
         st.toast("Worker starting: it takes the queue within a few seconds.")
