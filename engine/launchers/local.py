@@ -26,7 +26,7 @@ from typing import Callable, Protocol
 
 from lab_notes import Attempt
 
-ENGINE_ROOT = Path(__file__).resolve().parents[1]
+ENGINE_ROOT = Path(__file__).resolve().parents[2]  # the repository root: engine/launchers/local.py
 WARM_MODULES = ["engine.train", "engine.run_process"]  # torch, timm, the models, the notebook: what every run imports
 READ_AT_LOAD = ("OMP_WAIT_POLICY",)  # settings a library reads once, when it loads: the server must have them
 
