@@ -9,11 +9,23 @@ from app.services import may_start_worker, notebook
 from engine import jobs
 
 
+@st.cache_resource(show_spinner=False)
+def worker_started_with_the_app(url: str) -> int | None:
+    """Once per server process, when the app starts (single-user mode): a worker and its warm launcher, so that
+    torch is imported while a person reads the home page, not after their first Launch."""
+    return jobs.ensure_worker(url, runs_dir=jobs.RUNS_DIR)
+
+
 @st.fragment(run_every=5.0)
 def worker_health() -> None:
     """Refreshed on its own every 5 s: a worker that dies shows up here without a page reload, and queued runs
     (a resume, a CLI submit) get a worker started for them."""
     book = notebook()
+    if may_start_worker():
+        worker_started_with_the_app(book.url)
+        if jobs.worker_warming_up(jobs.RUNS_DIR):
+            st.caption("🟡 Worker warming up (importing torch): a run launched now starts once it is ready…")
+            return
     workers = jobs.live_workers(book)
     queued = book.runs_page(status="queued", limit=1).total  # counted by the database, never loaded
     if workers:

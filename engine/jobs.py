@@ -159,6 +159,7 @@ def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int 
     except (OSError, ValueError):
         pass
     with open(log_dir / "worker.log", "ab") as log:
+        (log_dir / "worker.log-start").write_text(str(log.tell()))  # where this worker's own lines begin
         process = subprocess.Popen(
             [sys.executable, "-u", "-m", "engine", "worker", "--runs-dir", str(log_dir),
              "--max-parallel", str(max_parallel)],
@@ -167,6 +168,22 @@ def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int 
             env={**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_DATA_DIR": str(data_root())}, start_new_session=True)
     pid_file.write_text(str(process.pid))
     return process.pid
+
+
+def worker_warming_up(runs_dir: str | Path = RUNS_DIR) -> bool:
+    """Whether the worker this host's app started (runs_dir/worker.pid) is alive and its warm launcher is still
+    importing torch and the engine: its log has no 'warm launcher' line since it started (a run launched now
+    waits for that import)."""
+    folder = Path(runs_dir).resolve()
+    try:
+        pid = int((folder / "worker.pid").read_text())
+        with open(folder / "worker.log", "rb") as log:
+            log.seek(int((folder / "worker.log-start").read_text()))
+            own_lines = log.read().decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return False
+    # 'warm launcher ready …', or 'warm launcher: … could not be preloaded' (runs then import it themselves)
+    return _alive(pid) and "warm launcher" not in own_lines
 
 
 def job_in_words(job_id: str) -> str:
