@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from app.literal import literal
-from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, lint, validate_config
+from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, validate_config
+from engine.lint import lint
 
 
 @dataclass(frozen=True)

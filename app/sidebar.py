@@ -8,7 +8,13 @@ from app.identity import sign_in_is_on
 from app.literal import literal
 from app.services import may_start_worker, notebook
 from engine import jobs
-from engine.worker import ensure_worker
+
+
+@st.cache_resource(show_spinner=False)
+def worker_started_with_the_app(url: str) -> int | None:
+    """Once per server process, when the app starts (single-user mode): a worker and its warm launcher, so that
+    torch is imported while a person reads the home page, not after their first Launch."""
+    return jobs.ensure_worker(url, runs_dir=jobs.RUNS_DIR)
 
 
 @st.fragment(run_every=5.0)
@@ -16,6 +22,11 @@ def worker_health() -> None:
     """Refreshed on its own every 5 s: a worker that dies shows up here without a page reload, and queued runs
     (a resume, a CLI submit) get a worker started for them."""
     book = notebook()
+    if may_start_worker():
+        worker_started_with_the_app(book.url)
+        if jobs.worker_warming_up(jobs.RUNS_DIR):
+            st.caption("🟡 Worker warming up (importing torch): a run launched now starts once it is ready…")
+            return
     workers = jobs.live_workers(book)
     queued = book.runs_page(status="queued", limit=1).total  # counted by the database, never loaded
     if workers:
@@ -24,12 +35,12 @@ def worker_health() -> None:
         st.caption(f"🟢 {len(workers)} worker(s), {slots} slot(s) on {literal(hosts)}"
                    + (f" · {queued} queued" if queued else ""))
         return
-    if queued and may_start_worker() and ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
+    if queued and may_start_worker() and jobs.ensure_worker(book.url, runs_dir=jobs.RUNS_DIR):
         st.caption(f"🟡 Starting a worker for {queued} queued run(s)…")
         return
     # With sign-in the app starts no worker (it would run everyone's jobs as this server's user, on this host).
     hint = " Workers run on their own hosts: `python -m engine worker`." if sign_in_is_on() else ""
     st.caption("🔴 No live worker: queued runs wait." + (f" {queued} queued." if queued else "") + hint)
     if may_start_worker() and st.button("Start a worker", key="start_worker"):
-        ensure_worker(book.url, runs_dir=jobs.RUNS_DIR)
+        jobs.ensure_worker(book.url, runs_dir=jobs.RUNS_DIR)
         st.toast("Worker starting: it takes the queue within a few seconds.")

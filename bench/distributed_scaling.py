@@ -32,7 +32,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import PRESETS, with_overrides  # noqa: E402
+from engine.config import with_overrides  # noqa: E402
+from engine.presets import PRESETS  # noqa: E402
 from engine.sinks import NullSink  # noqa: E402
 from engine.train import train  # noqa: E402
 

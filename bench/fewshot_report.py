@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import PRESET_INFO  # noqa: E402
+from engine.presets import PRESET_INFO  # noqa: E402
 from engine.evaluation import JUDGES  # noqa: E402
 from engine.sinks import JsonlSink  # noqa: E402
 from engine.train import train  # noqa: E402

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import PRESETS, preset as preset_config, with_overrides  # noqa: E402
+from engine.config import with_overrides  # noqa: E402
+from engine.presets import PRESETS, preset as preset_config  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
 from tests.helpers import wait_for  # noqa: E402
 

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine import jobs  # noqa: E402
-from engine.config import PRESETS, with_overrides  # noqa: E402
+from engine.config import with_overrides  # noqa: E402
+from engine.presets import PRESETS  # noqa: E402
 from lab_notes import FINAL_STATUSES, NotFound, Notebook, Refused  # noqa: E402
 
 TINY = ["data.image_size=16", "data.samples_per_class=12", "data.n_way=3", "data.k_shot=2", "data.q_queries=2",

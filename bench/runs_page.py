@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from engine.config import PRESETS  # noqa: E402
+from engine.presets import PRESETS  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
 
 APP = str(ROOT / "app" / "streamlit_app.py")

@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import PRESETS, with_overrides  # noqa: E402
+from engine.config import with_overrides  # noqa: E402
+from engine.presets import PRESETS  # noqa: E402
 from engine.sinks import NullSink  # noqa: E402
 from engine.models import ExperimentModel  # noqa: E402
 from engine.provenance import collect_provenance  # noqa: E402

@@ -27,7 +27,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import preset  # noqa: E402
+from engine.presets import preset  # noqa: E402
 from lab_notes import Notebook  # noqa: E402
 from tests.e2e.page_scripts import (HIDE_THE_TAB, LAST_STEP_IN_FIRST_CHART, LIVE_CHART,  # noqa: E402
                                     RECORD_WHEN_STEPS_ARE_SHOWN, SHOW_THE_TAB, WHEN_STEP_WAS_SHOWN)

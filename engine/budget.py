@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Mapping
+from typing import Any, Mapping
 
-if TYPE_CHECKING:
-    from engine.config import RunConfig
+# engine.config.RunConfig, named and not imported: config imports this module (its validation calls `overruns`)
+RunConfig = Any
 
 BYTES_PER_VALUE = 4  # pixels load as float32 (data.LabelledImages); training keeps float32 activations
 GB = 1e9

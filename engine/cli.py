@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from data import DatasetError
-from engine.config import PRESET_INFO, ConfigError, Problem, lint, preset, validate_config, with_overrides
+from engine.config import ConfigError, Problem, validate_config, with_overrides
+from engine.lint import lint
+from engine.presets import PRESET_INFO, preset
 from engine.hosts import this_host_id
 from engine.provenance import collect_provenance, keep_diff
 from engine.sweeps import parse_field
@@ -209,7 +211,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _run_child(args: argparse.Namespace) -> int:
-    from engine.worker import run_one
+    from engine.run_process import run_one
     from lab_notes import Attempt
 
     return run_one(args.db, Attempt(args.run, args.attempt, args.token), args.runs_dir, args.worker_pid)

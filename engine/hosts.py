@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
+
 
 def this_host_id() -> str:
     """How this host names itself to the notebook: $LAB_HOST_ID, else its hostname."""
@@ -69,3 +71,11 @@ def check_artifact_root(root: Path, host_id: str, *, create: bool) -> Path:
 
 
 __all__ = ["ArtifactRootUnavailable", "check_artifact_root", "gpu_names", "this_host_id"]
+
+
+def process_is_running(pid: int) -> bool:
+    """Is `pid` a live process (not a zombie its parent has yet to reap)?"""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

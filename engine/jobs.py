@@ -5,17 +5,23 @@ ask `lab_notes.owners.may_change` (the rule the pages show) and refuse with its 
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import Problem, RunConfig, lint
-from engine.hosts import this_host_id
+import psutil
+
+from engine.config import Problem, RunConfig, data_root
+from engine.lint import lint
+from engine.hosts import process_is_running, this_host_id
+from engine.launchers.local import ENGINE_ROOT
 from engine.provenance import code_differs, git_state
 from engine.sweeps import Mode, expand
-from engine.worker import ensure_worker
 from lab_notes import Notebook, Worker
 from lab_notes.artifacts import artifact_root, recorded_path_here
 from lab_notes.owners import LOCAL_USER, NotAllowed, Person, refuse_unless_allowed
@@ -132,8 +138,78 @@ def _remove_tree(folder: Path, attempts: int = 5) -> None:
             time.sleep(0.2)
 
 
+# --- starting a worker from the app ---------------------------------------------------------------------------
+
+
+def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int = 1,
+                  stale_after: float = LIVE_WORKER_SECONDS) -> int | None:
+    """Start a detached worker unless a live one holds a lease (or one this host started is still coming up);
+    returns the new worker's pid, or None."""
+    with Notebook(url) as notebook:
+        here = this_host_id()
+        # A lease outlives its worker by up to `stale_after`; on this host a dead pid says so at once.
+        if any(w.host != here or _alive(w.pid) for w in notebook.live_workers(stale_after)):
+            return None
+    log_dir = Path(runs_dir).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = log_dir / "worker.pid"
+    try:
+        if _alive(int(pid_file.read_text())):
+            return None  # started a moment ago and still importing: two Launch clicks start one worker
+    except (OSError, ValueError):
+        pass
+    with open(log_dir / "worker.log", "ab") as log:
+        (log_dir / "worker.log-start").write_text(str(log.tell()))  # where this worker's own lines begin
+        process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "engine", "worker", "--runs-dir", str(log_dir),
+             "--max-parallel", str(max_parallel)],
+            cwd=ENGINE_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # Absolute, so the worker and its runs see the same data folder as the app that started them.
+            env={**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_DATA_DIR": str(data_root())}, start_new_session=True)
+    pid_file.write_text(str(process.pid))
+    return process.pid
+
+
+def worker_warming_up(runs_dir: str | Path = RUNS_DIR) -> bool:
+    """Whether the worker this host's app started (runs_dir/worker.pid) is alive and its warm launcher is still
+    importing torch and the engine: its log has no 'warm launcher' line since it started (a run launched now
+    waits for that import)."""
+    folder = Path(runs_dir).resolve()
+    try:
+        pid = int((folder / "worker.pid").read_text())
+        with open(folder / "worker.log", "rb") as log:
+            log.seek(int((folder / "worker.log-start").read_text()))
+            own_lines = log.read().decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return False
+    # 'warm launcher ready …', or 'warm launcher: … could not be preloaded' (runs then import it themselves)
+    return _alive(pid) and "warm launcher" not in own_lines
+
+
+def job_in_words(job_id: str) -> str:
+    """A Slurm job's state as Slurm says it, in words (`engine.launchers.slurm`)."""
+    from engine.launchers.slurm import job_in_words as in_words  # submitit: only for runs that went to Slurm
+
+    return in_words(job_id)
+
+
+def job_files(folder: Path, job_id: str) -> dict[str, str]:
+    """The tail of each of a Slurm job's own output files in `folder`, by name (`engine.launchers.slurm`)."""
+    from engine.launchers.slurm import job_files as files  # submitit: only for runs that went to Slurm
+
+    return files(folder, job_id)
+
+
+def _alive(pid: int) -> bool:
+    """Is `pid` a running worker process on this host (not a zombie)?"""
+    try:
+        return process_is_running(pid) and "worker" in psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+
+
 __all__ = ["LOCAL_USER", "NotAllowed", "Person", "Refused", "Submitted", "SubmittedSweep", "code_changed_since",
-           "delete", "live_workers", "resume", "stop", "submit", "submit_sweep"]
+           "delete", "ensure_worker", "job_files", "job_in_words", "live_workers", "resume", "stop", "submit", "submit_sweep"]
 
 
 def code_changed_since(book: Notebook, run_id: int) -> str | None:

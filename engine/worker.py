@@ -4,19 +4,16 @@ notebook is the only truth, so any process may die and the runs still end with a
 - `Worker.serve()`: claim (a new attempt of the run), spawn, reap, fail runs whose attempt stopped heartbeating;
   one run's error is that run's, and a database outage is waited out. On SIGTERM/Ctrl-C it asks its runs to stop
   (each saves a checkpoint) and waits for them.
-- `run_one(url, attempt, runs_dir)`: what a run's subprocess does (`python -m engine run-child …`): it heartbeats
-  its own lease and stops by itself, writing nothing more, once the run no longer belongs to it.
-- `ensure_worker(url)`: start a detached worker when no live lease says one is running.
+
+What a run's own process does is `engine.run_process.run_one`; how it is started, `engine.launchers`; the app
+starts a worker with `engine.jobs.ensure_worker`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -24,15 +21,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from sqlalchemy.exc import OperationalError
 
-from engine.config import ConfigError, data_root, validate_config
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
-from engine.launcher import ENGINE_ROOT, Launcher, RunProcess, start_launcher
-from engine.provenance import collect_provenance, keep_diff
-from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
-from lab_notes.artifacts import path_to_record, recorded_path_here
+from engine.launchers.local import Launcher, RunProcess, start_launcher
+from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
+from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.backup import ScheduledBackups
 from lab_notes.sink import HEARTBEAT_SECONDS, patiently
 
@@ -41,9 +35,6 @@ SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 10.0
 LOG_CAP_BYTES = 8 * 1024 * 1024
 LOG_TAIL_BYTES = 64 * 1024  # more than the notebook keeps of a run's output (lab_notes.runs.LOG_TAIL_CHARS)
-ORPHAN_EXIT_CODE = 70
-LEASE_LOST_EXIT_CODE = 71
-CHECKPOINT_STEP = re.compile(r"step_(\d+)\.pt(\.partial)?$")
 
 
 def device_slots(gpu_ids: list[str], max_parallel: int) -> list[dict[str, str]]:
@@ -238,7 +229,7 @@ class Worker:
         if runtime.get("executor", "local") != "slurm":
             return self.launcher
         if self._slurm is None:
-            from engine.executors import SlurmLauncher  # submitit, only for workers that submit to Slurm
+            from engine.launchers.slurm import SlurmLauncher  # submitit, only for workers that submit to Slurm
 
             self._slurm = SlurmLauncher(self.notebook)
         return self._slurm
@@ -319,139 +310,3 @@ def rotate_log(path: Path, read_up_to: int, cap: int) -> int:
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-# --- a run's subprocess ---------------------------------------------------------------------------------------
-
-
-def _watch_worker(worker: int, sink: NotebookSink) -> None:
-    """A run's process lives only as long as its worker: if the worker dies, the run ends as failed at once,
-    saying so. A cold run's parent is the worker; a warm run's is the launcher, which outlives the worker as long
-    as any run it forked does (each holds the launcher's keep-alive pipe), so the worker's own pid is watched too.
-    `worker` is that pid as the worker said it, so a worker that died while this process was starting is noticed
-    as well."""
-    parent = os.getppid()
-    while os.getppid() == parent and (parent == worker or _running(worker)):
-        time.sleep(0.5)
-    try:
-        sink.finish("failed", reason=f"its worker (pid {worker}) died")
-    finally:
-        os._exit(ORPHAN_EXIT_CODE)
-
-
-def _lease_lost(attempt: Attempt) -> None:
-    say(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run; stopping, writing nothing more")
-    os._exit(LEASE_LOST_EXIT_CODE)  # at once: no atexit flush, no checkpoint, whatever the main thread is doing
-
-
-def drop_checkpoints_after(directory: Path, step: int) -> None:
-    """Checkpoint files past the step a run resumes from belong to discarded history (an attempt that lost the
-    run may have written them): left there, they would outrank the new ones when old files are pruned."""
-    for path in directory.glob("step_*.pt*") if directory.is_dir() else ():
-        found = CHECKPOINT_STEP.search(path.name)
-        if found and int(found.group(1)) > step:
-            path.unlink(missing_ok=True)
-
-
-def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | None = None) -> int:
-    """Train `attempt` of its run in the notebook at `url`, resuming from the run's last checkpoint if it has
-    one; when `worker_pid` is given, end as soon as that worker is no longer this process's parent."""
-    notebook = patiently(lambda: Notebook(url))
-    sink = NotebookSink(notebook, attempt, on_lease_lost=lambda: _lease_lost(attempt), artifact_root=runs_dir)
-    if worker_pid is not None:
-        threading.Thread(target=_watch_worker, args=(worker_pid, sink), daemon=True).start()
-    run_id = attempt.run_id
-    try:
-        try:
-            cfg = validate_config(notebook.get_run(run_id).config)
-        except ConfigError as error:
-            say(f"run {run_id}: stored config no longer validates: {error}")
-            sink.finish("failed", reason=f"stored config no longer validates: {error}")
-            return 2
-        from engine.train import train  # torch loads here, in the run's own process
-
-        checkpoint_dir = Path(runs_dir) / str(run_id) / "checkpoints"
-        # A resume has discarded the records after the checkpoint it chose: the newest record is where to go on.
-        saved = notebook.checkpoints(run_id)
-        resume_from = recorded_path_here(saved[-1].path, runs_dir) if saved else None
-        if resume_from is not None and not resume_from.exists():
-            reason = (f"checkpoint {saved[-1].path} (step {saved[-1].step}) is not under the artifact root "
-                      f"{Path(runs_dir).resolve()} on host {this_host_id()}: is the shared folder mounted here?")
-            say(f"run {run_id}: {reason}")
-            sink.finish("failed", reason=reason)
-            return 2
-        drop_checkpoints_after(checkpoint_dir, saved[-1].step if saved else 0)
-        if saved:
-            say(f"run {run_id}: resuming from step {saved[-1].step} on host {this_host_id()}")
-        diff_file = Path(runs_dir) / str(run_id) / "provenance" / f"attempt-{attempt.number}.diff"
-        provenance = keep_diff(collect_provenance(), diff_file)
-        if "diff_file" in provenance["git"]:  # recorded as the checkpoints are: relative to the shared root
-            provenance["git"]["diff_file"] = path_to_record(diff_file, runs_dir)
-        sink.log_event("provenance", {"step": saved[-1].step if saved else 0, "attempt": attempt.number,
-                                      **provenance})
-        result = train(cfg, sink, resume_from=resume_from, run_dir=checkpoint_dir.parent)
-        say(f"run {run_id}: {result.status} at step {result.step}")
-        return 0
-    except LeaseLost as error:
-        say(f"run {run_id}: {error}; stopping")
-        return LEASE_LOST_EXIT_CODE
-    except Exception as error:  # noqa: BLE001 - any crash becomes the run's failure reason
-        traceback.print_exc()
-        try:
-            sink.finish("failed", reason=f"{type(error).__name__}: {error}")
-        except LeaseLost:
-            return LEASE_LOST_EXIT_CODE
-        return 1
-    finally:
-        sink.stop_heartbeat()
-        try:
-            notebook.close()
-        except LeaseLost:
-            pass
-
-
-# --- starting a worker from the app -------------------------------------------------------------------------
-
-
-def ensure_worker(url: str, *, runs_dir: str | Path = "runs", max_parallel: int = 1,
-                  stale_after: float = STALE_AFTER_SECONDS) -> int | None:
-    """Start a detached worker unless a live one holds a lease (or one this host started is still coming up);
-    returns the new worker's pid, or None."""
-    with Notebook(url) as notebook:
-        here = this_host_id()
-        # A lease outlives its worker by up to `stale_after`; on this host a dead pid says so at once.
-        if any(w.host != here or _alive(w.pid) for w in notebook.live_workers(stale_after)):
-            return None
-    log_dir = Path(runs_dir).resolve()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pid_file = log_dir / "worker.pid"
-    try:
-        if _alive(int(pid_file.read_text())):
-            return None  # started a moment ago and still importing: two Launch clicks start one worker
-    except (OSError, ValueError):
-        pass
-    with open(log_dir / "worker.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "engine", "worker", "--runs-dir", str(log_dir),
-             "--max-parallel", str(max_parallel)],
-            cwd=ENGINE_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            # Absolute, so the worker and its runs see the same data folder as the app that started them.
-            env={**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_DATA_DIR": str(data_root())}, start_new_session=True)
-    pid_file.write_text(str(process.pid))
-    return process.pid
-
-
-def _running(pid: int) -> bool:
-    """Is `pid` a live process (not a zombie its parent has yet to reap)?"""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    """Is `pid` a running worker process on this host (not a zombie)?"""
-    try:
-        return _running(pid) and "worker" in psutil.Process(pid).cmdline()
-    except psutil.Error:
-        return False

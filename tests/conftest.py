@@ -14,7 +14,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from engine.config import PRESETS, RunConfig  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
+from engine.presets import PRESETS  # noqa: E402
 from tests.helpers import fresh_postgres_database, missing_service, tiny  # noqa: E402
 
 # Test models are tiny: one thread is as fast as two here, and cannot be starved by a neighbour.

@@ -10,7 +10,7 @@ from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_
 from app.literal import literal
 from app.services import may_start_worker, notebook
 from engine import jobs
-from engine.config import PRESET_INFO
+from engine.presets import PRESET_INFO
 
 RECENT = 8
 BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}

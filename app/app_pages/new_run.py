@@ -7,7 +7,8 @@ from app.identity import owner_to_record
 from app.literal import literal
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
-from engine.config import PRESET_INFO, ConfigError, fields_set, what_trains
+from engine.config import ConfigError, fields_set
+from engine.presets import PRESET_INFO, what_trains
 from engine.sweeps import MAX_FIELDS, expand, parse_field, sweepable_fields
 from lab_notes import NotFound
 

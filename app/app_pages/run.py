@@ -67,11 +67,9 @@ if run.sweep_id:
     facts.append(f"one of [sweep {run.sweep_id}](/sweep?sweep={run.sweep_id})")
 slurm_jobs = book.snapshots(run.id, "slurm")
 if slurm_jobs:
-    from engine.executors import job_in_words  # submitit, no torch: only for runs that went to Slurm
-
     runtime = run.config.get("runtime", {})
     job = slurm_jobs[-1].payload
-    facts.append(f"Slurm job {job['job_id']}: {job_in_words(str(job['job_id']))} · "
+    facts.append(f"Slurm job {job['job_id']}: {jobs.job_in_words(str(job['job_id']))} · "
                  f"{runtime.get('processes', 1) * runtime.get('nodes', 1)} rank(s) on {runtime.get('nodes', 1)} node(s)")
 attempts = book.snapshots(run.id, "provenance")
 if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
@@ -352,9 +350,7 @@ if output_tab.open:
             st.caption(f"Last checkpoint: step {checkpoints[-1].step} — {literal_code(checkpoints[-1].path)}")
         st.code(run.log_tail or "(no output yet)", language=None)
         if slurm_jobs:
-            from engine.executors import job_files
-
             job = slurm_jobs[-1].payload
-            for name, tail in job_files(Path(job.get("folder", "")), str(job["job_id"])).items():
+            for name, tail in jobs.job_files(Path(job.get("folder", "")), str(job["job_id"])).items():
                 with st.expander(f"Slurm job file {name}"):
                     st.code(tail or "(empty)", language=None)

@@ -11,7 +11,7 @@ import pytest
 from app.__main__ import main, secrets_files_in
 from app.serving import is_loopback, read_auth_section, refusal_to_serve, sign_in_configured
 from engine import jobs
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from lab_notes import Figure
 from lab_notes.owners import LOCAL_USER, NotAllowed, Person, is_admin, may_change
 from lab_notes.runs import Refused

@@ -15,7 +15,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from engine.config import PRESETS, with_overrides
+from engine.config import with_overrides
+from engine.presets import PRESETS
 from lab_notes import Notebook
 from tests.helpers import claimed, counted_image_folder
 

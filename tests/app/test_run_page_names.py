@@ -3,7 +3,8 @@ masked training accuracy's name next to old runs' `acc/prototype`, and the share
 
 from __future__ import annotations
 
-from engine.config import PRESETS, with_overrides
+from engine.config import with_overrides
+from engine.presets import PRESETS
 from lab_notes import Notebook
 from tests.app.test_pages import book, live_charts, page  # noqa: F401 (book is a fixture)
 from tests.helpers import claimed

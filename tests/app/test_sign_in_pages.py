@@ -10,7 +10,7 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from app.serving import ALLOW_ANONYMOUS_ENV
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from tests.app.test_owners import AUTH
 from tests.app.test_pages import APP, book, page  # noqa: F401 - `book`: the seeded temporary notebook fixture
 

@@ -96,8 +96,8 @@ def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
 
 def test_one_click_from_the_home_page_to_a_first_point_on_screen_within_2_s(app_server, page):
     from engine import jobs
-    from engine.config import PRESETS
-    from engine.worker import ensure_worker
+    from engine.presets import PRESETS
+    from engine.jobs import ensure_worker
 
     preset = "2022-12-14-normalized-infonce-2d"
     worker_log = app_server["folder"] / "runs" / "worker.log"
@@ -177,7 +177,7 @@ def watch_a_long_tiny_run(app_server, page, book: Notebook, name: str, *, steps_
     """A tiny run of a million episodes in the worker's one slot (earlier runs stopped), its page open with
     `steps_on_screen` steps of loss drawn; its id."""
     from engine import jobs
-    from engine.config import PRESETS
+    from engine.presets import PRESETS
     from tests.helpers import tiny
 
     free_the_workers_slot(book)
@@ -337,7 +337,8 @@ def test_the_app_listens_on_loopback_only_and_offers_no_deploy(app_server, page)
 
 def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_server, page):
     from engine import jobs
-    from engine.config import PRESETS, with_overrides
+    from engine.config import with_overrides
+    from engine.presets import PRESETS
 
     cfg = with_overrides(PRESETS["2022-12-14-normalized-infonce-2d"], [
         "schedule.episodes=60", "schedule.eval_every=20", "schedule.final_eval_episodes=100",
@@ -384,7 +385,7 @@ def test_the_form_shows_what_a_journal_preset_sets_first_and_folds_the_rest(app_
 
 
 def test_smoothing_and_log_y_stay_while_another_tab_is_open(app_server, page):
-    from engine.config import PRESETS
+    from engine.presets import PRESETS
 
     with Notebook(app_server["db"]) as book:  # a finished run of this test's own (pinned where no worker serves)
         run_id = book.create_run(PRESETS["tiny"].model_dump(mode="json"), name="read closely", preset="tiny",

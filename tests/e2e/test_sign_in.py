@@ -119,7 +119,7 @@ def write_note(page, base: str, title: str) -> None:
 
 def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(team_app, browser):
     from engine import jobs
-    from engine.config import PRESETS
+    from engine.presets import PRESETS
     from lab_notes.owners import NotAllowed, Person
 
     base = team_app["base"]

@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.config import PRESETS
+from engine.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from engine.config import (PRESET_INFO, PRESETS, ConfigError, RunConfig, fields_set, lint, preset, validate_config,
-                           with_overrides)
+from engine.config import ConfigError, RunConfig, fields_set, validate_config, with_overrides
+from engine.lint import lint
+from engine.presets import PRESET_INFO, PRESETS, preset
 
 
 def problem_paths(error: ConfigError) -> set[str]:
@@ -90,7 +91,8 @@ def test_presets_cover_the_journal():
 
 
 def test_data_path_must_lie_in_the_data_folder(tmp_path, monkeypatch):
-    from engine.config import ConfigError, data_choices, preset, with_overrides
+    from engine.config import ConfigError, data_choices, with_overrides
+    from engine.presets import preset
     from tests.helpers import counted_image_folder
 
     root = tmp_path / "datasets"

@@ -16,7 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from engine.checkpoints import load_checkpoint
-from engine.config import PRESETS, ConfigError, RunConfig, validate_config
+from engine.config import ConfigError, RunConfig, validate_config
+from engine.presets import PRESETS
 from engine.distributed import EpisodeSlice, ranks
 from engine.models import ExperimentModel
 from engine.train import load_episodes, train

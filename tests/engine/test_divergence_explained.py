@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from engine.guard import divergence_diagnostics, explain_overflow
 from engine.losses import info_nce
 from engine.sinks import JsonlSink

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from data import EpisodeSampler
-from engine.config import PRESETS, what_trains, with_overrides
+from engine.config import with_overrides
+from engine.presets import PRESETS, what_trains
 from engine.evaluation import (JUDGES, alignment_uniformity, feature_map, judge_episodes, knn_accuracy,
                                linear_probe_accuracies)
 from engine.models import ExperimentModel

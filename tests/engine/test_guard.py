@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from engine import train as train_module
-from engine.config import PRESETS, with_overrides
+from engine.config import with_overrides
+from engine.presets import PRESETS
 from engine.train import train
 from tests.engine.test_presets import Recorder
 from tests.helpers import tiny

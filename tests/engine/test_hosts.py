@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine import jobs
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from lab_notes import Notebook
 from lab_notes.sink import HEARTBEAT_SECONDS
 from tests.helpers import missing_service, stop_processes, tiny, wait_for

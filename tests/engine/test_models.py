@@ -1,6 +1,7 @@
 import torch
 
-from engine.config import PRESETS, with_overrides
+from engine.config import with_overrides
+from engine.presets import PRESETS
 from engine.models import ExperimentModel
 from engine.models.vit import ViTEncoder
 from tests.helpers import tiny

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from engine.monitoring import layer_group
 from engine.provenance import code_differs, git_state
 from engine.train import train

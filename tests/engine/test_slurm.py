@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import PRESETS
-from engine.executors import (SLURM_TIMER_SECONDS, JobState, flags_as_parameters, parse_job_state,
+from engine.presets import PRESETS
+from engine.launchers.slurm import (SLURM_TIMER_SECONDS, JobState, flags_as_parameters, parse_job_state,
                               sbatch_parameters, stop_grace_seconds, warning_before_limit_seconds)
 from lab_notes import Notebook
 from tests.helpers import stop_processes, tiny, wait_for
@@ -123,7 +123,7 @@ def test_scontrol_lines_read_as_job_states():
 
 def test_a_controller_that_does_not_answer_leaves_the_job_as_it_was_until_it_has_been_silent_too_long(monkeypatch):
     """`scontrol` fails now and then on a busy controller; only Slurm saying it no longer knows the job ends it."""
-    from engine import executors
+    from engine.launchers import slurm as slurm_launcher
 
     answers = iter([JobState("RUNNING", "None", "0:0"), OSError("Socket timed out on send/recv operation"), None])
 
@@ -133,14 +133,14 @@ def test_a_controller_that_does_not_answer_leaves_the_job_as_it_was_until_it_has
             raise answer
         return answer
 
-    monkeypatch.setattr(executors, "job_state", scontrol)
-    monkeypatch.setattr(executors, "POLL_SECONDS", 0.0)
-    job = executors.SlurmJob("12")
+    monkeypatch.setattr(slurm_launcher, "job_state", scontrol)
+    monkeypatch.setattr(slurm_launcher, "POLL_SECONDS", 0.0)
+    job = slurm_launcher.SlurmJob("12")
     assert job.poll() is None and job.poll() is None, "running, then not answered: as it was"
     assert job.poll() == 1 and job.ended_because() == "Slurm job 12 is no longer known to Slurm"
-    monkeypatch.setattr(executors, "job_state", lambda job_id: (_ for _ in ()).throw(OSError("connect failure")))
-    monkeypatch.setattr(executors, "UNANSWERED_AT_MOST_SECONDS", 0.0)
-    silent = executors.SlurmJob("13")
+    monkeypatch.setattr(slurm_launcher, "job_state", lambda job_id: (_ for _ in ()).throw(OSError("connect failure")))
+    monkeypatch.setattr(slurm_launcher, "UNANSWERED_AT_MOST_SECONDS", 0.0)
+    silent = slurm_launcher.SlurmJob("13")
     assert silent.poll() == 1 and "could not be asked about job 13" in silent.ended_because()
 
 
@@ -208,7 +208,7 @@ LONGER_THAN_ONE_JOB = 10_000
 def test_a_job_that_reaches_its_time_limit_is_requeued_and_the_run_completes_with_each_step_once(book, worker,
                                                                                                  tmp_path):
     """A real 1-minute limit: nothing here signals the job. Slurm warns it (USR2) 20-50 s in
-    (engine.executors.warning_before_limit_seconds); submitit calls SlurmAttempt.checkpoint, which hands the run
+    (engine.launchers.slurm.warning_before_limit_seconds); submitit calls SlurmAttempt.checkpoint, which hands the run
     to a new attempt from its newest checkpoint and requeues the job; each later job of the run is warned alike
     until the run completes. Slurm holds a requeued job back for its credential lifetime (AuthInfo's
     cred_expire, 120 s by default, which is also how long a job step's credential is valid: not a setting to

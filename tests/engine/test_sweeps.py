@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import PRESETS, ConfigError
+from engine.config import ConfigError
+from engine.presets import PRESETS
 from engine.sweeps import expand, parse_field
 from lab_notes import Notebook
 

@@ -5,7 +5,7 @@ import torch
 from timm.models.vision_transformer import Block
 
 from engine import throughput
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from engine.throughput import (PEAKS, StepFlops, attention_flops, counting_flops, matmul_precision, peak_bf16_tflops,
                                peak_for, run_peak, throughput_metrics)
 from tests.helpers import tiny

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from engine.config import PRESETS, with_overrides
+from engine.config import with_overrides
+from engine.presets import PRESETS
 from engine.sinks import JsonlSink, read_metrics
 from engine.train import learning_rate, train
 from tests.engine.test_presets import Recorder

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from engine import jobs
-from engine.config import PRESETS
-from engine.worker import device_slots, ensure_worker, exit_reason
+from engine.presets import PRESETS
+from engine.jobs import ensure_worker
+from engine.worker import device_slots, exit_reason
 from lab_notes import Notebook
 from tests.helpers import counted_image_folder, missing_service, stop_processes, tiny, wait_for
 

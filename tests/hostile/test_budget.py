@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from engine import budget, cli
-from engine.config import PRESETS, ConfigError, with_overrides
+from engine.config import ConfigError, with_overrides
+from engine.presets import PRESETS
 from engine.models import ExperimentModel
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback
 from tests.app.test_pages import book, page  # noqa: F401 - the app tests' notebook fixture and page driver

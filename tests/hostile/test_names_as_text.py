@@ -18,7 +18,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app.literal import literal, literal_code, plotly_literal
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from lab_notes import Notebook
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse: the app's loopback address
 from tests.app.test_pages import book, page  # noqa: F401 - `book`: a temporary notebook the app opens

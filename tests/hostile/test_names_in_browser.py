@@ -32,7 +32,7 @@ PAGE_IS_CLEAN = """() => {
 def seed(url: str) -> tuple[dict[str, int], int]:
     """A finished run named each hostile name and a finished sweep named like the script, its runs too, every
     run with a loss, an accuracy and the hostile metric key. Returns ({name: run id}, sweep id)."""
-    from engine.config import PRESETS
+    from engine.presets import PRESETS
 
     config = PRESETS["tiny"].model_dump(mode="json")
     with Notebook(url) as book:

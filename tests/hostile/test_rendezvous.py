@@ -11,7 +11,7 @@ import threading
 import psutil
 import torch.distributed as dist
 
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from engine.rendezvous import loopback_store
 from engine.train import train
 from tests.engine.test_presets import Recorder

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from engine import cli
-from engine.config import PRESETS, ConfigError, RunConfig, validate_config, with_overrides
-from engine.executors import SlurmLauncher, slurm_executor
+from engine.config import ConfigError, RunConfig, validate_config, with_overrides
+from engine.presets import PRESETS
+from engine.launchers.slurm import SlurmLauncher, slurm_executor
 from engine.safe_strings import sbatch_flag
 from engine.sweeps import expand, sweepable_fields
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback

@@ -7,7 +7,7 @@
   ($LAB_SLURM_STOP_GRACE_SECONDS, 60 s by default).
 - `SlurmAttempt`: what each task of the job runs. Its tasks are the run's ranks (RANK, WORLD_SIZE, MASTER_ADDR
   from Slurm's environment); rank 0 runs the attempt exactly as a local run's process does
-  (`engine.worker.run_one`), the others train and drop what they would write. At the time limit (or on
+  (`engine.run_process.run_one`), the others train and drop what they would write. At the time limit (or on
   preemption) submitit calls its `checkpoint`: the run is handed to a new attempt that resumes from the newest
   checkpoint, and the job is requeued with it. One run, several attempts, each step stored once.
 
@@ -29,7 +29,7 @@ import submitit
 from pydantic import ValidationError
 
 from engine.config import ConfigError, RunConfig, SlurmConfig
-from engine.launcher import RunProcess
+from engine.launchers.local import RunProcess
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.artifacts import recorded_path_here
 
@@ -259,7 +259,7 @@ class SlurmAttempt(submitit.helpers.Checkpointable):
         if environment.global_rank != 0:
             return _train_as_other_rank(url, attempt)
         _print_to(log)
-        from engine.worker import run_one  # torch loads here, in the job
+        from engine.run_process import run_one  # torch loads here, in the job
 
         print(f"run {attempt.run_id}: attempt {attempt.number} in Slurm job {environment.job_id} "
               f"({environment.num_tasks} task(s) on {environment.num_nodes} node(s))", flush=True)

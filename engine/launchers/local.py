@@ -9,7 +9,7 @@ which was most of the wait between Launch and the first loss point; the warm lau
   (`bench/first_point.py`), and the way to run where fork is not available.
 
 Either way the run's process has its own session, writes its output to the run's log file, and is told the
-worker's pid: it ends, failing its run, as soon as that worker is gone (`engine.worker.run_one`).
+worker's pid: it ends, failing its run, as soon as that worker is gone (`engine.run_process.run_one`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Callable, Protocol
 
 from lab_notes import Attempt
 
-ENGINE_ROOT = Path(__file__).resolve().parents[1]
-WARM_MODULES = ["engine.train", "engine.worker"]  # torch, timm, the models, the notebook: what every run imports
+ENGINE_ROOT = Path(__file__).resolve().parents[2]  # the repository root: engine/launchers/local.py
+WARM_MODULES = ["engine.train", "engine.run_process"]  # torch, timm, the models, the notebook: what every run imports
 READ_AT_LOAD = ("OMP_WAIT_POLICY",)  # settings a library reads once, when it loads: the server must have them
 
 
@@ -35,7 +35,7 @@ READ_AT_LOAD = ("OMP_WAIT_POLICY",)  # settings a library reads once, when it lo
 class RunProcess:
     """What the worker needs of a started run: its pid, whether it ended (and how), a way to end it."""
 
-    pid: int  # a Slurm job's id for a run started as a Slurm job (engine.executors)
+    pid: int  # a Slurm job's id for a run started as a Slurm job (engine.launchers.slurm)
     poll: Callable[[], int | None]  # the exit code (negative: killed by that signal), or None while it runs
     kill: Callable[[], None]
     ended_because: Callable[[], str] | None = None  # how it ended, in words, when the exit code alone is not enough
@@ -136,7 +136,7 @@ def _forked_run(attempt: Attempt, url: str, runs_dir: Path, env: dict[str, str],
         import torch
 
         torch.set_num_threads(int(threads))  # read at import in the server, before this slot's share was known
-    from engine.worker import run_one
+    from engine.run_process import run_one
 
     worker_pid = int(arguments[arguments.index("--worker-pid") + 1])
     sys.exit(run_one(url, attempt, runs_dir, worker_pid))
