@@ -16,9 +16,7 @@ from app.pinning import pin_popover
 from app.services import notebook, run_id_from
 from app.widgets import page_is_visible, show_image
 from engine import jobs
-from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
-from lab_notes.owners import may_change
-from lab_notes.series import downsample
+from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused, downsample, may_change
 
 MASKED = "_masked"  # the suffix of training accuracies measured on masked views (engine.train.step_scalars)
 MAX_POINTS = 1000  # per series on screen; the server downsamples longer ones keeping min, max and last
