@@ -13,7 +13,7 @@ from lab_notes.records import (FINAL_STATUSES, RESUMABLE_STATUSES, RUN_STATUSES,
                                NoteDraft, NoteHeading, Run, Snapshot, Sweep, Worker)
 from lab_notes.runs import LeaseLost, Refused
 from lab_notes.series import downsample
-from lab_notes.sink import NotebookSink
+from lab_notes.notebook_sink import NotebookSink
 from lab_notes.store import Notebook, NotFound
 
 __all__ = [

@@ -4,7 +4,7 @@ few-shot accuracy on held-out classes with 95 % intervals, and final metrics sid
 import pandas as pd
 import streamlit as st
 
-from app.figures import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
+from app.charts import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
 from app.literal import literal
 from app.services import notebook
 from app.widgets import frame_downloads

@@ -5,7 +5,7 @@ import datetime as dt
 
 import streamlit as st
 
-from app.figures import sparkline
+from app.charts import sparkline
 from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_filter
 from app.literal import literal
 from app.services import may_start_worker, notebook

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
+from app.charts import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
                          metric_groups)
 from app.identity import author_in_words, current_person, sign_in_is_on
 from app.literal import literal, literal_code

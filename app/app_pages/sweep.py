@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app.figures import metric_figure, parallel_coordinates
+from app.charts import metric_figure, parallel_coordinates
 from app.literal import literal, literal_code
 from app.services import notebook, run_id_from
 from lab_notes import NotFound
