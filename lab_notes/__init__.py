@@ -8,6 +8,8 @@ from lab_notes.db import apply_umask, default_url
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
 from lab_notes.journal import JournalError
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments
+from lab_notes.keys import (EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, LOSS_TOTAL, SNAPSHOT_FEW_SHOT,
+                            SNAPSHOT_PROVENANCE)
 from lab_notes.owners import LOCAL_USER, NotAllowed, Person, is_admin, may_change
 from lab_notes.records import (FINAL_STATUSES, RESUMABLE_STATUSES, RUN_STATUSES, Attempt, Checkpoint, Figure, Note,
                                NoteDraft, NoteHeading, Run, Snapshot, Sweep, Worker)
@@ -17,6 +19,7 @@ from lab_notes.notebook_sink import NotebookSink
 from lab_notes.store import Notebook, NotFound
 
 __all__ = [
+    "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT", "SNAPSHOT_PROVENANCE",
     "Attempt", "BackupError", "BadImage", "Checkpoint", "FINAL_STATUSES", "Figure", "JournalError", "LOCAL_USER",
     "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
     "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",

@@ -14,6 +14,9 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy.exc import OperationalError
 
 from lab_notes.artifacts import path_to_record
+from lab_notes.keys import (EVENT_CHECKPOINT, EVENT_DIVERGENCE, EVENT_EVALUATION, EVENT_FEATURES, EVENT_HISTOGRAMS,
+                            EVENT_PROVENANCE, EVENT_STARTED, EVENT_STATUS, GRAD_NORM, LEARNING_RATE,
+                            SNAPSHOT_FEATURES, SNAPSHOT_FEW_SHOT, SNAPSHOT_HISTOGRAMS, SNAPSHOT_PROVENANCE)
 from lab_notes.records import Attempt
 from lab_notes.store import Notebook
 
@@ -21,7 +24,8 @@ STOP_POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
 OUTAGE_PATIENCE_SECONDS = 300.0
 # training-loop events stored as snapshots, by the kind they are stored under
-SNAPSHOT_EVENTS = {"features": "features", "evaluation": "few_shot", "histograms": "histograms"}
+SNAPSHOT_EVENTS = {EVENT_FEATURES: SNAPSHOT_FEATURES, EVENT_EVALUATION: SNAPSHOT_FEW_SHOT,
+                   EVENT_HISTOGRAMS: SNAPSHOT_HISTOGRAMS}
 T = TypeVar("T")
 
 
@@ -97,21 +101,24 @@ class NotebookSink:
         retry_while_unreachable(lambda: self.notebook.log_image(self.run_id, key, step, png, attempt=self.attempt))
 
     def log_event(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "started":
-            retry_while_unreachable(lambda: self.notebook.set_device(self.attempt, f"{payload['device']} ({payload['precision']})"))
-        elif kind == "checkpoint":
+        if kind == EVENT_STARTED:
+            device = f"{payload['device']} ({payload['precision']})"
+            retry_while_unreachable(lambda: self.notebook.set_device(self.attempt, device))
+        elif kind == EVENT_CHECKPOINT:
             path = payload["path"] if self.artifact_root is None else path_to_record(payload["path"],
                                                                                      self.artifact_root)
-            retry_while_unreachable(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], path, attempt=self.attempt))
-        elif kind == "provenance":  # one per attempt, kept whichever step the run is later resumed from
-            retry_while_unreachable(lambda: self.notebook.log_snapshot(self.run_id, "provenance", payload["step"], payload,
-                                                         key=str(self.attempt.number), attempt=self.attempt))
+            retry_while_unreachable(lambda: self.notebook.add_checkpoint(self.run_id, payload["step"], path,
+                                                                         attempt=self.attempt))
+        elif kind == EVENT_PROVENANCE:  # one per attempt, kept whichever step the run is later resumed from
+            retry_while_unreachable(lambda: self.notebook.log_snapshot(
+                self.run_id, SNAPSHOT_PROVENANCE, payload["step"], payload, key=str(self.attempt.number),
+                attempt=self.attempt))
         elif kind in SNAPSHOT_EVENTS:
-            retry_while_unreachable(lambda: self.notebook.log_snapshot(self.run_id, SNAPSHOT_EVENTS[kind], payload["step"],
-                                                         payload, attempt=self.attempt))
-        elif kind == "divergence":
+            retry_while_unreachable(lambda: self.notebook.log_snapshot(
+                self.run_id, SNAPSHOT_EVENTS[kind], payload["step"], payload, attempt=self.attempt))
+        elif kind == EVENT_DIVERGENCE:
             retry_while_unreachable(lambda: self.notebook.add_divergence_incident(self.attempt, payload))
-        elif kind == "status":
+        elif kind == EVENT_STATUS:
             self.finish(payload["status"], report=payload.get("report"))
 
     def finish(self, status: str, *, report: dict[str, Any] | None = None, reason: str | None = None) -> None:
@@ -122,8 +129,8 @@ class NotebookSink:
             name = retry_while_unreachable(lambda: self.notebook.get_run(self.run_id).name)
             note = divergence_note(self.run_id, name, report or {})
         self.stop_heartbeat()
-        retry_while_unreachable(lambda: self.notebook.finish_attempt(self.attempt, status, reason=reason, report=report,
-                                                       note=note))
+        retry_while_unreachable(lambda: self.notebook.finish_attempt(self.attempt, status, reason=reason,
+                                                                     report=report, note=note))
 
     def should_stop(self) -> bool:
         if not self._stop and time.monotonic() - self._stop_checked >= STOP_POLL_SECONDS:
@@ -140,7 +147,7 @@ def divergence_note(run_id: int, name: str, report: dict[str, Any]) -> tuple[str
     first = report["incidents"][-1] if report.get("incidents") else {}
     title = f"Run {run_id} ({name}) diverged at step {first.get('step', report.get('first_step'))}"
     last = first.get("last_finite", {})
-    shown = {k: last[k] for k in sorted(last) if k.startswith(("loss/", "acc/")) or k in ("grad_norm", "lr")}
+    shown = {k: last[k] for k in sorted(last) if k.startswith(("loss/", "acc/")) or k in (GRAD_NORM, LEARNING_RATE)}
     lines = [
         f"Run {run_id} ({name}) diverged: **{report.get('reason')}** at step {first.get('step')} "
         f"({first.get('stage')} check); the guard's policy was `{report.get('policy')}`, action "

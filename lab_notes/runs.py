@@ -104,9 +104,9 @@ class RunsStore(Database):
             attempt = Attempt(found.id, found.attempt + 1, uuid.uuid4().hex)
             clock = self._clock()
             moved = self._change_status(session, attempt.run_id, "running", attempt=attempt.number,
-                               attempt_token=attempt.token, worker_id=worker_id, pid=None, started_at=clock,
-                               heartbeat_at=clock, ended_at=None, stop_requested=False, status_reason=None,
-                               exit_code=None)
+                                        attempt_token=attempt.token, worker_id=worker_id, pid=None,
+                                        started_at=clock, heartbeat_at=clock, ended_at=None, stop_requested=False,
+                                        status_reason=None, exit_code=None)
             return attempt if moved else None
 
     def _may_run_here(self, host: str | None, gpus: Sequence[str]) -> ColumnElement:
@@ -124,8 +124,8 @@ class RunsStore(Database):
         """queued -> stopped while still queued; otherwise a stop request to the running attempt, which stops at
         its next step with a checkpoint. Returns "stopped" or "stop requested"; refuses any other state."""
         with self._write() as session:
-            if self._change_status(session, run_id, "stopped", sources=("queued",), status_reason="stopped before it started",
-                          ended_at=self._clock()):
+            if self._change_status(session, run_id, "stopped", sources=("queued",),
+                                   status_reason="stopped before it started", ended_at=self._clock()):
                 return "stopped"
             asked = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
                                     .values(stop_requested=True))
@@ -174,7 +174,7 @@ class RunsStore(Database):
                 reason = (f"heartbeat stale: no sign of life for over {stale_after:g} s (attempt {number}, "
                           f"worker {worker}): its process or host is gone")
                 if self._change_status(session, run_id, "failed", attempt=Attempt(run_id, number, token),
-                              status_reason=reason, ended_at=self._clock()):
+                                       status_reason=reason, ended_at=self._clock()):
                     failed.append(run_id)
             session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff))
             return failed
@@ -184,8 +184,8 @@ class RunsStore(Database):
         `from_step` (all of them when 0: no checkpoint), so each step is stored once when it trains again."""
         self.flush()
         with self._write() as session:
-            if not self._change_status(session, run_id, "queued", status_reason=None, stop_requested=False, exit_code=None,
-                              divergence_report=None, ended_at=None, pid=None):
+            if not self._change_status(session, run_id, "queued", status_reason=None, stop_requested=False,
+                                       exit_code=None, divergence_report=None, ended_at=None, pid=None):
                 raise self._refusal(session, run_id, "queued")
             self._discard_after(session.connection(), run_id, from_step)
             session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == run_id,
@@ -220,7 +220,7 @@ class RunsStore(Database):
         self.flush()
         with self._write() as session:
             if not self._change_status(session, run_id, "deleted", stop_requested=False, log_tail="",
-                              ended_at=func.coalesce(RunRow.ended_at, self._clock())):
+                                       ended_at=func.coalesce(RunRow.ended_at, self._clock())):
                 raise self._refusal(session, run_id, "deleted")
             for table in (MetricRow, MetricRollupRow, ImageRow, SnapshotRow, CheckpointRow):
                 session.execute(delete(table).where(table.run_id == run_id))

@@ -10,10 +10,11 @@ from typing import Any, Iterable
 from sqlalchemy import delete, select
 
 from lab_notes.db import Database, NotFound
+from lab_notes.keys import SNAPSHOT_PROVENANCE
 from lab_notes.records import Attempt, Snapshot
 from lab_notes.schema import SnapshotRow
 
-KEPT_ON_RESUME = ("provenance",)  # what each attempt was run with stays, whichever step it is resumed from
+KEPT_ON_RESUME = (SNAPSHOT_PROVENANCE,)  # what each attempt was run with stays, whichever step it is resumed from
 
 
 class SnapshotsStore(Database):
