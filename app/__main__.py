@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app.serving import (ALLOW_ANONYMOUS_ENV, cookie_secret_problem, default_secrets_files, read_auth_section,
                          refusal_to_serve, sign_in_configured)
-from lab_notes.db import apply_umask
+from lab_notes import apply_umask
 
 SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.literal import literal
 from app.serving import ALLOW_ANONYMOUS_ENV, cookie_secret_problem, refusal_to_serve, sign_in_configured
-from lab_notes.owners import LOCAL_USER, Person, is_admin
+from lab_notes import LOCAL_USER, Person, is_admin
 
 
 def secrets_section(name: str) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ from typing import Hashable, Mapping
 import numpy as np
 import streamlit as st
 
-from app.figures import EMA_START, PALETTE, EmaState, Series, debiased_ema_from, nonfinite_markers
+from app.charts import EMA_START, PALETTE, EmaState, Series, debiased_ema_from, nonfinite_markers
 
 HEIGHT = 300  # pixels of the plot; the legend goes below it
 # A browser draws only the last of several messages that arrive together (a busy tab skips some): each message

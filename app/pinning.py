@@ -10,8 +10,7 @@ import dataclasses
 import streamlit as st
 
 from app.identity import current_person
-from lab_notes import Figure, Notebook
-from lab_notes.owners import may_change
+from lab_notes import Figure, Notebook, may_change
 
 NEW_NOTE = -1
 

@@ -8,10 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.identity import sign_in_is_on
-from lab_notes import Notebook
-from lab_notes.artifacts import artifact_root
-from lab_notes.db import apply_umask
-from lab_notes.store import default_url
+from lab_notes import Notebook, apply_umask, artifact_root, default_url
 
 apply_umask()  # also for a server started by hand (`streamlit run`), before the notebook file is made
 

@@ -8,7 +8,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from lab_notes.images import check_image
+from lab_notes import check_image
 
 
 def show_image(data: bytes, *, caption: str, width: int | str = "content") -> bool:

@@ -18,7 +18,7 @@ from engine.hosts import process_is_running, this_host_id
 from engine.provenance import collect_provenance, keep_diff
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.artifacts import path_to_record, recorded_path_here
-from lab_notes.sink import patiently
+from lab_notes.notebook_sink import retry_while_unreachable
 
 ORPHAN_EXIT_CODE = 70
 LEASE_LOST_EXIT_CODE = 71
@@ -61,7 +61,7 @@ def drop_checkpoints_after(directory: Path, step: int) -> None:
 def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | None = None) -> int:
     """Train `attempt` of its run in the notebook at `url`, resuming from the run's last checkpoint if it has
     one; when `worker_pid` is given, end as soon as that worker is no longer this process's parent."""
-    notebook = patiently(lambda: Notebook(url))
+    notebook = retry_while_unreachable(lambda: Notebook(url))
     sink = NotebookSink(notebook, attempt, on_lease_lost=lambda: _lease_lost(attempt), artifact_root=runs_dir)
     if worker_pid is not None:
         threading.Thread(target=_watch_worker, args=(worker_pid, sink), daemon=True).start()

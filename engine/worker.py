@@ -28,7 +28,7 @@ from engine.launchers.local import Launcher, RunProcess, start_launcher
 from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.backup import ScheduledBackups
-from lab_notes.sink import HEARTBEAT_SECONDS, patiently
+from lab_notes.notebook_sink import HEARTBEAT_SECONDS, retry_while_unreachable
 
 STALE_AFTER_SECONDS = 15.0
 SHUTDOWN_GRACE_SECONDS = 60.0
@@ -92,7 +92,7 @@ class Worker:
         self.url = url
         self.host_id = host_id or this_host_id()
         self.runs_dir = check_artifact_root(Path(runs_dir), self.host_id, create=create_runs_dir).resolve()
-        self.notebook = patiently(lambda: Notebook(url))
+        self.notebook = retry_while_unreachable(lambda: Notebook(url))
         self.stale_after = stale_after
         self.poll_seconds = poll_seconds
         gpus = visible_gpus() if gpu_ids is None else gpu_ids
@@ -110,7 +110,7 @@ class Worker:
 
     def serve(self, *, exit_when_idle: bool = False) -> None:
         """Run until SIGTERM/SIGINT (or, with exit_when_idle, until nothing is queued or running)."""
-        patiently(self._register)
+        retry_while_unreachable(self._register)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
         say(f"worker {self.id}: host {self.host_id}, {len(self.slots)} slot(s) "

@@ -43,7 +43,8 @@ def recorded_path_here(recorded: str | Path, root: str | Path) -> Path:
 
 
 class ArtifactsStore(Database):
-    """Needs the runs room's `_hold` and the metrics room's buffer (the Notebook has all three)."""
+    """Needs the runs room's `ensure_attempt_owns_run` and the metrics room's `flush_buffered` (the Notebook has
+    all three)."""
 
     # --- images -----------------------------------------------------------------------------------------------
 
@@ -51,7 +52,7 @@ class ArtifactsStore(Database):
         """Store a validated image (a later one at the same step replaces it)."""
         check_image(png, f"image {key!r} at step {step}")
         with self._write() as session:
-            self._hold(session, attempt)
+            self.ensure_attempt_owns_run(session, attempt)
             session.execute(delete(ImageRow).where(ImageRow.run_id == run_id, ImageRow.key == key,
                                                    ImageRow.step == step))
             session.add(ImageRow(run_id=run_id, key=key, step=step, png=png))
@@ -78,16 +79,9 @@ class ArtifactsStore(Database):
     def add_checkpoint(self, run_id: int, step: int, path: str, *, attempt: Attempt | None = None) -> None:
         """Record a checkpoint, in one transaction with every metric point still buffered: a resume from it
         discards what follows it and trains again from the next step, so all before it must be stored."""
-        with self._flush_lock:
-            pending = self._take_buffer()
-            try:
-                with self._write() as session:
-                    lost = self._write_fenced(session.connection(), pending, also=attempt)
-                    if attempt is None or attempt not in lost:
-                        session.add(CheckpointRow(run_id=run_id, step=step, path=str(path), created_at=now()))
-            except Exception:
-                self._restore_buffer(pending)
-                raise
+        with self.flush_buffered(also=attempt) as (session, lost):
+            if attempt is None or attempt not in lost:
+                session.add(CheckpointRow(run_id=run_id, step=step, path=str(path), created_at=now()))
         if attempt is not None and attempt in lost:
             raise lease_lost(attempt)
 

@@ -1,38 +1,39 @@
-"""Metric points: buffered and written in batches by one primitive, each batch with the rollups of its buckets;
+"""Metric points: buffered (a `MetricBuffer`) and written in batches, each batch with the rollups of its buckets;
 read incrementally (since a step) or downsampled on the server. A run process's points carry its attempt, and
-are written only while that attempt still owns the run."""
+are written only while that attempt still owns the run: the fenced flush (`flush_buffered`) is written once here,
+and the rooms that must flush in their own transaction (a checkpoint, an attempt's end) call it."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.orm import Session
 
 from lab_notes.records import Attempt
 from lab_notes.db import Database
+from lab_notes.metric_buffer import MetricBuffer, Pending, Point
 from lab_notes.runs import LeaseLost, lease_lost
 from lab_notes.schema import ImageRow, MetricRollupRow, MetricRow, SnapshotRow
 from lab_notes.series import (BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, overview, summarise,
                               upsert_rollups_sql)
 from lab_notes.snapshots import KEPT_ON_RESUME
 
-Point = tuple[int, str, int, "float | None", float, "int | None"]  # run, key, step, value, wall time, attempt
 
 
 class MetricsStore(Database):
-    """Needs the runs room's `_leases_lost` (the Notebook has both)."""
+    """Needs the runs room's `leases_lost_within` (the Notebook has both)."""
 
     def _start_metrics(self, flush_interval: float, flush_points: int) -> None:
         mark = self._placeholder
         self._insert_metrics_sql = ("INSERT INTO metrics (run_id, key, step, value, wall_time, attempt) VALUES "
                                     f"({', '.join([mark] * 6)})")
         self._upsert_rollups_sql = upsert_rollups_sql(mark)
-        self._buffer: list[tuple[Attempt | None, Point]] = []
-        self._buffer_lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self.buffer = MetricBuffer()
         self.flush_points = flush_points
         self._closed = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, args=(flush_interval,), daemon=True,
@@ -49,14 +50,12 @@ class MetricsStore(Database):
         number = attempt.number if attempt is not None else None
         rows = [(attempt, (run_id, key, step, None if (v := float(value)) != v else v, stamp, number))
                 for key, value in values.items()]
-        with self._buffer_lock:
-            self._buffer.extend(rows)
-            full = len(self._buffer) >= self.flush_points
-        if full:
+        if self.buffer.add(rows) >= self.flush_points:
             self.flush()
 
     def log_batch(self, rows: Iterable[tuple[int, str, int, float, float]]) -> None:
-        """Write (run_id, key, step, value, wall_time) rows now, in one transaction: the one batch primitive."""
+        """Write (run_id, key, step, value, wall_time) rows now, in one transaction, unbuffered and unfenced (an
+        import or a benchmark; a run process logs through `log_metrics`)."""
         # NaN as NULL as `to_sql` does, inlined: this comprehension is on every point's path (x != x only for NaN)
         prepared = [(run_id, key, step, None if (v := float(value)) != v else v, wall_time, None)
                     for run_id, key, step, value, wall_time in rows]
@@ -67,35 +66,37 @@ class MetricsStore(Database):
     def flush(self) -> None:
         """Write what is buffered. Points of an attempt that lost its run are dropped, then LeaseLost is raised;
         on a database error the points stay buffered for the next flush."""
-        # One flusher at a time keeps each writer's points in step order in the database.
-        with self._flush_lock:
-            pending = self._take_buffer()
-            if not pending:
-                return
-            try:
-                with self._writer.begin() as connection:
-                    lost = self._write_fenced(connection, pending)
-            except Exception:
-                self._restore_buffer(pending)
-                raise
+        with self.flush_buffered(skip_when_empty=True) as (_, lost):
+            pass
         if lost:
             raise LeaseLost("; ".join(str(lease_lost(a)) for a in lost))
 
-    def _take_buffer(self) -> list[tuple[Attempt | None, Point]]:
-        with self._buffer_lock:
-            pending, self._buffer = self._buffer, []
-        return pending
+    @contextmanager
+    def flush_buffered(self, also: Attempt | None = None, *, skip_when_empty: bool = False
+                       ) -> Iterator[tuple[Session | None, set[Attempt]]]:
+        """The fenced flush, the one place it is written: take what is buffered (one flusher at a time), open a
+        write transaction, write the points whose attempt still owns its run, and yield (session, the attempts
+        that lost their run, `also` among them when it did) so the caller adds its own rows to the same
+        transaction. On any error the points go back to the buffer for the next flush. With `skip_when_empty`
+        and nothing buffered, no transaction is opened: yields (None, set())."""
+        with self.buffer.flush_lock:
+            pending = self.buffer.take()
+            if skip_when_empty and not pending:
+                yield None, set()
+                return
+            try:
+                with self._write() as session:
+                    lost = self._write_fenced(session.connection(), pending, also)
+                    yield session, lost
+            except Exception:
+                self.buffer.restore(pending)
+                raise
 
-    def _restore_buffer(self, pending: list[tuple[Attempt | None, Point]]) -> None:
-        with self._buffer_lock:  # keep the points for the next flush rather than lose them
-            self._buffer[:0] = pending
-
-    def _write_fenced(self, connection: Connection, pending: list[tuple[Attempt | None, Point]],
-                      also: Attempt | None = None) -> set[Attempt]:
+    def _write_fenced(self, connection: Connection, pending: Pending, also: Attempt | None) -> set[Attempt]:
         """Write the points whose attempt (if any) still owns its run; returns the attempts that do not, among
         them `also` (the writer's own attempt, checked even when it has no points buffered)."""
         attempts = {a for a, _ in pending if a is not None} | ({also} if also is not None else set())
-        lost = self._leases_lost(connection, attempts)
+        lost = self.leases_lost_within(connection, attempts)
         rows = [row for attempt, row in pending if attempt not in lost] if lost else [row for _, row in pending]
         if rows:
             self._write_points(connection, rows)

@@ -10,11 +10,12 @@ from typing import Literal, Sequence
 from sqlalchemy import func, select
 
 from lab_notes.db import Database
+from lab_notes.keys import EVAL_ACC_PROTOTYPE, IMAGES_PER_S, LOSS_TOTAL
 from lab_notes.records import Run
 from lab_notes.runs import matching, run_record
 from lab_notes.schema import MetricRollupRow, RunRow
 
-SUMMARY_KEYS = {"loss": "loss/total", "accuracy": "eval/acc/prototype", "images_per_s": "images_per_s"}
+SUMMARY_KEYS = {"loss": LOSS_TOTAL, "accuracy": EVAL_ACC_PROTOTYPE, "images_per_s": IMAGES_PER_S}
 Sort = Literal["newest", "oldest", "name", "status", "loss", "accuracy", "images_per_s"]
 
 

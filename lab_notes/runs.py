@@ -82,9 +82,8 @@ class RunsStore(Database):
         """(new) -> queued, made by `owner` (None: the local user), for any worker unless pinned to a host or a
         GPU kind. Ids are never reused: a deleted run keeps its row, as `deleted`."""
         with self._write() as session:
-            row = RunRow(name=name, preset=preset, config=config, parent_id=parent_id, status="queued",
-                         created_at=now(), stop_requested=False, lint=list(lint), log_tail="", attempt=0,
-                         owner=owner, pinned_host=pinned_host, pinned_gpu=pinned_gpu)
+            row = queued_run_row(name=name, preset=preset, config=config, lint=lint, owner=owner,
+                                 pinned_host=pinned_host, pinned_gpu=pinned_gpu, parent_id=parent_id)
             session.add(row)
             session.flush()
             return row.id
@@ -104,10 +103,10 @@ class RunsStore(Database):
                 return None
             attempt = Attempt(found.id, found.attempt + 1, uuid.uuid4().hex)
             clock = self._clock()
-            moved = self._move(session, attempt.run_id, "running", attempt=attempt.number,
-                               attempt_token=attempt.token, worker_id=worker_id, pid=None, started_at=clock,
-                               heartbeat_at=clock, ended_at=None, stop_requested=False, status_reason=None,
-                               exit_code=None)
+            moved = self._change_status(session, attempt.run_id, "running", attempt=attempt.number,
+                                        attempt_token=attempt.token, worker_id=worker_id, pid=None,
+                                        started_at=clock, heartbeat_at=clock, ended_at=None, stop_requested=False,
+                                        status_reason=None, exit_code=None)
             return attempt if moved else None
 
     def _may_run_here(self, host: str | None, gpus: Sequence[str]) -> ColumnElement:
@@ -125,8 +124,8 @@ class RunsStore(Database):
         """queued -> stopped while still queued; otherwise a stop request to the running attempt, which stops at
         its next step with a checkpoint. Returns "stopped" or "stop requested"; refuses any other state."""
         with self._write() as session:
-            if self._move(session, run_id, "stopped", sources=("queued",), status_reason="stopped before it started",
-                          ended_at=self._clock()):
+            if self._change_status(session, run_id, "stopped", sources=("queued",),
+                                   status_reason="stopped before it started", ended_at=self._clock()):
                 return "stopped"
             asked = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
                                     .values(stop_requested=True))
@@ -148,25 +147,18 @@ class RunsStore(Database):
         all of it or none of it. Raises LeaseLost when the run no longer belongs to this attempt."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"a run ends as one of {FINAL_STATUSES}, not {status!r}")
-        with self._flush_lock:
-            pending = self._take_buffer()
-            try:
-                with self._write() as session:
-                    lost = self._write_fenced(session.connection(), pending, also=attempt)
-                    if attempt not in lost:
-                        values: dict[str, Any] = {"status_reason": reason, "ended_at": self._clock()}
-                        if report is not None:
-                            values["divergence_report"] = report
-                        if exit_code is not None:
-                            values["exit_code"] = exit_code
-                        if not self._move(session, attempt.run_id, status, attempt=attempt, **values):
-                            lost.add(attempt)
-                        elif note:
-                            self._insert_note(session, now().date(), note[0], note[1], run_ids=[attempt.run_id],
-                                              figures=(), tags=["divergence"])
-            except Exception:
-                self._restore_buffer(pending)
-                raise
+        with self.flush_buffered(also=attempt) as (session, lost):
+            if attempt not in lost:
+                values: dict[str, Any] = {"status_reason": reason, "ended_at": self._clock()}
+                if report is not None:
+                    values["divergence_report"] = report
+                if exit_code is not None:
+                    values["exit_code"] = exit_code
+                if not self._change_status(session, attempt.run_id, status, attempt=attempt, **values):
+                    lost.add(attempt)
+                elif note:
+                    self._insert_note(session, now().date(), note[0], note[1], run_ids=[attempt.run_id],
+                                      figures=(), tags=["divergence"])
         if attempt in lost:
             raise lease_lost(attempt)
 
@@ -181,8 +173,8 @@ class RunsStore(Database):
             for run_id, number, token, worker in stale:
                 reason = (f"heartbeat stale: no sign of life for over {stale_after:g} s (attempt {number}, "
                           f"worker {worker}): its process or host is gone")
-                if self._move(session, run_id, "failed", attempt=Attempt(run_id, number, token),
-                              status_reason=reason, ended_at=self._clock()):
+                if self._change_status(session, run_id, "failed", attempt=Attempt(run_id, number, token),
+                                       status_reason=reason, ended_at=self._clock()):
                     failed.append(run_id)
             session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff))
             return failed
@@ -192,8 +184,8 @@ class RunsStore(Database):
         `from_step` (all of them when 0: no checkpoint), so each step is stored once when it trains again."""
         self.flush()
         with self._write() as session:
-            if not self._move(session, run_id, "queued", status_reason=None, stop_requested=False, exit_code=None,
-                              divergence_report=None, ended_at=None, pid=None):
+            if not self._change_status(session, run_id, "queued", status_reason=None, stop_requested=False,
+                                       exit_code=None, divergence_report=None, ended_at=None, pid=None):
                 raise self._refusal(session, run_id, "queued")
             self._discard_after(session.connection(), run_id, from_step)
             session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == run_id,
@@ -227,13 +219,13 @@ class RunsStore(Database):
         config, notes' links), so its id is never given to another run. Its files are the caller's to remove."""
         self.flush()
         with self._write() as session:
-            if not self._move(session, run_id, "deleted", stop_requested=False, log_tail="",
-                              ended_at=func.coalesce(RunRow.ended_at, self._clock())):
+            if not self._change_status(session, run_id, "deleted", stop_requested=False, log_tail="",
+                                       ended_at=func.coalesce(RunRow.ended_at, self._clock())):
                 raise self._refusal(session, run_id, "deleted")
             for table in (MetricRow, MetricRollupRow, ImageRow, SnapshotRow, CheckpointRow):
                 session.execute(delete(table).where(table.run_id == run_id))
 
-    def _move(self, session: Session, run_id: int, to: str, *, sources: Sequence[str] | None = None,
+    def _change_status(self, session: Session, run_id: int, to: str, *, sources: Sequence[str] | None = None,
               attempt: Attempt | int | None = None, **values: Any) -> bool:
         """The compare-and-set every status change goes through; False when the run was not in a state (or not
         on the attempt) that allows it. An `Attempt` fences on its token; a bare int sets the attempt number."""
@@ -304,12 +296,12 @@ class RunsStore(Database):
             if session.execute(self._fenced(attempt).values(**values)).rowcount != 1:
                 raise lease_lost(attempt)
 
-    def _hold(self, session: Session, attempt: Attempt | None) -> None:
+    def ensure_attempt_owns_run(self, session: Session, attempt: Attempt | None) -> None:
         """Inside a write: LeaseLost unless `attempt` (when given) still owns its run."""
-        if attempt is not None and self._leases_lost(session.connection(), [attempt]):
+        if attempt is not None and self.leases_lost_within(session.connection(), [attempt]):
             raise lease_lost(attempt)
 
-    def _leases_lost(self, connection: Connection, attempts: Iterable[Attempt]) -> set[Attempt]:
+    def leases_lost_within(self, connection: Connection, attempts: Iterable[Attempt]) -> set[Attempt]:
         """Which of `attempts` no longer own their run, checked inside the caller's write transaction (on
         PostgreSQL the run rows stay share-locked until it commits, so a reap waits for these writes)."""
         lost = set()
@@ -365,6 +357,16 @@ def matching(query: Select, status: str | Sequence[str] | None, search: str | No
     if owner is not None:
         query = query.where(RunRow.owner == owner)
     return query
+
+
+def queued_run_row(*, name: str, preset: str | None, config: dict[str, Any], lint: Sequence[Any],
+                   owner: str | None, pinned_host: str | None, pinned_gpu: str | None, parent_id: int | None = None,
+                   sweep_id: int | None = None) -> RunRow:
+    """A new run as it enters the lifecycle, (new) -> queued: the one place its first row is built (a single
+    run, or each run of a sweep)."""
+    return RunRow(name=name, preset=preset, config=config, parent_id=parent_id, sweep_id=sweep_id, status="queued",
+                  created_at=now(), stop_requested=False, lint=list(lint), log_tail="", attempt=0, owner=owner,
+                  pinned_host=pinned_host, pinned_gpu=pinned_gpu)
 
 
 def run_record(row: RunRow) -> Run:

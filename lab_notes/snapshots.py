@@ -10,20 +10,21 @@ from typing import Any, Iterable
 from sqlalchemy import delete, select
 
 from lab_notes.db import Database, NotFound
+from lab_notes.keys import SNAPSHOT_PROVENANCE
 from lab_notes.records import Attempt, Snapshot
 from lab_notes.schema import SnapshotRow
 
-KEPT_ON_RESUME = ("provenance",)  # what each attempt was run with stays, whichever step it is resumed from
+KEPT_ON_RESUME = (SNAPSHOT_PROVENANCE,)  # what each attempt was run with stays, whichever step it is resumed from
 
 
 class SnapshotsStore(Database):
-    """Needs the runs room's `_hold` (the Notebook has both)."""
+    """Needs the runs room's `ensure_attempt_owns_run` (the Notebook has both)."""
 
     def log_snapshot(self, run_id: int, kind: str, step: int, payload: dict[str, Any], *, key: str = "",
                      attempt: Attempt | None = None) -> None:
         """Store a document; a later one of the same kind and key at the same step replaces it."""
         with self._write() as session:
-            self._hold(session, attempt)
+            self.ensure_attempt_owns_run(session, attempt)
             session.execute(delete(SnapshotRow).where(SnapshotRow.run_id == run_id, SnapshotRow.kind == kind,
                                                       SnapshotRow.step == step, SnapshotRow.key == key))
             session.add(SnapshotRow(run_id=run_id, kind=kind, step=step, key=key, payload=payload))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from lab_notes.db import Database, NotFound, as_utc, now
 from lab_notes.records import Sweep
+from lab_notes.runs import queued_run_row
 from lab_notes.schema import RunRow, SweepRow
 
 
@@ -36,10 +37,9 @@ class SweepsStore(Database):
             session.flush()
             for run in runs:
                 run = run if isinstance(run, SweepRun) else SweepRun(*run)
-                session.add(RunRow(name=run.name, preset=preset, config=run.config, status="queued",
-                                   created_at=now(), stop_requested=False, lint=list(run.lint), log_tail="",
-                                   attempt=0, sweep_id=sweep.id, pinned_host=run.pinned_host,
-                                   pinned_gpu=run.pinned_gpu, owner=owner))
+                session.add(queued_run_row(name=run.name, preset=preset, config=run.config, lint=run.lint,
+                                           owner=owner, pinned_host=run.pinned_host, pinned_gpu=run.pinned_gpu,
+                                           sweep_id=sweep.id))
             return sweep.id
 
     def get_sweep(self, sweep_id: int) -> Sweep:

@@ -4,11 +4,11 @@ few-shot accuracy on held-out classes with 95 % intervals, and final metrics sid
 import pandas as pd
 import streamlit as st
 
-from app.figures import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
+from app.charts import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
 from app.literal import literal
 from app.services import notebook
 from app.widgets import frame_downloads
-from lab_notes import NotFound
+from lab_notes import SNAPSHOT_FEW_SHOT, SNAPSHOT_PROVENANCE, NotFound
 
 MAX_POINTS = 2000
 
@@ -43,7 +43,7 @@ else:
     st.info("These runs have identical configs.")
 
 st.subheader("Code, packages and machine: only what differs")
-latest_provenance = book.latest_snapshots(list(labels), "provenance")
+latest_provenance = book.latest_snapshots(list(labels), SNAPSHOT_PROVENANCE)
 provenances = {labels[i]: provenance_fields(latest_provenance[i]) for i in labels if i in latest_provenance}
 code_diff = config_diff(provenances) if len(provenances) > 1 else {}
 if code_diff:
@@ -53,7 +53,7 @@ else:
             "Provenance is recorded when a run starts; fewer than two of these runs have it.")
 
 st.subheader("Few-shot accuracy on held-out classes (mean ± 95 % interval)")
-reports = book.latest_snapshots([r.id for r in runs], "few_shot")
+reports = book.latest_snapshots([r.id for r in runs], SNAPSHOT_FEW_SHOT)
 if reports:
     accuracies = {labels[i]: reports[i]["accuracy"] for i in labels if i in reports}
     st.plotly_chart(few_shot_figure(accuracies, title="held-out classes"), key="compare:few-shot")

@@ -5,12 +5,13 @@ import datetime as dt
 
 import streamlit as st
 
-from app.figures import sparkline
+from app.charts import sparkline
 from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_filter
 from app.literal import literal
 from app.services import may_start_worker, notebook
 from engine import jobs
 from engine.presets import PRESET_INFO
+from lab_notes import LOSS_TOTAL
 
 RECENT = 8
 BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
@@ -38,7 +39,7 @@ def draw_recent(owner: str | None) -> None:
         eta = summary.eta(now)
         bar.progress(summary.progress, text=f"step {summary.step:,} / {summary.episodes:,}"
                                             + (f" · ETA {eta}" if eta is not None else ""))
-        steps, values = book.metric_history(run.id, "loss/total", max_points=100)
+        steps, values = book.metric_history(run.id, LOSS_TOTAL, max_points=100)
         if len(steps):
             spark.plotly_chart(sparkline(steps, values), key=f"spark:{run.id}", config={"staticPlot": True})
 

@@ -17,10 +17,8 @@ import streamlit as st
 from app.identity import author_in_words, current_person, made_by, sign_in_is_on, whose_filter
 from app.services import notebook
 from app.widgets import show_image
-from lab_notes import BadImage, Figure, JournalError
-from lab_notes.images import MAX_IMAGE_BYTES, check_image
-from lab_notes.journal_render import PREVIEW_CHARS, body_segments
-from lab_notes.owners import NotAllowed, may_change
+from lab_notes import (MAX_IMAGE_BYTES, PREVIEW_CHARS, BadImage, Figure, JournalError, NotAllowed, body_segments,
+                       check_image, may_change)
 
 book = notebook()
 me = current_person()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app.figures import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
+from app.charts import (chart_png, feature_figure, few_shot_figure, histogram_figure, interval_table,
                          metric_groups)
 from app.identity import author_in_words, current_person, sign_in_is_on
 from app.literal import literal, literal_code
@@ -16,9 +16,7 @@ from app.pinning import pin_popover
 from app.services import notebook, run_id_from
 from app.widgets import page_is_visible, show_image
 from engine import jobs
-from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused
-from lab_notes.owners import may_change
-from lab_notes.series import downsample
+from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused, downsample, may_change
 
 MASKED = "_masked"  # the suffix of training accuracies measured on masked views (engine.train.step_scalars)
 MAX_POINTS = 1000  # per series on screen; the server downsamples longer ones keeping min, max and last

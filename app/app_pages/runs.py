@@ -11,9 +11,8 @@ from app.literal import literal
 from app.services import backup_folder, notebook
 from app.widgets import frame_downloads
 from engine import jobs
-from lab_notes import FINAL_STATUSES, RESUMABLE_STATUSES, NotFound, Refused
-from lab_notes.backup import BackupError, backup_into, backups_to_keep
-from lab_notes.owners import may_change
+from lab_notes import (FINAL_STATUSES, RESUMABLE_STATUSES, SNAPSHOT_PROVENANCE, BackupError, NotFound, Refused,
+                       backup_into, backups_to_keep, may_change)
 
 MAX_DOWNLOAD_BYTES = 500 * 2**20  # larger backups stay on disk; a browser download of them would hold it in memory
 
@@ -54,7 +53,7 @@ def duration(run) -> str:
 
 now = dt.datetime.now(dt.timezone.utc)
 rows = []
-provenance = book.latest_snapshots([run.id for run in runs], "provenance")
+provenance = book.latest_snapshots([run.id for run in runs], SNAPSHOT_PROVENANCE)
 for summary in shown:
     run = summary.run
     git = provenance.get(run.id, {}).get("git", {})

@@ -6,10 +6,10 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app.figures import metric_figure, parallel_coordinates
+from app.charts import metric_figure, parallel_coordinates
 from app.literal import literal, literal_code
 from app.services import notebook, run_id_from
-from lab_notes import NotFound
+from lab_notes import EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, LOSS_TOTAL, NotFound
 
 MAX_POINTS = 2000
 
@@ -42,7 +42,7 @@ keys = sorted(set().union(*(values.keys() for values in latest.values())))
 if not keys:
     st.info("No run of this sweep has logged a metric yet: " + ", ".join(f"{r.id} {r.status}" for r in runs))
     st.stop()
-default = next((k for k in ("eval/acc/prototype", "eval/acc/discriminator", "loss/total") if k in keys), keys[0])
+default = next((k for k in (EVAL_ACC_PROTOTYPE, EVAL_ACC_DISCRIMINATOR, LOSS_TOTAL) if k in keys), keys[0])
 left, right = st.columns([3, 1])
 metric = left.selectbox("Judge the runs by their last", keys, index=keys.index(default))
 higher = right.radio("Better is", ["higher", "lower"], index=0 if "acc" in metric else 1, horizontal=True) == "higher"

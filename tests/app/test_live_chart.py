@@ -3,7 +3,7 @@ few messages, everything again when the series no longer hold what was sent."""
 
 import numpy as np
 
-from app.figures import debiased_ema
+from app.charts import debiased_ema
 from app.live_chart import WINDOW, next_message
 
 

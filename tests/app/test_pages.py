@@ -292,7 +292,7 @@ def test_the_run_page_drops_points_a_resume_discarded(book):
 def trained_run(book: Notebook, name: str, *extra: str) -> int:
     """A real tiny run with 2-D normalised features, trained in this process into the notebook."""
     from engine.train import train
-    from lab_notes.sink import NotebookSink
+    from lab_notes.notebook_sink import NotebookSink
     from tests.helpers import tiny
 
     cfg = tiny(PRESETS["2022-12-14-normalized-infonce-2d"], "schedule.episodes=6", "schedule.eval_every=3",

@@ -22,7 +22,7 @@ from engine.distributed import EpisodeSlice, ranks
 from engine.models import ExperimentModel
 from engine.train import load_episodes, train
 from lab_notes import Notebook
-from lab_notes.sink import NotebookSink
+from lab_notes.notebook_sink import NotebookSink
 from tests.engine.test_cli import ROOT, run_cli
 from tests.engine.test_presets import Recorder
 from tests.helpers import claimed, tiny, wait_for

@@ -16,7 +16,7 @@ import pytest
 from engine import jobs
 from engine.presets import PRESETS
 from lab_notes import Notebook
-from lab_notes.sink import HEARTBEAT_SECONDS
+from lab_notes.notebook_sink import HEARTBEAT_SECONDS
 from tests.helpers import missing_service, stop_processes, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
