@@ -37,6 +37,7 @@ class DivergenceGuard:
         self.last_finite: dict[str, float] = {}
         self.last_finite_step: int | None = None
         self._saved_parameters: list[torch.Tensor] | None = None
+        self._saved_optimizer: dict[Any, dict[str, Any]] | None = None
 
     # --- checks: each returns a reason, or None when all is finite -----------------------------------------
 
@@ -53,8 +54,18 @@ class DivergenceGuard:
 
     @staticmethod
     def check_parameters(model: torch.nn.Module) -> str | None:
-        params = [p for p in model.parameters()]
-        if math.isfinite(float(torch.nn.utils.get_total_norm(params, foreach=True))):
+        return DivergenceGuard.check_parameter_norm(float(DivergenceGuard.parameter_norm(model)), model)
+
+    @staticmethod
+    @torch.no_grad()
+    def parameter_norm(model: torch.nn.Module) -> torch.Tensor:
+        """The total parameter norm, left on the device: the loop reads it with the step's metrics."""
+        return torch.nn.utils.get_total_norm([p.detach() for p in model.parameters()], foreach=True)
+
+    @staticmethod
+    def check_parameter_norm(norm: float, model: torch.nn.Module) -> str | None:
+        """A reason when the parameters (whose total norm is `norm`, already on the host) are not all finite."""
+        if math.isfinite(norm):
             return None
         for name, p in model.named_parameters():  # only on an incident: find the culprit by name
             if not torch.isfinite(p).all():
@@ -69,6 +80,12 @@ class DivergenceGuard:
 
     def remember_parameters(self, model: torch.nn.Module) -> None:
         """Under `skip`, a copy of the parameters before the update, so a bad update can be undone."""
+        self.remember_update(model, None)
+
+    def remember_update(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+        """Under `skip`, copies (on the device, no read) of the parameters and the optimiser's state before the
+        update: the loop steps before it has read whether the step was finite, and `skip` must undo it exactly.
+        `stop` needs nothing (the run ends) and `rollback` has its checkpoint, so they copy nothing."""
         if self.policy != "skip":
             return
         params = [p.detach() for p in model.parameters()]
@@ -76,11 +93,21 @@ class DivergenceGuard:
             self._saved_parameters = [p.clone() for p in params]
         else:
             torch._foreach_copy_(self._saved_parameters, params)
+        if optimizer is not None:
+            self._saved_optimizer = {p: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
+                                     for p, st in optimizer.state.items()}
 
-    def undo_update(self, model: torch.nn.Module) -> None:
+    def undo_update(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Put the parameters back as `remember_update` saw them, and with `optimizer`, its state too."""
         if self._saved_parameters is not None:
             with torch.no_grad():
                 torch._foreach_copy_([p for p in model.parameters()], self._saved_parameters)
+        if optimizer is not None and self._saved_optimizer is not None:
+            for p in list(optimizer.state):
+                if p not in self._saved_optimizer:
+                    del optimizer.state[p]  # created by the undone step
+            for p, saved in self._saved_optimizer.items():
+                optimizer.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in saved.items()}
 
     def incident(self, step: int, stage: Literal["loss", "gradient", "parameters"], reason: str,
                  diagnostics: dict[str, Any]) -> Incident:

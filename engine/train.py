@@ -26,6 +26,7 @@ from engine.sinks import NullSink, Sink
 from engine.throughput import counting_flops, matmul_precision, run_peak, throughput_metrics
 
 FIGURE_ROWS = 4
+PARAMETER_NORM = "guard/parameter_norm"  # read with the metrics, never logged
 MASKED_SUFFIX = "_masked"  # training accuracies on masked views (the run page explains the name)
 
 
@@ -308,20 +309,25 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
             norms, histograms = weights_and_gradients(model)
             sink.log_event("histograms", {"step": step, "groups": histograms})
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = (torch.nn.utils.clip_grad_norm_(params, max_norm) if cfg.optim.grad_clip
+                     else torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
         scalars = step_scalars(out, masked=cfg.model.masking.ratio > 0)
         scalars["grad_norm"] = grad_norm
-        metrics = to_floats(scalars)  # one device-to-host transfer per step
+        # The update runs before anything is read, so the step never waits on the host: a non-finite loss or
+        # gradient is undone afterwards (skip: the saved state; rollback: the checkpoint; stop: the run ends).
+        guard.remember_update(model, optimizer)
+        optimizer.step()
+        scalars[PARAMETER_NORM] = guard.parameter_norm(model)
+        metrics = to_floats(scalars)  # the one device-to-host read of the step
+        parameter_norm = metrics.pop(PARAMETER_NORM)
         metrics.update(norms)
         loss_terms = {k.removeprefix("loss/"): v for k, v in metrics.items() if k.startswith("loss/")}
         stage, reason = "loss", guard.check_loss(loss_terms, metrics["loss/total"])
         if reason is None:
             stage, reason = "gradient", guard.check_gradient(metrics["grad_norm"])
-        stage, reason = team.agree_on_incident(stage, reason)  # a non-finite value on any rank acts on all
         if reason is None:
-            guard.remember_parameters(model)
-            optimizer.step()
-            stage, reason = team.agree_on_incident("parameters", guard.check_parameters(model))
+            stage, reason = "parameters", guard.check_parameter_norm(parameter_norm, model)
+        stage, reason = team.agree_on_incident(stage, reason)  # a non-finite value on any rank acts on all
         metrics["lr"] = lr
         seconds = time.perf_counter() - started
         metrics["images_per_s"] = len(labels) / max(seconds, 1e-9)
@@ -382,6 +388,8 @@ def _recover(found: Incident, guard: DivergenceGuard, model: torch.nn.Module, op
     if found.action == "skip":
         if found.stage == "parameters":
             guard.undo_update(model)  # the update itself was bad: put the parameters back as they were
+        else:
+            guard.undo_update(model, optimizer)  # the step ran before the check: as if it never had
         return True
     if found.action == "rollback" and checkpointer.last_good is not None:
         restore_weights(checkpointer.last_good, model, optimizer)
