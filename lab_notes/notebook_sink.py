@@ -44,7 +44,6 @@ def retry_while_unreachable(write: Callable[[], T], patience: float = OUTAGE_PAT
             pause = min(pause * 2, 5.0)
 
 
-patiently = retry_while_unreachable  # the older name: engine/worker.py still imports it
 
 
 class NotebookSink:
