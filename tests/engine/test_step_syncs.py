@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from engine.config import PRESETS
+from engine.presets import PRESETS
 from engine.sinks import NullSink
 from engine.train import train
 from tests.helpers import tiny
