@@ -93,6 +93,7 @@ def _subsection_title(section: str, group: str) -> str:
     info = RunConfig.model_fields[section]
     node = _model_type(info.annotation)
     for part in group.split("."):
+        assert node is not None, f"{section} is a section of RunConfig"
         info = node.model_fields[part]
         node = _model_type(info.annotation) or node
     return f"{group.replace('.', ' · ')} — {info.description}" if info.description else group

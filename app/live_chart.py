@@ -51,9 +51,9 @@ def next_message(sent: Sent | None, series: Mapping[str, Series], *, title: str,
     counts = {name: len(series[name][0]) for name in names}
     reset = sent is None or sent.shape != shape or not all(
         _still_holds(series[name], sent.after[-1][0][name], sent.last_steps[name]) for name in names)
-    if not reset and counts == sent.after[-1][0]:
+    if not reset and sent is not None and counts == sent.after[-1][0]:
         return sent.message, sent  # nothing new: the same element again, which the browser does not redraw
-    after = (((dict.fromkeys(names, 0), dict.fromkeys(names, EMA_START)),) if reset else sent.after)[-WINDOW:]
+    after = (((dict.fromkeys(names, 0), dict.fromkeys(names, EMA_START)),) if reset or sent is None else sent.after)[-WINDOW:]
     starts, ema_at_start = after[0]
     smoothed = smoothing > 0
     parts, ema = [], {}
@@ -66,11 +66,11 @@ def next_message(sent: Sent | None, series: Mapping[str, Series], *, title: str,
             average, ema[name] = debiased_ema_from(ema_at_start[name], values[start:], smoothing)
             part["s"] = _numbers(average, log_y)
         parts.append(part)
-    message = {"title": title, "height": HEIGHT, "log_y": log_y,
-               "generation": next(_generations) if reset else sent.generation, "series": parts,
+    generation = next(_generations) if reset or sent is None else sent.generation
+    message = {"title": title, "height": HEIGHT, "log_y": log_y, "generation": generation, "series": parts,
                "marks": _marks(series)}
     last_steps = {name: int(series[name][0][-1]) if counts[name] else -1 for name in names}
-    return message, Sent(message["generation"], shape, last_steps, (*after, (counts, ema))[-WINDOW:], message)
+    return message, Sent(generation, shape, last_steps, (*after, (counts, ema))[-WINDOW:], message)
 
 
 def _still_holds(held: Series, count: int, last_step: int) -> bool:

@@ -43,9 +43,9 @@ def sign_in_configured(auth: Mapping[str, Any] | None) -> bool:
 def cookie_secret_problem(auth: Mapping[str, Any] | None) -> str | None:
     """Why `[auth] cookie_secret` must not be used, in words; None when it looks like a real secret (at least
     32 characters, no spaces, not a README example, not one character pattern) or sign-in is not configured."""
-    if not sign_in_configured(auth):
+    if auth is None or not sign_in_configured(auth):
         return None
-    secret = str(auth.get("cookie_secret"))  # type: ignore[union-attr] - sign_in_configured checked it
+    secret = str(auth.get("cookie_secret"))
     if secret.strip().lower() in README_COOKIE_SECRETS:
         problem = "is the README's example, which anyone can read"
     elif len(secret) < COOKIE_SECRET_AT_LEAST:

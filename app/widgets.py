@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Callable
+from typing import Callable, Literal
 
 import pandas as pd
 import streamlit as st
@@ -11,7 +11,7 @@ import streamlit as st
 from lab_notes import check_image
 
 
-def show_image(data: bytes, *, caption: str, width: int | str = "content") -> bool:
+def show_image(data: bytes, *, caption: str, width: int | Literal["stretch", "content"] = "content") -> bool:
     """The image, or a placeholder saying it cannot be shown: one damaged image stored before the notebook
     checked images fully must not stop the rest of the page (its own Edit and Delete included) from rendering,
     nor show the reader a broken picture. `caption` is Markdown: text a person typed goes in through

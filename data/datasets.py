@@ -94,7 +94,7 @@ def _shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> l
     raise DatasetError(f"unknown shape {kind!r}")
 
 
-def _draw_shape(kind: str, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> Image.Image:
+def _draw_shape(kind: str, size: int, rng: np.random.Generator, colour: tuple[int, ...]) -> Image.Image:
     """One shape with random size, position and rotation, drawn 4x larger and downsampled for smooth edges."""
     big = size * 4
     image = Image.new("RGB", (big, big), (0, 0, 0))
@@ -107,7 +107,7 @@ def _draw_shape(kind: str, size: int, rng: np.random.Generator, colour: tuple[in
     for hole in polygons[1:]:
         # Rings and frames cut a hole; crosses add their second bar.
         draw.polygon(hole, fill=colour if kind == "cross" else (0, 0, 0))
-    return image.resize((size, size), Image.LANCZOS)
+    return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
 def load_shapes(*, image_size: int, channels: int, num_classes: int, samples_per_class: int, seed: int,
@@ -118,7 +118,7 @@ def load_shapes(*, image_size: int, channels: int, num_classes: int, samples_per
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for label, kind in enumerate(SHAPE_NAMES[:num_classes]):
-        for _ in range(samples_per_class):
+        for _sample in range(samples_per_class):
             colour = tuple(int(v) for v in rng.integers(120, 256, size=3)) if channels == 3 else (255, 255, 255)
             pixels = np.asarray(_draw_shape(kind, image_size, rng, colour), dtype=np.float32) / 255.0
             pixels = pixels + rng.normal(0.0, 0.03, size=pixels.shape).astype(np.float32)
@@ -149,7 +149,7 @@ def _resize(hwc: np.ndarray, size: int) -> np.ndarray:
         return hwc
     planes = hwc[:, :, None] if hwc.ndim == 2 else hwc
     resized = [np.asarray(Image.fromarray(planes[:, :, c].astype(np.float32), mode="F").resize(
-        (size, size), Image.BILINEAR)) for c in range(planes.shape[2])]
+        (size, size), Image.Resampling.BILINEAR)) for c in range(planes.shape[2])]
     return np.clip(np.stack(resized, axis=2), 0.0, 1.0)
 
 
@@ -211,7 +211,9 @@ def load_folder(*, path: str | None, image_size: int, channels: int, **_: object
     if not root.is_dir():
         raise DatasetError(f"data.path: {path} is not a folder")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    images, labels, names, skipped = [], [], [], []
+    images: list[np.ndarray] = []
+    names: list[str] = []
+    labels, skipped = [], []
     for class_dir in class_dirs:
         count_before = len(images)
         for file in sorted(f for f in class_dir.rglob("*") if f.is_file()):
@@ -224,7 +226,7 @@ def load_folder(*, path: str | None, image_size: int, channels: int, **_: object
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
                 skipped.append(str(file))
                 continue
-            picture = picture.resize((image_size, image_size), Image.BILINEAR)
+            picture = picture.resize((image_size, image_size), Image.Resampling.BILINEAR)
             images.append(_to_channels(np.asarray(picture, dtype=np.float32) / 255.0, channels))
             labels.append(len(names))
         if len(images) > count_before:
@@ -248,7 +250,7 @@ def class_sizes(name: str, *, path: str | None = None, num_classes: int = 10, sa
         path = str(BUNDLED_DIR / "digits.npz")
     if name in ("digits", "npz"):
         try:
-            with np.load(path, allow_pickle=False) as arrays:
+            with np.load(path or "", allow_pickle=False) as arrays:
                 labels = arrays["labels"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DatasetError(f"data.path: {path} is not a .npz file with a 'labels' array ({exc})") from exc

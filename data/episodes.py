@@ -51,7 +51,7 @@ class EpisodeSampler:
         return Episode(indices.astype(np.int64), labels.astype(np.int64), is_query, chosen.astype(np.int64))
 
     def state(self) -> dict[str, Any]:
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state

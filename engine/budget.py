@@ -48,7 +48,7 @@ def limits_here(environment: Mapping[str, str] | None = None) -> Limits:
     """The limits of this deployment: each $LAB_BUDGET_* that is set, else the default; ValueError naming the
     variable when one is not a positive number."""
     told = os.environ if environment is None else environment
-    chosen = {}
+    chosen: dict[str, Any] = {}
     for field in fields(Limits):
         text = told.get(variable_for(field.name), "").strip()
         if not text:

@@ -21,7 +21,7 @@ class CheckpointError(ValueError):
 def capture_state(*, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                   sampler_state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Everything exact resume needs, detached from the live objects (a deep copy)."""
-    rng = {"torch": torch.get_rng_state()}
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return copy.deepcopy({

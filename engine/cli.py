@@ -14,7 +14,7 @@ from engine.lint import lint
 from engine.presets import PRESET_INFO, preset
 from engine.hosts import this_host_id
 from engine.provenance import collect_provenance, keep_diff
-from engine.sweeps import parse_field
+from engine.sweeps import Mode, parse_field
 from lab_notes import Notebook, NotFound
 from lab_notes.artifacts import artifact_root
 from lab_notes.backup import BackupError, backup, backup_into, restore
@@ -99,7 +99,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if bool(args.grid) == bool(args.list):
         raise ConfigError([Problem("sweep", "give --grid fields (every combination) or --list fields (values "
                                             "taken together), not both")])
-    mode = "grid" if args.grid else "list"
+    mode: Mode = "grid" if args.grid else "list"
     fields = dict(parse_field(spec) for spec in args.grid or args.list)
     cfg = with_overrides(preset(args.preset), args.set)
     with Notebook(args.db) as notebook:

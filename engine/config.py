@@ -319,7 +319,7 @@ class ConfigError(ValueError):
 
     @classmethod
     def from_validation_error(cls, error: ValidationError) -> "ConfigError":
-        problems = []
+        problems: list[Problem] = []
         for item in error.errors():
             over = item.get("ctx", {}).get("error")
             if isinstance(over, budget.OverBudget):  # every limit passed, each at its own field

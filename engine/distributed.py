@@ -331,6 +331,7 @@ def _started(cfg: RunConfig, device: torch.device) -> Iterator[Team]:
                                      env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdin=subprocess.PIPE,
                                      text=True)
             children.append(child)
+            assert child.stdin is not None  # stdin=PIPE
             child.stdin.write(config)
             child.stdin.close()
         _wait_for_check_in(store, children)

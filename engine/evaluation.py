@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from data import EpisodeSampler, LabelledImages, Split
 from engine.config import RunConfig
 from engine.losses import accuracy
-from engine.models.experiment import prototype_accuracy
+from engine.models.experiment import ExperimentModel, prototype_accuracy
 from engine.models.heads import class_prototypes
 
 JUDGES = ("prototype", "discriminator", "knn", "linear_probe")
@@ -215,12 +215,12 @@ class Evaluator:
                 "train_images": len(self.split.train_images), "seen_test_images": len(self.split.seen_images),
                 "eval_images": len(self.split.eval_images)}
 
-    def judges(self, model: torch.nn.Module, episodes: int, *, seen: bool = False) -> dict[str, list[float]]:
+    def judges(self, model: ExperimentModel, episodes: int, *, seen: bool = False) -> dict[str, list[float]]:
         discriminate = model.discriminate if self.cfg.model.discriminator.enabled else None
         return judge_episodes(model.represent, discriminate, self.images, self.sampler(seen), episodes)
 
     @torch.no_grad()
-    def features(self, model: torch.nn.Module) -> dict[str, Any]:
+    def features(self, model: ExperimentModel) -> dict[str, Any]:
         labels = self.dataset.labels
         chosen = feature_sample(labels, self.split.eval_images, self.split.eval_classes, self.cfg.runtime.seed)
         _, points = model.represent(self.images[torch.from_numpy(chosen).to(self.images.device)])
@@ -229,7 +229,7 @@ class Evaluator:
         return feature_map(points.float().cpu(), torch.from_numpy(labels[chosen]),
                            [names[c] for c in range(len(names))], normalized=normalized, n_way=self.cfg.data.n_way)
 
-    def report(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
+    def report(self, model: ExperimentModel, step: int) -> dict[str, Any]:
         """The end-of-run few-shot report, as written to eval.json."""
         cfg, started = self.cfg, time.perf_counter()
         was_training = model.training

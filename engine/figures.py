@@ -16,7 +16,7 @@ def _tile(chw: np.ndarray) -> Image.Image:
     """(C, H, W) float in [0, 1] -> a TILE x TILE RGB image, nearest-neighbour so pixels stay crisp."""
     pixels = np.clip(chw, 0.0, 1.0)
     hwc = np.repeat(pixels.transpose(1, 2, 0), 3, axis=2) if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-    return Image.fromarray((hwc * 255).round().astype(np.uint8), "RGB").resize((TILE, TILE), Image.NEAREST)
+    return Image.fromarray((hwc * 255).round().astype(np.uint8), "RGB").resize((TILE, TILE), Image.Resampling.NEAREST)
 
 
 def reconstruction_png(columns: list[tuple[str, np.ndarray]]) -> bytes:

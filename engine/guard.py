@@ -15,12 +15,13 @@ from engine.config import GuardConfig, LossConfig
 from engine.losses import info_nce
 
 Action = Literal["stop", "skip", "rollback"]
+Stage = Literal["loss", "gradient", "parameters"]  # where a non-finite value was found
 
 
 @dataclass
 class Incident:
     step: int
-    stage: Literal["loss", "gradient", "parameters"]
+    stage: Stage
     reason: str
     action: Action
     last_finite: dict[str, float]
@@ -109,7 +110,7 @@ class DivergenceGuard:
             for p, saved in self._saved_optimizer.items():
                 optimizer.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in saved.items()}
 
-    def incident(self, step: int, stage: Literal["loss", "gradient", "parameters"], reason: str,
+    def incident(self, step: int, stage: Stage, reason: str,
                  diagnostics: dict[str, Any]) -> Incident:
         """Record an incident; its action is the policy's, or `stop` when it is the `max_incidents`-th (so
         max_incidents − 1 are handled by the policy, as the field's help says)."""
@@ -229,7 +230,7 @@ def explain_overflow(features: torch.Tensor, labels: torch.Tensor, loss_cfg: Los
             trace.step(per_anchor.mean(), (per_anchor,), "inf−inf", "the mean over anchors adds +inf and −inf")
     found["nan_cause"] = trace.cause
     found["nan_where"] = trace.where or None
-    kwargs = dict(temperature=loss_cfg.temperature, denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
+    kwargs: dict[str, Any] = dict(temperature=loss_cfg.temperature, denominator=loss_cfg.denominator, normalize=loss_cfg.normalize,
                   base_temperature=loss_cfg.base_temperature, no_positive=loss_cfg.no_positive)
     found["loss"] = float(info_nce(features.detach(), labels, log_sum_exp=loss_cfg.log_sum_exp, **kwargs))
     found["stable_loss"] = float(info_nce(features.detach(), labels, log_sum_exp=True, **kwargs))

@@ -88,7 +88,7 @@ def _nvml_handles() -> list[tuple[int, Any]]:
         pynvml.nvmlInit()
         count = pynvml.nvmlDeviceGetCount()
         if visible is None:
-            chosen = list(range(count))
+            chosen: list[int | str] = list(range(count))
         else:  # indices or UUIDs, in CUDA's order
             chosen = [int(v) if v.strip().isdigit() else v.strip() for v in visible.split(",") if v.strip()]
         handles = []

@@ -8,7 +8,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from engine.config import OptimConfig, RunConfig, resolve_data_path
 from engine.distributed import Team, ranks
 from engine.evaluation import Evaluator, summarise
 from engine.figures import reconstruction_png
-from engine.guard import DivergenceGuard, Incident, divergence_diagnostics
+from engine.guard import DivergenceGuard, Incident, Stage, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
 from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
 from engine.sinks import NullSink, Sink
@@ -244,7 +244,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     model = ExperimentModel(cfg).to(device)
     optimizer = build_optimizer(cfg.optim, model)
     on_disk = run_dir is not None and team.is_writer
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints" if on_disk else None)
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints" if on_disk and run_dir is not None else None)
     guard = DivergenceGuard(cfg.guard)
     config_values = cfg.model_dump(mode="json")
 
@@ -331,11 +331,11 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         metrics["lr"] = lr
         seconds = time.perf_counter() - started
         metrics["images_per_s"] = len(labels) / max(seconds, 1e-9)
-        metrics.update(throughput_metrics(flops_per_step, seconds, peak and peak.tflops * team.world_size))
+        metrics.update(throughput_metrics(flops_per_step, seconds, peak.tflops * team.world_size if peak else None))
         sink.log_metrics(step, metrics)
 
         if reason is not None:
-            found = guard.incident(step, stage, reason,
+            found = guard.incident(step, cast(Stage, stage), reason,
                                    divergence_diagnostics(out.features, out.embedding, cfg.loss, lr,
                                                           labels=labels))
             recovered = _recover(found, guard, model, optimizer, checkpointer)

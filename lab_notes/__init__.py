@@ -16,6 +16,7 @@ from lab_notes.records import (FINAL_STATUSES, RESUMABLE_STATUSES, RUN_STATUSES,
 from lab_notes.runs import LeaseLost, Refused
 from lab_notes.series import downsample
 from lab_notes.notebook_sink import NotebookSink
+from lab_notes.overview import Sort
 from lab_notes.store import Notebook, NotFound
 
 __all__ = [
@@ -23,6 +24,6 @@ __all__ = [
     "Attempt", "BackupError", "BadImage", "Checkpoint", "FINAL_STATUSES", "Figure", "JournalError", "LOCAL_USER",
     "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
     "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",
-    "Sweep", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
+    "Sort", "Sweep", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
     "check_image", "default_url", "downsample", "is_admin", "may_change",
 ]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
-from lab_notes.db import Database, NotFound, as_utc, now
+from lab_notes.db import NotFound, as_utc, now
 from lab_notes.images import check_image
 from lab_notes.records import Attempt, Checkpoint
+from lab_notes.rooms import Room
 from lab_notes.runs import lease_lost
 from lab_notes.schema import CheckpointRow, ImageRow
 
@@ -42,7 +43,7 @@ def recorded_path_here(recorded: str | Path, root: str | Path) -> Path:
     return recorded if recorded.is_absolute() else Path(root) / recorded
 
 
-class ArtifactsStore(Database):
+class ArtifactsStore(Room):
     """Needs the runs room's `ensure_attempt_owns_run` and the metrics room's `flush_buffered` (the Notebook has
     all three)."""
 
@@ -80,6 +81,7 @@ class ArtifactsStore(Database):
         """Record a checkpoint, in one transaction with every metric point still buffered: a resume from it
         discards what follows it and trains again from the next step, so all before it must be stored."""
         with self.flush_buffered(also=attempt) as (session, lost):
+            assert session is not None  # always, without skip_when_empty
             if attempt is None or attempt not in lost:
                 session.add(CheckpointRow(run_id=run_id, step=step, path=str(path), created_at=now()))
         if attempt is not None and attempt in lost:

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import URL, create_engine, inspect, make_url, text
 
@@ -106,7 +106,7 @@ def _inventory(url: str) -> tuple[dict[str, int], set[str]]:
                     for t in TABLES if t in present}
             files = set(connection.execute(text("SELECT path FROM checkpoints")).scalars()) \
                 if "checkpoints" in present else set()
-            provenance = connection.execute(text("SELECT payload FROM snapshots WHERE kind = 'provenance'")) \
+            provenance: Iterable[Any] = connection.execute(text("SELECT payload FROM snapshots WHERE kind = 'provenance'")) \
                 if "snapshots" in present else []
             for (payload,) in provenance:
                 document = json.loads(payload) if isinstance(payload, str) else payload
@@ -263,6 +263,7 @@ class ScheduledBackups:
 
     def _take(self) -> None:
         try:
+            assert self.folder is not None  # start_if_due starts this thread only with a folder
             made = backup_if_due(self.url, self.folder, keep=self.keep, every=self.every)
         except Exception as error:  # noqa: BLE001 - a failed backup is reported, and tried again next time
             self.report(f"automatic backup to {self.folder} failed: {error}")

@@ -13,13 +13,13 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast, overload
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, literal_column, select, text
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, func, literal_column, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -68,6 +68,10 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: dt.datetime | None) -> dt.datetime | None: ...
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; every time in the notebook is UTC."""
     if value is None or value.tzinfo is not None:
@@ -118,6 +122,7 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         head = ScriptDirectory.from_config(config).get_current_head()
+        assert head is not None, f"no migrations under {MIGRATIONS}"
         with self._sqlite_upgrade_lock(), self._writer.begin() as connection:
             if self.dialect == "postgresql":  # released when this transaction ends, whatever happens in it
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
@@ -169,7 +174,7 @@ class Database:
     def database_time(self) -> dt.datetime:
         """The database's clock, read once (pages show ages against it)."""
         with self._read() as session:
-            value = session.scalar(select(self._clock()))
+            value = session.execute(select(self._clock())).scalar_one()
         if isinstance(value, str):
             value = dt.datetime.fromisoformat(value[:26])
         return as_utc(value)
@@ -177,6 +182,11 @@ class Database:
     def dispose(self) -> None:
         self._writer.dispose()
         self._reader.dispose()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed (Session.execute is typed as a plain Result; it is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -187,7 +197,7 @@ def current_revision(connection: Connection) -> str | None:
 def get_row(session: Session, model: type, ident: int) -> Any:
     row = session.get(model, ident)
     if row is None:
-        raise NotFound(f"no {model.__tablename__[:-1]} {ident}")
+        raise NotFound(f"no {getattr(model, '__tablename__')[:-1]} {ident}")
     return row
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from sqlalchemy import select
 
-from lab_notes.db import Database
+from lab_notes.rooms import Room
 from lab_notes.schema import MetricRow
 from lab_notes.series import from_sql
 
@@ -26,7 +26,7 @@ RUN_COLUMNS = ("id", "name", "preset", "status", "status_reason", "parent_id", "
                "started_at", "ended_at")
 
 
-class FramesStore(Database):
+class FramesStore(Room):
     """Needs the runs, metrics and snapshots rooms (the Notebook has them all)."""
 
     def runs_frame(self, run_ids: Iterable[int] | None = None, *, status: str | Sequence[str] | None = None

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from lab_notes.records import Attempt
-from lab_notes.db import Database
 from lab_notes.metric_buffer import MetricBuffer, Pending, Point
+from lab_notes.rooms import Room
 from lab_notes.runs import LeaseLost, lease_lost
 from lab_notes.schema import ImageRow, MetricRollupRow, MetricRow, SnapshotRow
 from lab_notes.series import (BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql, overview, summarise,
@@ -25,7 +25,7 @@ from lab_notes.snapshots import KEPT_ON_RESUME
 
 
 
-class MetricsStore(Database):
+class MetricsStore(Room):
     """Needs the runs room's `leases_lost_within` (the Notebook has both)."""
 
     def _start_metrics(self, flush_interval: float, flush_points: int) -> None:
@@ -102,7 +102,7 @@ class MetricsStore(Database):
             self._write_points(connection, rows)
         return lost
 
-    def _write_points(self, connection: Connection, rows: list[Point]) -> None:
+    def _write_points(self, connection: Connection, rows: Sequence[Point]) -> None:
         connection.exec_driver_sql(self._insert_metrics_sql, rows)
         self._write_rollups(connection, rows)
 

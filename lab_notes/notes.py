@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Sequence
 
 from sqlalchemy import delete, func, or_, select, text
@@ -54,7 +55,7 @@ class NotesStore(Database):
         _link(session, row.id, run_ids, figures)
         return row.id
 
-    def update_note(self, note_id: int, *, entry_date: dt.date | None | type[Ellipsis] = ...,
+    def update_note(self, note_id: int, *, entry_date: dt.date | None | EllipsisType = ...,
                     title: str | None = None, body_markdown: str | None = None, run_ids: Sequence[int] | None = None,
                     figures: Sequence[Figure] | None = None, tags: Sequence[str] | None = None,
                     by: Person = LOCAL_USER) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from sqlalchemy import func, select
 
@@ -92,6 +92,7 @@ def _order(sort: Sort, latest: dict) -> list:
     if sort in by_value:
         column, descending = by_value[sort]
         return [column.is_(None), column.desc() if descending else column.asc(), RunRow.id.desc()]
-    return {"newest": [RunRow.id.desc()], "oldest": [RunRow.id.asc()],
-            "name": [func.lower(RunRow.name), RunRow.id.desc()],
-            "status": [RunRow.status, RunRow.id.desc()]}[sort]
+    by_field: dict[str, list[Any]] = {"newest": [RunRow.id.desc()], "oldest": [RunRow.id.asc()],
+                                      "name": [func.lower(RunRow.name), RunRow.id.desc()],
+                                      "status": [RunRow.status, RunRow.id.desc()]}
+    return by_field[sort]

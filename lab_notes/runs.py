@@ -15,8 +15,9 @@ from sqlalchemy import Connection, Select, and_, delete, func, literal, or_, sel
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from lab_notes.db import Database, NotFound, as_utc, get_row, now
+from lab_notes.db import NotFound, as_utc, get_row, now, rowcount
 from lab_notes.records import FINAL_STATUSES, RESUMABLE_STATUSES, Attempt, Run, Worker
+from lab_notes.rooms import Room
 from lab_notes.schema import (CheckpointRow, ImageRow, MetricRollupRow, MetricRow, RunRow, SnapshotRow,
                               WorkerRow)
 
@@ -48,7 +49,7 @@ def lease_lost(attempt: Attempt) -> LeaseLost:
     return LeaseLost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run")
 
 
-class RunsStore(Database):
+class RunsStore(Room):
     # --- reading ---------------------------------------------------------------------------------------------
 
     def get_run(self, run_id: int) -> Run:
@@ -113,7 +114,7 @@ class RunsStore(Database):
         """Runs a worker of `host` with `gpus` may take: unpinned, or pinned to what it has. The GPU kind is
         matched as a plain substring (instr / strpos: no LIKE, so a "_" or "%" in a kind means itself)."""
         position = func.instr if self.dialect == "sqlite" else func.strpos
-        host_fits = RunRow.pinned_host.is_(None)
+        host_fits: ColumnElement[bool] = RunRow.pinned_host.is_(None)
         if host is not None:
             host_fits = or_(host_fits, RunRow.pinned_host == host)
         gpu_fits = or_(RunRow.pinned_gpu.is_(None),
@@ -129,7 +130,7 @@ class RunsStore(Database):
                 return "stopped"
             asked = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
                                     .values(stop_requested=True))
-            if asked.rowcount:
+            if rowcount(asked):
                 return "stop requested"
             raise self._refusal(session, run_id, "stopped")
 
@@ -137,7 +138,7 @@ class RunsStore(Database):
         """A stop request to this attempt only (a worker shutting down asks its own runs, not a newer attempt of
         one of them that another worker took meanwhile); False when the run is no longer this attempt's."""
         with self._write() as session:
-            return session.execute(self._fenced(attempt).values(stop_requested=True)).rowcount == 1
+            return rowcount(session.execute(self._fenced(attempt).values(stop_requested=True))) == 1
 
     def finish_attempt(self, attempt: Attempt, status: str, *, reason: str | None = None,
                        report: dict[str, Any] | None = None, exit_code: int | None = None,
@@ -148,6 +149,7 @@ class RunsStore(Database):
         if status not in FINAL_STATUSES:
             raise ValueError(f"a run ends as one of {FINAL_STATUSES}, not {status!r}")
         with self.flush_buffered(also=attempt) as (session, lost):
+            assert session is not None  # always, without skip_when_empty
             if attempt not in lost:
                 values: dict[str, Any] = {"status_reason": reason, "ended_at": self._clock()}
                 if report is not None:
@@ -173,7 +175,7 @@ class RunsStore(Database):
             for run_id, number, token, worker in stale:
                 reason = (f"heartbeat stale: no sign of life for over {stale_after:g} s (attempt {number}, "
                           f"worker {worker}): its process or host is gone")
-                if self._change_status(session, run_id, "failed", attempt=Attempt(run_id, number, token),
+                if self._change_status(session, run_id, "failed", attempt=Attempt(run_id, number, token or ""),
                                        status_reason=reason, ended_at=self._clock()):
                     failed.append(run_id)
             session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff))
@@ -197,9 +199,9 @@ class RunsStore(Database):
         from now on `attempt`'s writes are refused. Raises LeaseLost when the run is no longer `attempt`'s."""
         handed = Attempt(attempt.run_id, attempt.number + 1, uuid.uuid4().hex)
         with self._write() as session:
-            if session.execute(self._fenced(attempt).values(
+            if rowcount(session.execute(self._fenced(attempt).values(
                     attempt=handed.number, attempt_token=handed.token, heartbeat_at=self._clock(), pid=None)
-                               ).rowcount != 1:
+                               )) != 1:
                 raise lease_lost(attempt)
             self._discard_after(session.connection(), attempt.run_id, from_step)
             session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == attempt.run_id,
@@ -238,7 +240,7 @@ class RunsStore(Database):
             values["attempt"] = attempt
         if to != "running":
             values["attempt_token"] = None  # a token is good only while its attempt runs
-        return session.execute(query.values(status=to, **values)).rowcount == 1
+        return rowcount(session.execute(query.values(status=to, **values))) == 1
 
     def _refusal(self, session: Session, run_id: int, to: str) -> Exception:
         status = session.scalar(select(RunRow.status).where(RunRow.id == run_id))
@@ -255,7 +257,7 @@ class RunsStore(Database):
     def heartbeat(self, attempt: Attempt) -> bool:
         """The attempt's lease, renewed on the database's clock; False when the run no longer belongs to it."""
         with self._write() as session:
-            return session.execute(self._fenced(attempt).values(heartbeat_at=self._clock())).rowcount == 1
+            return rowcount(session.execute(self._fenced(attempt).values(heartbeat_at=self._clock()))) == 1
 
     def set_pid(self, attempt: Attempt, pid: int) -> None:
         """The attempt's process started: its pid, and a sign of life (starting it may have taken a while, and
@@ -271,7 +273,7 @@ class RunsStore(Database):
             report = session.scalar(select(RunRow.divergence_report).where(RunRow.id == attempt.run_id))
             report = dict(report or {"incidents": []})
             report["incidents"] = [*report.get("incidents", []), incident]
-            if session.execute(self._fenced(attempt).values(divergence_report=report)).rowcount != 1:
+            if rowcount(session.execute(self._fenced(attempt).values(divergence_report=report))) != 1:
                 raise lease_lost(attempt)
 
     def record_exit(self, attempt: Attempt, exit_code: int) -> None:
@@ -293,7 +295,7 @@ class RunsStore(Database):
 
     def _fenced_update(self, attempt: Attempt, **values: Any) -> None:
         with self._write() as session:
-            if session.execute(self._fenced(attempt).values(**values)).rowcount != 1:
+            if rowcount(session.execute(self._fenced(attempt).values(**values))) != 1:
                 raise lease_lost(attempt)
 
     def ensure_attempt_owns_run(self, session: Session, attempt: Attempt | None) -> None:
@@ -326,8 +328,8 @@ class RunsStore(Database):
     def heartbeat_worker(self, worker_id: str) -> bool:
         """Renew a worker's lease; False when it has none (a sweep took it while the worker was paused)."""
         with self._write() as session:
-            return session.execute(update(WorkerRow).where(WorkerRow.id == worker_id)
-                                   .values(heartbeat_at=self._clock())).rowcount == 1
+            return rowcount(session.execute(update(WorkerRow).where(WorkerRow.id == worker_id)
+                                            .values(heartbeat_at=self._clock()))) == 1
 
     def retire_worker(self, worker_id: str) -> None:
         with self._write() as session:

@@ -9,15 +9,16 @@ from typing import Any, Iterable
 
 from sqlalchemy import delete, select
 
-from lab_notes.db import Database, NotFound
+from lab_notes.db import NotFound
 from lab_notes.keys import SNAPSHOT_PROVENANCE
 from lab_notes.records import Attempt, Snapshot
+from lab_notes.rooms import Room
 from lab_notes.schema import SnapshotRow
 
 KEPT_ON_RESUME = (SNAPSHOT_PROVENANCE,)  # what each attempt was run with stays, whichever step it is resumed from
 
 
-class SnapshotsStore(Database):
+class SnapshotsStore(Room):
     """Needs the runs room's `ensure_attempt_owns_run` (the Notebook has both)."""
 
     def log_snapshot(self, run_id: int, kind: str, step: int, payload: dict[str, Any], *, key: str = "",

@@ -103,7 +103,7 @@ def note_editor(key: str, *, note=None) -> None:
         render_preview(body, list(note.figures) if note else [])
     linked = st.multiselect("Linked runs", list(run_names), default=[i for i in (note.run_ids if note else [])
                                                                    if i in run_names],
-                            format_func=run_names.get, key=f"{key}:runs")
+                            format_func=run_names.__getitem__, key=f"{key}:runs")
     tags = st.text_input("Tags (comma-separated)", value=", ".join(note.tags) if note else "", key=f"{key}:tags")
     files = st.file_uploader(f"Attach images (PNG/JPEG, up to {MAX_IMAGE_BYTES // 2**20} MB each)",
                              type=["png", "jpg", "jpeg", "gif", "webp"], accept_multiple_files=True,

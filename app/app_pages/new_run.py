@@ -1,5 +1,7 @@
 """New run: pick a preset (or clone a run), edit the generated form, see lint, launch."""
 
+from typing import Any, cast
+
 import streamlit as st
 
 from app.form import config_form
@@ -7,9 +9,9 @@ from app.identity import owner_to_record
 from app.literal import literal
 from app.services import may_start_worker, notebook, run_id_from
 from engine import jobs
-from engine.config import ConfigError, fields_set
+from engine.config import ConfigError, Problem, fields_set
 from engine.presets import PRESET_INFO, what_trains
-from engine.sweeps import MAX_FIELDS, expand, parse_field, sweepable_fields
+from engine.sweeps import MAX_FIELDS, Mode, expand, parse_field, sweepable_fields
 from lab_notes import NotFound
 
 book = notebook()
@@ -54,9 +56,10 @@ elif warnings:
                "launch; the warnings are stored with the run.")
 with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead"):
     sweepable = sweepable_fields()  # the training fields only: never runtime.* (Slurm, host) or data.path
-    mode = st.radio("Runs", ["grid", "list"], horizontal=True, key=f"sweep-mode:{source}",
-                    format_func={"grid": "every combination (grid)", "list": "values taken together (list)"}.get)
-    fields, problems = {}, []
+    mode = cast(Mode, st.radio("Runs", ["grid", "list"], horizontal=True, key=f"sweep-mode:{source}",
+                    format_func={"grid": "every combination (grid)", "list": "values taken together (list)"}.get))
+    fields: dict[str, list[Any]] = {}
+    problems: list[Problem] = []
     for row in range(MAX_FIELDS):
         path_column, values_column = st.columns([2, 3])
         path = path_column.selectbox(f"Field {row + 1}", [None, *sweepable], key=f"sweep-field{row}:{source}",
@@ -78,12 +81,12 @@ with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead
         st.error(f"**{literal(problem.path)}**: {literal(problem.message)}")
     if points:
         st.caption(literal(" · ".join(point.label for point in points)))
-    if st.button(f"🧹 Launch sweep ({len(points)} runs)", disabled=not points or not name.strip()):
-        submitted = jobs.submit_sweep(book, cfg, fields, mode, name=name.strip(), preset=preset_name,
+    if st.button(f"🧹 Launch sweep ({len(points)} runs)", disabled=not points or not name.strip()) and cfg is not None:
+        queued_sweep = jobs.submit_sweep(book, cfg, fields, mode, name=name.strip(), preset=preset_name,
                                       start_worker=may_start_worker(), owner=owner_to_record())
-        st.switch_page("app_pages/sweep.py", query_params={"sweep": str(submitted.sweep_id)})
+        st.switch_page("app_pages/sweep.py", query_params={"sweep": str(queued_sweep.sweep_id)})
 
-if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()):
+if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()) and cfg is not None:
     # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.
     submitted = jobs.submit(book, cfg, name=name.strip(), preset=preset_name,
                             parent_id=parent.id if parent else None, start_worker=may_start_worker(),

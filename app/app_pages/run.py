@@ -149,7 +149,7 @@ def draw_charts(every_second: bool) -> None:
                    identity=(run.id, run.attempt))
         pin_popover(book, key=f"pin:{title}", run_ids=[run.id], default_title=f"Run {run.id}: {title.lower()}",
                     caption=f"{title} of run {run.id} ({run.name})",
-                    make_figure=lambda caption, series=series, title=title, group=group: Figure(
+                    make_figure=lambda caption, series=series, title=title, group=group: Figure(  # type: ignore[misc]
                         f"run{run.id}-{title.lower().replace(' ', '-')}.png",
                         chart_png(series, title=f"run {run.id}: {title}", smoothing=smoothing), caption,
                         {"kind": "metric_chart", "run_ids": [run.id], "keys": group, "smoothing": smoothing,
@@ -275,7 +275,7 @@ if images_tab.open:
             show_image(png, caption=f"{literal(key)} at step {step}: original | masked | decoder A | decoder B")
             pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
                         caption=f"{key} of run {run.id} at step {step}",
-                        make_figure=lambda caption, png=png, key=key, step=step: Figure(
+                        make_figure=lambda caption, png=png, key=key, step=step: Figure(  # type: ignore[misc]
                             f"run{run.id}-{key}-step{step}.png", png, caption,
                             {"kind": "image", "run_id": run.id, "key": key, "step": step}))
 
@@ -304,7 +304,7 @@ if provenance_tab.open:
         else:
             labels = {i: f"attempt {a.key} (from step {a.step})" for i, a in enumerate(attempts)}
             chosen = (len(attempts) - 1 if len(attempts) == 1 else
-                      st.selectbox("Attempt", list(labels), index=len(attempts) - 1, format_func=labels.get))
+                      st.selectbox("Attempt", list(labels), index=len(attempts) - 1, format_func=labels.__getitem__) or 0)
             provenance = attempts[chosen].payload
             git = provenance.get("git", {})
             if "error" in git:

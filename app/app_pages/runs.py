@@ -2,6 +2,7 @@
 data frame (CSV, Parquet); back up the notebook."""
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -12,12 +13,12 @@ from app.services import backup_folder, notebook
 from app.widgets import frame_downloads
 from engine import jobs
 from lab_notes import (FINAL_STATUSES, RESUMABLE_STATUSES, SNAPSHOT_PROVENANCE, BackupError, NotFound, Refused,
-                       backup_into, backups_to_keep, may_change)
+                       Sort, backup_into, backups_to_keep, may_change)
 
 MAX_DOWNLOAD_BYTES = 500 * 2**20  # larger backups stay on disk; a browser download of them would hold it in memory
 
 PAGE_SIZE = 50
-SORTS = {"newest": "newest first", "oldest": "oldest first", "name": "name", "status": "status",
+SORTS: dict[Sort, str] = {"newest": "newest first", "oldest": "oldest first", "name": "name", "status": "status",
          "loss": "lowest loss", "accuracy": "highest held-out accuracy", "images_per_s": "fastest (images/s)"}
 
 book = notebook()
@@ -25,9 +26,9 @@ st.title("Runs")
 left, middle, right = st.columns([2, 3, 2])
 statuses = left.multiselect("Status", ("queued", "running", *FINAL_STATUSES), placeholder="any status")
 search = middle.text_input("Search name or preset", placeholder="e.g. mae, 2022-12-14")
-sort = right.selectbox("Sort", list(SORTS), format_func=SORTS.get)
+sort: Sort = right.selectbox("Sort", list(SORTS), format_func=SORTS.__getitem__) or "newest"
 whose = whose_filter("runs:whose")
-filters = dict(status=statuses or None, search=search.strip() or None, owner=whose)
+filters: dict[str, Any] = dict(status=statuses or None, search=search.strip() or None, owner=whose)
 number = st.session_state.get("runs_page", 1)
 page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
 if not page.summaries and number > 1:  # the filters shrank the list below this page: back to the first
@@ -129,7 +130,10 @@ with cols[4].popover("Delete", disabled=not chosen or len(refused["delete"]) == 
     st.write(f"Delete run(s) {chosen} with their metrics, images, checkpoints and files? Notes stay. A running "
              "run is refused: stop it first.")
     if st.button("Yes, delete", type="primary"):
-        act(lambda i: jobs.delete(book, i, by=me) or f"run {i}: deleted", chosen)
+        def delete_one(run_id: int) -> str:
+            jobs.delete(book, run_id, by=me)
+            return f"run {run_id}: deleted"
+        act(delete_one, chosen)
 for reason in dict.fromkeys(refused["stop"] + refused["resume"] + refused["delete"]) if chosen else ():
     st.caption(f"🔒 {literal(reason)}")
 

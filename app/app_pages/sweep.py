@@ -61,7 +61,7 @@ def swept(run) -> dict[str, object]:
 
 scores = {run.id: latest[run.id].get(metric, (None, None))[1] for run in runs}
 finite = {i: v for i, v in scores.items() if v is not None and math.isfinite(v)}
-best = (max if higher else min)(finite, key=finite.get) if finite else None
+best = (max if higher else min)(finite, key=finite.__getitem__) if finite else None
 if best is not None:
     best_name = next(r.name for r in runs if r.id == best)
     st.success(f"🏆 Best by {literal(metric)}: [run {best} — {literal(best_name)}](/run?run={best}) "

@@ -14,6 +14,7 @@ worker's pid: it ends, failing its run, as soon as that worker is gone (`engine.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import subprocess
@@ -22,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, cast
 
 from lab_notes import Attempt
 
@@ -112,6 +113,7 @@ class WarmLauncher:
         process = self._context.Process(target=_forked_run, name=f"run {attempt.run_id}",
                                         args=(attempt, url, runs_dir, env, log, run_child_arguments(attempt, runs_dir)))
         process.start()
+        assert process.pid is not None  # started
         return RunProcess(process.pid, lambda: process.exitcode, process.kill)
 
 
@@ -127,7 +129,8 @@ def _forked_run(attempt: Attempt, url: str, runs_dir: Path, env: dict[str, str],
     for fd in (1, 2):
         os.dup2(output, fd)
     os.close(output)
-    sys.stdout.reconfigure(line_buffering=True)  # as `python -u` does for the cold run: lines reach the log as said
+    # as `python -u` does for the cold run: lines reach the log as said
+    cast(io.TextIOWrapper, sys.stdout).reconfigure(line_buffering=True)
     os.environ.update({**env, "LAB_NOTEBOOK_URL": url})
     os.chdir(ENGINE_ROOT)  # where the cold run starts (multiprocessing puts us in the worker's folder)
     sys.argv = [str(ENGINE_ROOT / "engine" / "__main__.py"), *arguments]  # as `python -m engine …` would see it

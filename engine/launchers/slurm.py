@@ -17,13 +17,14 @@ here: the job imports it when it starts training.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import submitit
 from pydantic import ValidationError
@@ -265,7 +266,9 @@ class SlurmAttempt(submitit.helpers.Checkpointable):
               f"({environment.num_tasks} task(s) on {environment.num_nodes} node(s))", flush=True)
         return run_one(url, attempt, runs_dir)
 
-    def checkpoint(self, attempt: Attempt, runs_dir: Path, log: Path) -> submitit.helpers.DelayedSubmission | None:
+    # submitit calls checkpoint with __call__'s arguments, not its base class's *args, **kwargs
+    def checkpoint(self, attempt: Attempt, runs_dir: Path, log: Path  # type: ignore[override]
+                   ) -> submitit.helpers.DelayedSubmission | None:
         """At the time limit (rank 0 only, in submitit's signal handler): hand the run to a new attempt that
         resumes from the newest checkpoint on disk, and requeue the job with it; None (no requeue) when the run
         is no longer this attempt's (stopped, reaped, deleted)."""
@@ -297,4 +300,4 @@ def _print_to(log: Path) -> None:
     for fd in (1, 2):
         os.dup2(output, fd)
     os.close(output)
-    sys.stdout.reconfigure(line_buffering=True)
+    cast(io.TextIOWrapper, sys.stdout).reconfigure(line_buffering=True)

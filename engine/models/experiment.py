@@ -136,6 +136,7 @@ class ExperimentModel(nn.Module):
         if not dec.count:
             return
         target_patches = patchify(images, self.cfg.model.encoder.patch_size)
+        assert out.mask is not None  # forward set it from the encoder
         out.predictions = self.decoders(tokens, ids_restore)
         for name, head, pred in zip(DECODER_NAMES, (dec.first, dec.second), out.predictions):
             # the mean over the whole episode's scored patches, not the mean of each process's means

@@ -13,6 +13,7 @@ class ContrastiveHead(nn.Module):
 
     def __init__(self, embed_dim: int, feature_dim: int, hidden_dim: int = 0) -> None:
         super().__init__()
+        self.project: nn.Module
         if hidden_dim:
             self.project = nn.Sequential(nn.Linear(embed_dim, hidden_dim), nn.GELU(),
                                          nn.Linear(hidden_dim, feature_dim))
