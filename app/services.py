@@ -14,7 +14,7 @@ apply_umask()  # also for a server started by hand (`streamlit run`), before the
 
 
 @st.cache_resource
-def notebook() -> Notebook:
+def open_notebook() -> Notebook:
     """The notebook at $LAB_NOTEBOOK_URL (else ./notebook.db), opened (and upgraded) once per server."""
     return Notebook(default_url())
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.identity import sign_in_is_on
 from app.literal import literal
-from app.services import may_start_worker, notebook
+from app.services import may_start_worker, open_notebook
 from engine import jobs
 
 
@@ -21,7 +21,7 @@ def worker_started_with_the_app(url: str) -> int | None:
 def worker_health() -> None:
     """Refreshed on its own every 5 s: a worker that dies shows up here without a page reload, and queued runs
     (a resume, a CLI submit) get a worker started for them."""
-    book = notebook()
+    book = open_notebook()
     if may_start_worker():
         worker_started_with_the_app(book.url)
         if jobs.worker_warming_up(jobs.RUNS_DIR):

@@ -6,13 +6,13 @@ import streamlit as st
 
 from app.charts import config_diff, few_shot_figure, interval_table, metric_figure, provenance_fields
 from app.literal import literal
-from app.services import notebook
+from app.services import open_notebook
 from app.widgets import frame_downloads
 from lab_notes import SNAPSHOT_FEW_SHOT, SNAPSHOT_PROVENANCE, NotFound
 
 MAX_POINTS = 2000
 
-book = notebook()
+book = open_notebook()
 st.title("Compare runs")
 wanted = [p for p in st.query_params.get("runs", "").split(",") if p.strip()]
 names = book.run_names()

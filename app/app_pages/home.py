@@ -8,7 +8,7 @@ import streamlit as st
 from app.charts import sparkline
 from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_filter
 from app.literal import literal
-from app.services import may_start_worker, notebook
+from app.services import may_start_worker, open_notebook
 from engine import jobs
 from engine.presets import PRESET_INFO
 from lab_notes import LOSS_TOTAL
@@ -16,7 +16,7 @@ from lab_notes import LOSS_TOTAL
 RECENT = 8
 BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
 
-book = notebook()
+book = open_notebook()
 st.title("Lab notebook")
 
 

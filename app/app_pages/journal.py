@@ -15,12 +15,12 @@ from pathlib import Path
 import streamlit as st
 
 from app.identity import author_in_words, current_person, made_by, sign_in_is_on, whose_filter
-from app.services import notebook
+from app.services import open_notebook
 from app.widgets import show_image
 from lab_notes import (MAX_IMAGE_BYTES, PREVIEW_CHARS, BadImage, Figure, JournalError, NotAllowed, body_segments,
                        check_image, may_change)
 
-book = notebook()
+book = open_notebook()
 me = current_person()
 st.title("Journal")
 PAGE_SIZE = 50  # notes a page shows, as the Runs page pages runs

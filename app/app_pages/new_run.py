@@ -7,14 +7,14 @@ import streamlit as st
 from app.form import config_form
 from app.identity import owner_to_record
 from app.literal import literal
-from app.services import may_start_worker, notebook, run_id_from
+from app.services import may_start_worker, open_notebook, run_id_from
 from engine import jobs
 from engine.config import ConfigError, Problem, fields_set
 from engine.presets import PRESET_INFO, what_trains
 from engine.sweeps import MAX_FIELDS, Mode, expand, parse_field, sweepable_fields
 from lab_notes import NotFound
 
-book = notebook()
+book = open_notebook()
 clone_of = run_id_from(st.query_params.get("clone"))
 parent = None
 if clone_of is not None:

@@ -13,7 +13,7 @@ from app.identity import author_in_words, current_person, sign_in_is_on
 from app.literal import literal, literal_code
 from app.live_chart import live_chart
 from app.pinning import pin_popover
-from app.services import notebook, run_id_from
+from app.services import open_notebook, run_id_from
 from app.widgets import page_is_visible, show_image
 from engine import jobs
 from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused, downsample, may_change
@@ -25,7 +25,7 @@ LIVE_STATUSES = ("queued", "running")
 # throughput, held-out evaluation, system) every 5 s: each tab open on a run costs the run's cores some work.
 TRAINING_CHARTS = {"Losses", "Accuracy"}
 
-book = notebook()
+book = open_notebook()
 run_id = run_id_from(st.query_params.get("run"))
 if run_id is None:
     names = book.run_names()

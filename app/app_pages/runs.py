@@ -9,7 +9,7 @@ import streamlit as st
 
 from app.identity import author_in_words, current_person, sign_in_is_on, whose_filter
 from app.literal import literal
-from app.services import backup_folder, notebook
+from app.services import backup_folder, open_notebook
 from app.widgets import frame_downloads
 from engine import jobs
 from lab_notes import (FINAL_STATUSES, RESUMABLE_STATUSES, SNAPSHOT_PROVENANCE, BackupError, NotFound, Refused,
@@ -21,7 +21,7 @@ PAGE_SIZE = 50
 SORTS: dict[Sort, str] = {"newest": "newest first", "oldest": "oldest first", "name": "name", "status": "status",
          "loss": "lowest loss", "accuracy": "highest held-out accuracy", "images_per_s": "fastest (images/s)"}
 
-book = notebook()
+book = open_notebook()
 st.title("Runs")
 left, middle, right = st.columns([2, 3, 2])
 statuses = left.multiselect("Status", ("queued", "running", *FINAL_STATUSES), placeholder="any status")

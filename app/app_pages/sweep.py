@@ -8,12 +8,12 @@ import streamlit as st
 
 from app.charts import metric_figure, parallel_coordinates
 from app.literal import literal, literal_code
-from app.services import notebook, run_id_from
+from app.services import open_notebook, run_id_from
 from lab_notes import EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, LOSS_TOTAL, NotFound
 
 MAX_POINTS = 2000
 
-book = notebook()
+book = open_notebook()
 sweep_id = run_id_from(st.query_params.get("sweep"))
 if sweep_id is None:
     names = {s.id: s.name for s in book.list_sweeps()}
