@@ -15,14 +15,14 @@ from lab_notes import Figure, Notebook, may_change
 NEW_NOTE = -1
 
 
-def pin_popover(book: Notebook, *, key: str, run_ids: list[int], default_title: str, caption: str,
+def pin_popover(notebook: Notebook, *, key: str, run_ids: list[int], default_title: str, caption: str,
                 make_figure: Callable[[str], Figure]) -> None:
     """A 📌 popover: choose a note (or a new one dated today), a caption, and pin. `make_figure(caption)` builds
     the figure only when the button is pressed. Only notes the person may edit are offered (a pin changes the
     note), and the figure records who pinned it."""
     me = current_person()
     with st.popover("📌 Pin to a note"):
-        headings = [h for h in book.note_headings() if may_change(me, h.owner, "pin to it")]
+        headings = [h for h in notebook.note_headings() if may_change(me, h.owner, "pin to it")]
         choices = [NEW_NOTE] + [h.id for h in headings]
         labels = {h.id: f"{h.entry_date or 'undated'} · {h.title or h.start.strip()[:40] or 'note ' + str(h.id)}"
                   for h in headings}
@@ -32,11 +32,11 @@ def pin_popover(book: Notebook, *, key: str, run_ids: list[int], default_title: 
         if st.button("Pin", key=f"{key}:pin", type="primary"):
             figure = dataclasses.replace(make_figure(text), owner=me.name)
             if target == NEW_NOTE:
-                note_id = book.add_note(dt.date.today(), default_title, "", run_ids=run_ids, figures=[figure],
+                note_id = notebook.add_note(dt.date.today(), default_title, "", run_ids=run_ids, figures=[figure],
                                         owner=me.name)
             else:
-                note = book.get_note(target)
-                book.update_note(target, figures=[*note.figures, figure],
+                note = notebook.get_note(target)
+                notebook.update_note(target, figures=[*note.figures, figure],
                                  run_ids=sorted(set(note.run_ids) | set(run_ids)), by=me)
                 note_id = target
             st.success(f"Pinned to note {note_id}.")

@@ -23,16 +23,16 @@ sys.path.insert(0, str(ROOT))
 KEYS = ("loss/total", "loss/contrastive", "acc/prototype", "grad_norm")
 
 
-def seed(book, name: str, points: int) -> int:
-    run_id = book.create_run({}, name=name)
+def seed(notebook, name: str, points: int) -> int:
+    run_id = notebook.create_run({}, name=name)
     rng = np.random.default_rng(0)
     for key in KEYS:
         values = np.cumsum(rng.normal(size=points)) / 100 + 5
         for start in range(0, points, 100_000):
-            book.log_batch([(run_id, key, step, float(values[step]), 0.0)
+            notebook.log_batch([(run_id, key, step, float(values[step]), 0.0)
                             for step in range(start, min(start + 100_000, points))])
-    attempt = book.claim_next_run("bench")
-    book.finish_attempt(attempt, "completed")
+    attempt = notebook.claim_next_run("bench")
+    notebook.finish_attempt(attempt, "completed")
     return run_id
 
 
@@ -65,10 +65,10 @@ def main() -> None:
         os.environ["LAB_START_WORKER"] = "0"
         from lab_notes import Notebook
 
-        with Notebook() as book:
+        with Notebook() as notebook:
             started = time.perf_counter()
-            large = seed(book, "large", args.points)
-            small = seed(book, "small", 1_000)
+            large = seed(notebook, "large", args.points)
+            small = seed(notebook, "small", 1_000)
             print(f"seeded {len(KEYS)} x {args.points:,} points in {time.perf_counter() - started:.1f} s")
         render_seconds(small, 1)  # warm-up: imports and the first script compile are not the page's cost
         small_s = render_seconds(small, args.repeats)

@@ -31,7 +31,7 @@ def first_points(launcher: str, preset: str, repeats: int, folder: Path) -> list
     url = f"sqlite:///{folder / f'{launcher}.db'}"
     config = with_overrides(preset_config(preset), ["schedule.episodes=30", "schedule.final_eval_episodes=0"])
     seconds = []
-    with Notebook(url) as book:
+    with Notebook(url) as notebook:
         log = folder / f"worker-{launcher}.log"
         with open(log, "wb") as output:
             worker = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", url, "--runs-dir",
@@ -39,18 +39,18 @@ def first_points(launcher: str, preset: str, repeats: int, folder: Path) -> list
                                       cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         try:
             # as in the app, the worker has been up a while when someone presses Launch (its launcher warm)
-            wait_for(lambda: book.live_workers(15.0), 60, "the worker to register")
+            wait_for(lambda: notebook.live_workers(15.0), 60, "the worker to register")
             if launcher == "warm":
                 wait_for(lambda: "warm launcher ready" in log.read_text(), 120, "the warm launcher")
             for i in range(repeats):
                 queued = time.perf_counter()
-                run_id = book.create_run(config.model_dump(mode="json"), name=f"{launcher} {i}", preset=preset)
-                wait_for(lambda: book.metric_keys(run_id), 120, f"run {run_id}'s first point", every=0.005)
+                run_id = notebook.create_run(config.model_dump(mode="json"), name=f"{launcher} {i}", preset=preset)
+                wait_for(lambda: notebook.metric_keys(run_id), 120, f"run {run_id}'s first point", every=0.005)
                 seconds.append(time.perf_counter() - queued)
-                wait_for(lambda: book.get_run(run_id).status in ("completed", "failed", "diverged", "stopped"),
+                wait_for(lambda: notebook.get_run(run_id).status in ("completed", "failed", "diverged", "stopped"),
                          300, f"run {run_id} to end")
                 print(f"  {launcher} run {i + 1}: first point after {seconds[-1]:.2f} s "
-                      f"({book.get_run(run_id).status})", flush=True)
+                      f"({notebook.get_run(run_id).status})", flush=True)
         finally:
             worker.terminate()
             worker.wait(timeout=90)

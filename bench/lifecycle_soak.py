@@ -49,7 +49,7 @@ class Soak:
         self.folder = folder
         self.url = f"sqlite:///{folder / 'notebook.db'}"
         self.runs_dir = folder / "runs"
-        self.book = Notebook(self.url)
+        self.notebook = Notebook(self.url)
         self.rng = random.Random(seed)
         self.stale_after = stale_after
         self.workers: list[subprocess.Popen | None] = [None] * workers
@@ -75,14 +75,14 @@ class Soak:
         extra = [] if diverging else [*TINY, f"schedule.episodes={episodes}"]
         cfg = with_overrides(base, extra)
         name = f"soak-{uuid.uuid4().hex[:8]}"
-        run_id = jobs.submit(self.book, cfg, name=name, preset=DIVERGING if diverging else "tiny").run_id
+        run_id = jobs.submit(self.notebook, cfg, name=name, preset=DIVERGING if diverging else "tiny").run_id
         assert run_id not in self.submitted, f"id {run_id} handed out twice"
         self.submitted[run_id] = name
         self.episodes[run_id] = cfg.schedule.episodes
         self.counts["submits"] += 1
 
     def runs(self, *statuses: str):
-        return [r for r in self.book.list_runs(status=list(statuses)) if r.id in self.submitted]
+        return [r for r in self.notebook.list_runs(status=list(statuses)) if r.id in self.submitted]
 
     def act(self) -> None:
         action = self.rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
@@ -113,26 +113,26 @@ class Soak:
     def stop(self) -> None:
         candidates = self.runs("queued", "running")
         if candidates:
-            jobs.stop(self.book, self.rng.choice(candidates).id)
+            jobs.stop(self.notebook, self.rng.choice(candidates).id)
             self.counts["stops"] += 1
 
     def resume(self) -> None:
         candidates = self.runs("stopped", "failed", "diverged")
         if candidates:
-            jobs.resume(self.book, self.rng.choice(candidates).id, self.runs_dir)
+            jobs.resume(self.notebook, self.rng.choice(candidates).id, self.runs_dir)
             self.counts["resumes"] += 1
 
     def delete(self) -> None:
         candidates = self.runs(*FINAL_STATUSES, "queued")
         if candidates:
-            jobs.delete(self.book, self.rng.choice(candidates).id, self.runs_dir)
+            jobs.delete(self.notebook, self.rng.choice(candidates).id, self.runs_dir)
             self.counts["deletes"] += 1
 
     def stale(self) -> None:
         """A run whose heartbeat went quiet (a stalled host): the workers' sweep reaps it, its process must stop."""
         live = self.runs("running")
         if live:
-            with self.book._writer.begin() as connection:
+            with self.notebook._writer.begin() as connection:
                 connection.exec_driver_sql("UPDATE runs SET heartbeat_at = '2000-01-01 00:00:00.000000' "
                                            "WHERE id = ? AND status = 'running'", (self.rng.choice(live).id,))
             self.counts["marked stale"] += 1
@@ -146,7 +146,7 @@ class Soak:
             time.sleep(0.5)
         for run in self.runs("queued", "running"):
             try:
-                jobs.stop(self.book, run.id)
+                jobs.stop(self.notebook, run.id)
             except Refused:
                 pass
         deadline = time.monotonic() + seconds / 2
@@ -165,8 +165,8 @@ class Soak:
 
     def check(self) -> list[str]:
         problems = []
-        self.book.flush()
-        with self.book._reader.connect() as c:
+        self.notebook.flush()
+        with self.notebook._reader.connect() as c:
             sql = c.exec_driver_sql
             if (verdict := sql("PRAGMA integrity_check").scalar()) != "ok":
                 problems.append(f"integrity_check: {verdict}")
@@ -176,7 +176,7 @@ class Soak:
             for run_id, step, n in sql("SELECT run_id, step, COUNT(DISTINCT attempt) FROM metrics GROUP BY "
                                        "run_id, step HAVING COUNT(DISTINCT attempt) > 1 LIMIT 5"):
                 problems.append(f"run {run_id}: step {step} written by {n} attempts")
-        stored = {r.id: r for r in self.book.list_runs(status=[*TERMINAL, "queued", "running"])}
+        stored = {r.id: r for r in self.notebook.list_runs(status=[*TERMINAL, "queued", "running"])}
         alive = our_run_processes(self.runs_dir)
         for run_id, name in self.submitted.items():
             run = stored.get(run_id)
@@ -186,10 +186,10 @@ class Soak:
             if run.status not in TERMINAL and not (run.status == "running" and run.pid in alive):
                 problems.append(f"run {run_id}: {run.status} with no live process of its attempt")
             if run.status == "completed":
-                steps = self.book.metric_history(run_id, "loss/total")[0].tolist()
+                steps = self.notebook.metric_history(run_id, "loss/total")[0].tolist()
                 if steps != list(range(1, self.episodes[run_id] + 1)):
                     problems.append(f"run {run_id}: completed with steps {summary(steps)}")
-            if run.status == "diverged" and not self.book.list_notes(run_id=run_id):
+            if run.status == "diverged" and not self.notebook.list_notes(run_id=run_id):
                 problems.append(f"run {run_id}: diverged without its journal note")
         for folder in self.runs_dir.iterdir() if self.runs_dir.is_dir() else ():
             if folder.is_dir() and (not folder.name.isdigit() or stored.get(int(folder.name)) is None
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             soak.drain(args.drain)
         problems = soak.check()
-        statuses = Counter(r.status for r in soak.book.list_runs(status=[*TERMINAL, "queued", "running"]))
-        soak.book.close()
+        statuses = Counter(r.status for r in soak.notebook.list_runs(status=[*TERMINAL, "queued", "running"]))
+        soak.notebook.close()
     print(f"lifecycle soak: {args.seconds:g} s of chaos (an action every ~{args.pace:g} s), "
           f"{time.monotonic() - started:.0f} s in all, {args.workers} workers, stale after {args.stale_after:g} s")
     print("actions: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.counts.items())))

@@ -52,19 +52,19 @@ def raw_executemany(path: Path, rows: list) -> float:
 
 
 def notebook_batched(url: str, rows: list) -> float:
-    with Notebook(url) as book:
+    with Notebook(url) as notebook:
         started = time.perf_counter()
         for i in range(0, len(rows), BATCH):
-            book.log_batch(rows[i:i + BATCH])
+            notebook.log_batch(rows[i:i + BATCH])
         return len(rows) / (time.perf_counter() - started)
 
 
 def notebook_per_point(url: str, rows: list) -> float:
-    book = Notebook(url)
+    notebook = Notebook(url)
     started = time.perf_counter()
     for run_id, key, step, value, wall_time in rows:
-        book.log_metrics(run_id, step, {key: value}, wall_time)
-    book.close()  # the last points are on disk before the clock stops
+        notebook.log_metrics(run_id, step, {key: value}, wall_time)
+    notebook.close()  # the last points are on disk before the clock stops
     return len(rows) / (time.perf_counter() - started)
 
 
@@ -74,14 +74,14 @@ def one_round(folder: Path, points: int) -> tuple[float, float, float]:
     urls = [f"sqlite:///{folder}/batched.db", f"sqlite:///{folder}/per-point.db"]
     runs = []
     for url in urls:
-        with Notebook(url) as book:
-            runs.append(book.create_run({}, name="bench"))
+        with Notebook(url) as notebook:
+            runs.append(notebook.create_run({}, name="bench"))
     raw = raw_executemany(folder / "raw.db", rows_for(runs[0], points))
     batched = notebook_batched(urls[0], rows_for(runs[0], points))
     per_point = notebook_per_point(urls[1], rows_for(runs[1], points))
     for url, run_id in zip(urls, runs):
-        with Notebook(url) as book:
-            stored = sum(len(book.metric_history(run_id, f"metric/{k}")[0]) for k in range(4))
+        with Notebook(url) as notebook:
+            stored = sum(len(notebook.metric_history(run_id, f"metric/{k}")[0]) for k in range(4))
         assert stored == points, f"{url}: stored {stored:,} of {points:,} points"
     return raw, batched, per_point
 

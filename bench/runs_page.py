@@ -35,13 +35,13 @@ KEYS = ["loss/total", "loss/contrastive", "loss/disc", "acc/prototype", "acc/dis
 def fill(url: str, runs: int) -> list[int]:
     config = PRESETS["2022-12-14-normalized-infonce-2d"].model_dump(mode="json")
     rng = np.random.default_rng(0)
-    with Notebook(url) as book:
-        ids = [book.create_run(config, name=f"run {i}", preset="2022-12-14-normalized-infonce-2d")
+    with Notebook(url) as notebook:
+        ids = [notebook.create_run(config, name=f"run {i}", preset="2022-12-14-normalized-infonce-2d")
                for i in range(runs)]
         now = time.time()
         for first in range(0, len(ids), 100):  # one transaction per 100 runs (100,000 points)
             values = rng.random((100, 100, len(KEYS)))
-            book.log_batch([(run_id, key, step + 1, float(values[r, step, k]), now)
+            notebook.log_batch([(run_id, key, step + 1, float(values[r, step, k]), now)
                             for r, run_id in enumerate(ids[first:first + 100])
                             for step in range(100) for k, key in enumerate(KEYS)])
     return ids

@@ -43,8 +43,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def latest_step(book: Notebook, run_id: int) -> int:
-    return int(book.latest_metrics(run_id).get("loss/total", (0,))[0])
+def latest_step(notebook: Notebook, run_id: int) -> int:
+    return int(notebook.latest_metrics(run_id).get("loss/total", (0,))[0])
 
 
 def browser_cpu() -> float:
@@ -59,18 +59,18 @@ def browser_cpu() -> float:
     return total
 
 
-def measure(book: Notebook, run_id: int, server: psutil.Process, seconds: float) -> tuple[float, float, float]:
+def measure(notebook: Notebook, run_id: int, server: psutil.Process, seconds: float) -> tuple[float, float, float]:
     """(steps/s of the run, the server's CPU in cores, the browser's CPU in cores) over `seconds`."""
-    first, cpu, browser, started = latest_step(book, run_id), server.cpu_times(), browser_cpu(), time.monotonic()
+    first, cpu, browser, started = latest_step(notebook, run_id), server.cpu_times(), browser_cpu(), time.monotonic()
     time.sleep(seconds)
-    last, cpu_after, elapsed = latest_step(book, run_id), server.cpu_times(), time.monotonic() - started
+    last, cpu_after, elapsed = latest_step(notebook, run_id), server.cpu_times(), time.monotonic() - started
     return ((last - first) / elapsed, (sum(cpu_after[:2]) - sum(cpu[:2])) / elapsed,
             (browser_cpu() - browser) / elapsed)
 
 
-def lags(book: Notebook, run_id: int, pages) -> list[float]:
+def lags(notebook: Notebook, run_id: int, pages) -> list[float]:
     """For each tab: seconds until it showed the step the notebook holds now (as the tab itself noted it)."""
-    target, asked = latest_step(book, run_id), time.time()
+    target, asked = latest_step(notebook, run_id), time.time()
     shown: dict[int, float] = {}
     while len(shown) < len(pages) and time.time() - asked < 30:
         for i, page in enumerate(pages):
@@ -83,12 +83,12 @@ def lags(book: Notebook, run_id: int, pages) -> list[float]:
     return [shown.get(i, float("inf")) for i in range(len(pages))]
 
 
-def catch_up(book: Notebook, run_id: int, pages) -> list[float]:
+def catch_up(notebook: Notebook, run_id: int, pages) -> list[float]:
     """Each background tab brought to the front in turn: seconds until it shows the step the notebook holds then."""
     seconds = []
     for page in pages:
         page.evaluate(SHOW_THE_TAB)
-        seconds.append(lags(book, run_id, [page])[0])
+        seconds.append(lags(notebook, run_id, [page])[0])
         page.evaluate(HIDE_THE_TAB)
     return seconds
 
@@ -108,8 +108,8 @@ def main() -> None:
     env = {**os.environ, "LAB_NOTEBOOK_URL": url, "LAB_ARTIFACT_ROOT": str(folder / "runs"), "LAB_START_WORKER": "0"}
     processes = []
     try:
-        with Notebook(url) as book:
-            run_id = book.create_run(tiny(preset("tiny"), *RUN).model_dump(mode="json"), name="watched",
+        with Notebook(url) as notebook:
+            run_id = notebook.create_run(tiny(preset("tiny"), *RUN).model_dump(mode="json"), name="watched",
                                      preset="tiny")
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "engine", "worker", "--db", url, "--runs-dir", str(folder / "runs")],
@@ -119,10 +119,10 @@ def main() -> None:
                  str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
             server = psutil.Process(processes[-1].pid)
             wait_for(lambda: server_is_healthy(port), 90, "the app server")
-            wait_for(lambda: latest_step(book, run_id) > 100, 120, "the run to train")
+            wait_for(lambda: latest_step(notebook, run_id) > 100, 120, "the run to train")
             time.sleep(3)  # past the first steps' warm-up
 
-            none = [measure(book, run_id, server, args.seconds)]
+            none = [measure(notebook, run_id, server, args.seconds)]
             print(f"0 tabs: {none[0][0]:.1f} steps/s, server {100 * none[0][1]:.0f} % of a core", flush=True)
             report = []
             with sync_playwright() as playwright:
@@ -142,13 +142,13 @@ def main() -> None:
                     for page in pages[:-1]:
                         page.evaluate(HIDE_THE_TAB if background else SHOW_THE_TAB)
                     time.sleep(10)  # the tabs just opened, hidden or shown have been drawn
-                    steps, cpu, browser_cores = measure(book, run_id, server, args.seconds)
+                    steps, cpu, browser_cores = measure(notebook, run_id, server, args.seconds)
                     behind = []
                     for _ in range(3 if background else 5):  # the worst of a few asks, a second apart
-                        behind += lags(book, run_id, pages[-1:] if background else pages)
+                        behind += lags(notebook, run_id, pages[-1:] if background else pages)
                         time.sleep(1)
                     if background:
-                        behind += catch_up(book, run_id, pages[:-1])
+                        behind += catch_up(notebook, run_id, pages[:-1])
                     name = f"{tabs} tabs, {tabs - 1} in the background" if background else f"{tabs} tab(s)"
                     report.append((name, tabs, steps, cpu, max(behind)))
                     print(f"{name}: {steps:.1f} steps/s, server {100 * cpu:.0f} % of a core, browser "
@@ -156,7 +156,7 @@ def main() -> None:
                           + (" (a background tab: once brought to the front)" if background else ""), flush=True)
                 browser.close()
             time.sleep(5)  # the server ends the closed tabs' sessions
-            none.append(measure(book, run_id, server, args.seconds))
+            none.append(measure(notebook, run_id, server, args.seconds))
             print(f"0 tabs again: {none[1][0]:.1f} steps/s", flush=True)
             baseline = statistics.mean([n[0] for n in none])
             idle_cpu = statistics.mean([n[1] for n in none])

@@ -205,8 +205,8 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     restore(args.source, args.db, replace=args.replace)
-    with Notebook(args.db) as book:  # opens (and upgrades) what was restored, so a bad file fails here, now
-        print(f"restored {args.source} as {args.db}: {len(book.list_runs())} runs")
+    with Notebook(args.db) as notebook:  # opens (and upgrades) what was restored, so a bad file fails here, now
+        print(f"restored {args.source} as {args.db}: {len(notebook.list_runs())} runs")
     return 0
 
 

@@ -39,16 +39,16 @@ class Submitted:
     worker_pid: int | None  # a worker this submit started; None when one was already alive (or not asked)
 
 
-def submit(book: Notebook, cfg: RunConfig, *, name: str, preset: str | None, parent_id: int | None = None,
+def submit(notebook: Notebook, cfg: RunConfig, *, name: str, preset: str | None, parent_id: int | None = None,
            start_worker: bool = False, runs_dir: Path = RUNS_DIR, owner: str | None = None) -> Submitted:
     """Queue `cfg` with its lint warnings (and the run it was cloned from), made by `owner` (None: the local
     user); with `start_worker`, make sure a live worker will take it, starting one when none holds a lease (the
     previous one may have died)."""
     warnings = lint(cfg)
-    run_id = book.create_run(cfg.model_dump(mode="json"), name=name, preset=preset, parent_id=parent_id,
+    run_id = notebook.create_run(cfg.model_dump(mode="json"), name=name, preset=preset, parent_id=parent_id,
                              lint=[{"path": w.path, "message": w.message} for w in warnings], owner=owner,
                              pinned_host=cfg.runtime.host or None, pinned_gpu=cfg.runtime.gpu_kind or None)
-    pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
+    pid = ensure_worker(notebook.url, runs_dir=runs_dir) if start_worker else None
     return Submitted(run_id, warnings, pid)
 
 
@@ -59,7 +59,7 @@ class SubmittedSweep:
     worker_pid: int | None
 
 
-def submit_sweep(book: Notebook, base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid", *, name: str,
+def submit_sweep(notebook: Notebook, base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid", *, name: str,
                  preset: str | None, start_worker: bool = False, runs_dir: Path = RUNS_DIR,
                  owner: str | None = None) -> SubmittedSweep:
     """Queue one run per point of the sweep (all validated first, then all queued at once, or none), each named
@@ -68,27 +68,27 @@ def submit_sweep(book: Notebook, base: RunConfig, fields: dict[str, list[Any]], 
                      [{"path": w.path, "message": w.message} for w in lint(point.config)],
                      pinned_host=point.config.runtime.host or None, pinned_gpu=point.config.runtime.gpu_kind or None)
             for point in expand(base, fields, mode)]
-    sweep_id = book.create_sweep(name=name, preset=preset, mode=mode, fields=fields, runs=runs, owner=owner)
-    pid = ensure_worker(book.url, runs_dir=runs_dir) if start_worker else None
-    return SubmittedSweep(sweep_id, book.get_sweep(sweep_id).run_ids, pid)
+    sweep_id = notebook.create_sweep(name=name, preset=preset, mode=mode, fields=fields, runs=runs, owner=owner)
+    pid = ensure_worker(notebook.url, runs_dir=runs_dir) if start_worker else None
+    return SubmittedSweep(sweep_id, notebook.get_sweep(sweep_id).run_ids, pid)
 
 
-def stop(book: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> str:
+def stop(notebook: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> str:
     """Stop a queued run at once, or ask a running one to stop at its next step (with a checkpoint). Only its
     owner or an admin (`by`) may: NotAllowed otherwise."""
     # A run's owner never changes once it is queued: checking it before the status's compare-and-set is enough.
-    refuse_unless_allowed(by, book.get_run(run_id).owner, f"stop run {run_id}")
-    if book.request_stop(run_id) == "stopped":
+    refuse_unless_allowed(by, notebook.get_run(run_id).owner, f"stop run {run_id}")
+    if notebook.request_stop(run_id) == "stopped":
         return f"run {run_id}: stopped before it started"
     return f"run {run_id}: stop requested; it stops at its next step, with a checkpoint"
 
 
-def resume(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person = LOCAL_USER) -> int:
+def resume(notebook: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person = LOCAL_USER) -> int:
     """Queue a stopped, failed or diverged run to continue from its newest checkpoint still on disk (under the
     artifact root `runs_dir`); what it logged after that checkpoint is discarded (everything, when it has none).
     Returns the step it resumes from. Only its owner or an admin (`by`) may: NotAllowed otherwise."""
-    refuse_unless_allowed(by, book.get_run(run_id).owner, f"resume run {run_id}")
-    recorded = book.checkpoints(run_id)
+    refuse_unless_allowed(by, notebook.get_run(run_id).owner, f"resume run {run_id}")
+    recorded = notebook.checkpoints(run_id)
     if any(not Path(c.path).is_absolute() for c in recorded) and not Path(runs_dir).is_dir():
         # Its checkpoints would all look gone, and resuming would throw away all the run has logged.
         raise Refused(f"run {run_id}: its checkpoints are under the artifact root {Path(runs_dir).resolve()}, which "
@@ -96,32 +96,32 @@ def resume(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person
                       "($LAB_ARTIFACT_ROOT)")
     saved = [c for c in recorded if recorded_path_here(c.path, runs_dir).exists()]
     from_step = saved[-1].step if saved else 0
-    if from_step and "holdout_images" not in book.get_run(run_id).config.get("data", {}):
+    if from_step and "holdout_images" not in notebook.get_run(run_id).config.get("data", {}):
         # Its stored config predates held-out splits: the same values now train on fewer images and judge on
         # others, so continuing its checkpoint would change the experiment halfway through.
         raise Refused(f"run {run_id} was made before held-out splits (its config has no data.holdout_images): "
                       "continuing it would change its data halfway; clone it to run it again under today's "
                       "evaluation")
-    book.resume(run_id, from_step)
+    notebook.resume(run_id, from_step)
     return from_step
 
 
-def delete(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person = LOCAL_USER) -> None:
+def delete(notebook: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person = LOCAL_USER) -> None:
     """Delete a run that is not running, with its metrics, images, checkpoints and its folder on disk. Only its
     owner or an admin (`by`) may: NotAllowed otherwise."""
-    refuse_unless_allowed(by, book.get_run(run_id).owner, f"delete run {run_id}")
+    refuse_unless_allowed(by, notebook.get_run(run_id).owner, f"delete run {run_id}")
     folders = {Path(runs_dir).resolve() / str(run_id)}
-    for checkpoint in book.checkpoints(run_id):  # ID/checkpoints/step_N.pt; older notebooks: absolute, anywhere
+    for checkpoint in notebook.checkpoints(run_id):  # ID/checkpoints/step_N.pt; older notebooks: absolute, anywhere
         parents = recorded_path_here(checkpoint.path, runs_dir).resolve().parents
         if len(parents) > 1 and parents[1].name == str(run_id):
             folders.add(parents[1])
-    book.delete_run(run_id)
+    notebook.delete_run(run_id)
     for folder in folders:
         _remove_tree(folder)
 
 
-def live_workers(book: Notebook) -> list[Worker]:
-    return book.live_workers(LIVE_WORKER_SECONDS)
+def live_workers(notebook: Notebook) -> list[Worker]:
+    return notebook.live_workers(LIVE_WORKER_SECONDS)
 
 
 def _remove_tree(folder: Path, attempts: int = 5) -> None:
@@ -212,8 +212,8 @@ __all__ = ["LOCAL_USER", "NotAllowed", "Person", "Refused", "Submitted", "Submit
            "delete", "ensure_worker", "job_files", "job_in_words", "live_workers", "resume", "stop", "submit", "submit_sweep"]
 
 
-def code_changed_since(book: Notebook, run_id: int) -> str | None:
+def code_changed_since(notebook: Notebook, run_id: int) -> str | None:
     """Why the code here is not what run `run_id` last ran with (its latest attempt's commit and dirty flag), in
     words; None when it is the same clean commit, or when either side has no git state to compare."""
-    latest = book.latest_snapshots([run_id], "provenance").get(run_id)
+    latest = notebook.latest_snapshots([run_id], "provenance").get(run_id)
     return None if latest is None else code_differs(latest.get("git", {}), git_state())

@@ -165,8 +165,8 @@ def _refuse_while_workers_run(url: str) -> None:
     from lab_notes.store import Notebook  # the store does not import backups: no cycle
 
     try:
-        with Notebook(url) as book:
-            alive = book.live_workers(60)  # leases judged on the database's own clock
+        with Notebook(url) as notebook:
+            alive = notebook.live_workers(60)  # leases judged on the database's own clock
     except Exception:  # noqa: BLE001 - a target that cannot be opened has no workers to protect
         return
     if alive:

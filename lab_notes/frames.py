@@ -1,9 +1,9 @@
 """The notebook as pandas data frames, for a researcher's own analysis (in Jupyter, say):
 
     from lab_notes import Notebook
-    book = Notebook("sqlite:///notebook.db")
-    runs = book.runs_frame()                          # one row per run: config, final metrics, status, provenance
-    curves = book.metrics_frame([3, 4], ["loss/total"])   # long format: run_id, key, step, value, wall_time
+    notebook = Notebook("sqlite:///notebook.db")
+    runs = notebook.runs_frame()                          # one row per run: config, final metrics, status, provenance
+    curves = notebook.metrics_frame([3, 4], ["loss/total"])   # long format: run_id, key, step, value, wall_time
     curves.pivot_table(index="step", columns="run_id", values="value").plot()
 
 NaN and ±inf come back as they were logged.

@@ -102,9 +102,9 @@ def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
     return url, drop
 
 
-def claimed(book, run_id: int):
+def claimed(notebook, run_id: int):
     """Run `run_id` (the oldest queued one) as a worker would: its new attempt."""
-    attempt = book.claim_next_run("test-worker")
+    attempt = notebook.claim_next_run("test-worker")
     assert attempt is not None and attempt.run_id == run_id, f"expected to claim run {run_id}, got {attempt}"
     return attempt
 

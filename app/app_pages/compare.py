@@ -12,10 +12,10 @@ from lab_notes import SNAPSHOT_FEW_SHOT, SNAPSHOT_PROVENANCE, NotFound
 
 MAX_POINTS = 2000
 
-book = open_notebook()
+notebook = open_notebook()
 st.title("Compare runs")
 wanted = [p for p in st.query_params.get("runs", "").split(",") if p.strip()]
-names = book.run_names()
+names = notebook.run_names()
 default = [int(p) for p in wanted if p.strip().isdigit()]
 chosen = st.multiselect("Runs", list(names), default=[i for i in default if i in names],
                         format_func=lambda i: f"{i} · {names[i]}")
@@ -29,7 +29,7 @@ if len(chosen) < 2:
     st.stop()
 
 try:
-    runs = [book.get_run(i) for i in chosen]
+    runs = [notebook.get_run(i) for i in chosen]
 except NotFound as error:
     st.error(literal(error))
     st.stop()
@@ -43,7 +43,7 @@ else:
     st.info("These runs have identical configs.")
 
 st.subheader("Code, packages and machine: only what differs")
-latest_provenance = book.latest_snapshots(list(labels), SNAPSHOT_PROVENANCE)
+latest_provenance = notebook.latest_snapshots(list(labels), SNAPSHOT_PROVENANCE)
 provenances = {labels[i]: provenance_fields(latest_provenance[i]) for i in labels if i in latest_provenance}
 code_diff = config_diff(provenances) if len(provenances) > 1 else {}
 if code_diff:
@@ -53,7 +53,7 @@ else:
             "Provenance is recorded when a run starts; fewer than two of these runs have it.")
 
 st.subheader("Few-shot accuracy on held-out classes (mean ± 95 % interval)")
-reports = book.latest_snapshots([r.id for r in runs], SNAPSHOT_FEW_SHOT)
+reports = notebook.latest_snapshots([r.id for r in runs], SNAPSHOT_FEW_SHOT)
 if reports:
     accuracies = {labels[i]: reports[i]["accuracy"] for i in labels if i in reports}
     st.plotly_chart(few_shot_figure(accuracies, title="held-out classes"), key="compare:few-shot")
@@ -69,20 +69,20 @@ else:
     st.info("None of these runs has a few-shot report yet: it is written when a run completes.")
 
 st.subheader("Final metrics")
-finals = {labels[r.id]: {k: v for k, (_, v) in book.latest_metrics(r.id).items()} for r in runs}
+finals = {labels[r.id]: {k: v for k, (_, v) in notebook.latest_metrics(r.id).items()} for r in runs}
 st.dataframe(pd.DataFrame(finals), width="stretch")
 
 st.subheader("Your own analysis")
 st.caption("Every point of these runs in long format (`Notebook.metrics_frame(run_ids, keys)` in Jupyter), and "
            "one row per run.")
-frame_downloads(lambda: book.metrics_frame(chosen), "metrics", key="metrics-frame")
-frame_downloads(lambda: book.runs_frame(chosen), "runs", key="compared-runs-frame")
+frame_downloads(lambda: notebook.metrics_frame(chosen), "metrics", key="metrics-frame")
+frame_downloads(lambda: notebook.runs_frame(chosen), "runs", key="compared-runs-frame")
 
 st.subheader("Curves")
 smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing", persist_state="session")
 log_y = st.toggle("Log y", key="log y", persist_state="session")
-keys = sorted(set().union(*(book.metric_keys(r.id) for r in runs)))
+keys = sorted(set().union(*(notebook.metric_keys(r.id) for r in runs)))
 for key in keys:
-    series = {labels[r.id]: book.metric_history(r.id, key, max_points=MAX_POINTS) for r in runs}
+    series = {labels[r.id]: notebook.metric_history(r.id, key, max_points=MAX_POINTS) for r in runs}
     series = {label: s for label, s in series.items() if len(s[0])}
     st.plotly_chart(metric_figure(series, title=key, smoothing=smoothing, log_y=log_y), key=f"compare:{key}")

@@ -16,14 +16,14 @@ from lab_notes import LOSS_TOTAL
 RECENT = 8
 BADGES = {"queued": "⏳", "running": "🟢", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
 
-book = open_notebook()
+notebook = open_notebook()
 st.title("Lab notebook")
 
 
 def draw_recent(owner: str | None) -> None:
     """The newest runs (`owner`'s, or everyone's) with a progress bar (step / total, ETA) and a sparkline of the
     loss."""
-    recent = book.runs_page(limit=RECENT, owner=owner).summaries
+    recent = notebook.runs_page(limit=RECENT, owner=owner).summaries
     if not recent:
         st.info("No runs yet: launch one of the journal's experiments below." if owner is None
                 else "You have no runs yet: launch one of the journal's experiments below.")
@@ -39,14 +39,14 @@ def draw_recent(owner: str | None) -> None:
         eta = summary.eta(now)
         bar.progress(summary.progress, text=f"step {summary.step:,} / {summary.episodes:,}"
                                             + (f" · ETA {eta}" if eta is not None else ""))
-        steps, values = book.metric_history(run.id, LOSS_TOTAL, max_points=100)
+        steps, values = notebook.metric_history(run.id, LOSS_TOTAL, max_points=100)
         if len(steps):
             spark.plotly_chart(sparkline(steps, values), key=f"spark:{run.id}", config={"staticPlot": True})
 
 
 st.subheader("Latest runs")
 whose = whose_filter("home:whose")
-live = bool(book.runs_page(status=["queued", "running"], owner=whose, limit=1).total)
+live = bool(notebook.runs_page(status=["queued", "running"], owner=whose, limit=1).total)
 st.fragment(draw_recent, run_every=2.0 if live else None)(whose)
 
 st.subheader("The journal's experiments")
@@ -57,7 +57,7 @@ for name, info in PRESET_INFO.items():
     text, launch, edit = st.columns([7, 1.4, 1.1], vertical_alignment="center")
     text.markdown(f"**{info.journal_date}** · `{name}` — {info.summary}  \n:small[trains: {info.trains}]")
     if launch.button("🚀 Launch", key=f"launch:{name}"):
-        submitted = jobs.submit(book, info.config, name=name, preset=name, start_worker=may_start_worker(),
+        submitted = jobs.submit(notebook, info.config, name=name, preset=name, start_worker=may_start_worker(),
                                 owner=owner_to_record())
         st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})
     if edit.button("✎ Edit", key=f"edit:{name}"):

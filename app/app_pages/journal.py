@@ -20,7 +20,7 @@ from app.widgets import show_image
 from lab_notes import (MAX_IMAGE_BYTES, PREVIEW_CHARS, BadImage, Figure, JournalError, NotAllowed, body_segments,
                        check_image, may_change)
 
-book = open_notebook()
+notebook = open_notebook()
 me = current_person()
 st.title("Journal")
 PAGE_SIZE = 50  # notes a page shows, as the Runs page pages runs
@@ -90,7 +90,7 @@ def uploaded_figures(files) -> tuple[list[Figure], list[str]]:
 
 def note_editor(key: str, *, note=None) -> None:
     """Date, title, Markdown body with a preview, linked runs, tags and images; saves a new note or `note`."""
-    run_names = {run_id: f"{run_id} · {name}" for run_id, name in book.run_names().items()}
+    run_names = {run_id: f"{run_id} · {name}" for run_id, name in notebook.run_names().items()}
     day = st.date_input("Date", value=note.entry_date if note and note.entry_date else dt.date.today(),
                         key=f"{key}:date")
     title = st.text_input("Title", value=note.title if note else "", key=f"{key}:title")
@@ -118,10 +118,10 @@ def note_editor(key: str, *, note=None) -> None:
         try:
             figures = [dataclasses.replace(f, owner=me.name) for f in figures]
             if note is None:
-                book.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list,
+                notebook.add_note(day, title.strip(), body, run_ids=linked, figures=figures, tags=tag_list,
                               owner=me.name)
             else:
-                book.update_note(note.id, entry_date=day, title=title.strip(), body_markdown=body, run_ids=linked,
+                notebook.update_note(note.id, entry_date=day, title=title.strip(), body_markdown=body, run_ids=linked,
                                  figures=[*note.figures, *figures], tags=tag_list, by=me)
         except (JournalError, NotAllowed) as error:
             st.error(f"Not saved — {error}")
@@ -144,7 +144,7 @@ with st.expander("⇅ Import / export"):
                 st.error("Choose a journal file (.md) to import.")
             else:
                 try:  # all in memory: a refusal writes nothing anywhere
-                    ids = book.import_journal_upload(md_file.getvalue(),
+                    ids = notebook.import_journal_upload(md_file.getvalue(),
                                                      pic_zip.getvalue() if pic_zip is not None else None,
                                                      source=md_file.name, owner=me.name)
                     st.success(f"Imported {len(ids)} entries.")
@@ -153,7 +153,7 @@ with st.expander("⇅ Import / export"):
     with right:
         if st.button("Prepare export"):
             with tempfile.TemporaryDirectory() as folder:
-                book.export_journal(folder)
+                notebook.export_journal(folder)
                 buffer = io.BytesIO()
                 with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
                     for path in sorted(Path(folder).rglob("*")):
@@ -171,7 +171,7 @@ query = search_col.text_input("Search notes", placeholder="words in titles or te
 newest_first = order_col.radio("Order", ["Newest first", "Oldest first"], horizontal=True) == "Newest first"
 number = st.session_state.get("journal_page", 1)
 if query.strip():
-    found = made_by(book.search_notes(query), whose)
+    found = made_by(notebook.search_notes(query), whose)
     if newest_first:
         found = sorted(found, key=lambda n: (n.entry_date or dt.date.min), reverse=True)
     total = len(found)
@@ -179,10 +179,10 @@ if query.strip():
         number = 1
     notes = found[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
 else:
-    page = book.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    page = notebook.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     if not page.notes and number > 1:  # fewer notes than before (deleted, or another person's): the first page
         number = 1
-        page = book.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE)
+        page = notebook.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE)
     notes, total = page.notes, page.total
 if st.session_state.get("journal_page", 1) != number:
     st.session_state["journal_page"] = number
@@ -216,7 +216,7 @@ for note in notes:
         with delete.popover("Delete", disabled=not may_edit, help=may_edit.reason or None):
             if st.button("Yes, delete this note", key=f"delete:{note.id}"):
                 try:
-                    book.delete_note(note.id, by=me)
+                    notebook.delete_note(note.id, by=me)
                 except NotAllowed as refusal:
                     st.error(str(refusal))
                 else:

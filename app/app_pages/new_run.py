@@ -14,12 +14,12 @@ from engine.presets import PRESET_INFO, what_trains
 from engine.sweeps import MAX_FIELDS, Mode, expand, parse_field, sweepable_fields
 from lab_notes import NotFound
 
-book = open_notebook()
+notebook = open_notebook()
 clone_of = run_id_from(st.query_params.get("clone"))
 parent = None
 if clone_of is not None:
     try:
-        parent = book.get_run(clone_of)
+        parent = notebook.get_run(clone_of)
     except NotFound:
         st.error(f"There is no run {clone_of} to clone.")
 
@@ -28,7 +28,7 @@ if parent is not None:
     st.info(f"Cloning run {parent.id} — {literal(parent.name)}. The new run records it as its parent; the original "
             "is unchanged.")
     values, preset_name, source = parent.config, parent.preset, f"clone{parent.id}"
-    changed = jobs.code_changed_since(book, parent.id)
+    changed = jobs.code_changed_since(notebook, parent.id)
     if changed:
         st.warning(f"⚠️ Today's code is not the code run {parent.id} ran with: {literal(changed)}. The same config "
                    "may not give the same result; its Provenance tab has the commit and the diff.")
@@ -82,13 +82,13 @@ with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead
     if points:
         st.caption(literal(" · ".join(point.label for point in points)))
     if st.button(f"🧹 Launch sweep ({len(points)} runs)", disabled=not points or not name.strip()) and cfg is not None:
-        queued_sweep = jobs.submit_sweep(book, cfg, fields, mode, name=name.strip(), preset=preset_name,
+        queued_sweep = jobs.submit_sweep(notebook, cfg, fields, mode, name=name.strip(), preset=preset_name,
                                       start_worker=may_start_worker(), owner=owner_to_record())
         st.switch_page("app_pages/sweep.py", query_params={"sweep": str(queued_sweep.sweep_id)})
 
 if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()) and cfg is not None:
     # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.
-    submitted = jobs.submit(book, cfg, name=name.strip(), preset=preset_name,
+    submitted = jobs.submit(notebook, cfg, name=name.strip(), preset=preset_name,
                             parent_id=parent.id if parent else None, start_worker=may_start_worker(),
                             owner=owner_to_record())
     st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})

@@ -25,10 +25,10 @@ LIVE_STATUSES = ("queued", "running")
 # throughput, held-out evaluation, system) every 5 s: each tab open on a run costs the run's cores some work.
 TRAINING_CHARTS = {"Losses", "Accuracy"}
 
-book = open_notebook()
+notebook = open_notebook()
 run_id = run_id_from(st.query_params.get("run"))
 if run_id is None:
-    names = book.run_names()
+    names = notebook.run_names()
     if not names:
         st.info("No runs yet.")
         st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
@@ -37,7 +37,7 @@ if run_id is None:
     st.query_params["run"] = str(picked)
     run_id = picked
 try:
-    run = book.get_run(run_id)
+    run = notebook.get_run(run_id)
 except NotFound:
     st.error(f"There is no run {run_id}.")
     st.page_link("app_pages/runs.py", label="All runs", icon="📋")
@@ -63,13 +63,13 @@ if run.attempt > 1:
     facts.append(f"attempt {run.attempt}")
 if run.sweep_id:
     facts.append(f"one of [sweep {run.sweep_id}](/sweep?sweep={run.sweep_id})")
-slurm_jobs = book.snapshots(run.id, "slurm")
+slurm_jobs = notebook.snapshots(run.id, "slurm")
 if slurm_jobs:
     runtime = run.config.get("runtime", {})
     job = slurm_jobs[-1].payload
     facts.append(f"Slurm job {job['job_id']}: {jobs.job_in_words(str(job['job_id']))} · "
                  f"{runtime.get('processes', 1) * runtime.get('nodes', 1)} rank(s) on {runtime.get('nodes', 1)} node(s)")
-attempts = book.snapshots(run.id, "provenance")
+attempts = notebook.snapshots(run.id, "provenance")
 if attempts and attempts[-1].payload.get("git", {}).get("dirty"):
     facts.append("⚠️ **dirty tree** (uncommitted code; see Provenance)")
 st.markdown(" · ".join(facts))
@@ -83,11 +83,11 @@ may_resume = may_change(me, run.owner, f"resume run {run.id}")
 try:
     if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES or run.stop_requested or not may_stop,
                          help=literal(may_stop.reason) or None):
-        st.toast(jobs.stop(book, run.id, by=me))
+        st.toast(jobs.stop(notebook, run.id, by=me))
         st.rerun()
     if actions[1].button("▶ Resume", disabled=run.status not in RESUMABLE_STATUSES or not may_resume,
                          help=literal(may_resume.reason) or None):
-        step = jobs.resume(book, run.id, by=me)
+        step = jobs.resume(notebook, run.id, by=me)
         st.toast(f"Queued to resume from step {step}." if step else "Queued to start again (no checkpoint).")
         st.rerun()
 except Refused as refusal:  # the run moved on since this page was drawn
@@ -122,9 +122,9 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
     cache = st.session_state.setdefault("series", {})
     held = cache.get((run.id, run.attempt, key))  # a resumed run discarded later points: a new attempt, a new cache
     if held is None:
-        held = book.metric_history(run.id, key, max_points=MAX_POINTS)
+        held = notebook.metric_history(run.id, key, max_points=MAX_POINTS)
     else:
-        steps, values = book.metric_history(run.id, key, since_step=int(held[0][-1]) if len(held[0]) else None)
+        steps, values = notebook.metric_history(run.id, key, since_step=int(held[0][-1]) if len(held[0]) else None)
         if len(steps):
             held = (np.concatenate([held[0], steps]), np.concatenate([held[1], values]))
             if len(held[0]) > 2 * MAX_POINTS:
@@ -136,7 +136,7 @@ def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
 def draw_charts(every_second: bool) -> None:
     """The training curves (`every_second`: redrawn each second while live), or the slower ones (held-out
     evaluation, per-layer norms, system: every few seconds) — a second's work stays that of a few charts."""
-    keys = book.metric_keys(run.id)
+    keys = notebook.metric_keys(run.id)
     groups = {title: group for title, group in metric_groups(keys).items()
               if (title in TRAINING_CHARTS) == every_second}
     if every_second and any(key.startswith("acc/") and key.endswith(MASKED) for key in keys):
@@ -147,7 +147,7 @@ def draw_charts(every_second: bool) -> None:
         series = {key: read_series(key) for key in group}
         live_chart(title, series, key=f"chart:{title}", smoothing=smoothing, log_y=log_y,
                    identity=(run.id, run.attempt))
-        pin_popover(book, key=f"pin:{title}", run_ids=[run.id], default_title=f"Run {run.id}: {title.lower()}",
+        pin_popover(notebook, key=f"pin:{title}", run_ids=[run.id], default_title=f"Run {run.id}: {title.lower()}",
                     caption=f"{title} of run {run.id} ({run.name})",
                     make_figure=lambda caption, series=series, title=title, group=group: Figure(  # type: ignore[misc]
                         f"run{run.id}-{title.lower().replace(' ', '-')}.png",
@@ -157,7 +157,7 @@ def draw_charts(every_second: bool) -> None:
 
 
 def draw_training_charts() -> None:
-    now = book.get_run(run.id)
+    now = notebook.get_run(run.id)
     if (now.status, now.attempt, now.stop_requested) != (run.status, run.attempt, run.stop_requested):
         st.rerun()  # the run changed state (or was resumed): redraw the whole page, with a fresh cache
     show_speed()
@@ -166,7 +166,7 @@ def draw_training_charts() -> None:
 
 def show_speed() -> None:
     """The last step's images/s, achieved TFLOP/s and (on a GPU with a known peak) MFU, redrawn with the curves."""
-    last = book.latest_metrics(run.id)
+    last = notebook.latest_metrics(run.id)
     speed = [f"{last['images_per_s'][1]:,.0f} images/s" if "images_per_s" in last else None,
              f"{last['perf/tflops'][1]:.3g} TFLOP/s" if "perf/tflops" in last else None,
              f"MFU {100 * last['perf/mfu'][1]:.1f} % of the GPU's dense {run_precision()} peak"
@@ -190,10 +190,10 @@ def wait_for_the_first_point() -> None:
     """Until a run has metrics its page asks four times a second (a launched run's first point is stored within
     a second of Launch); it draws the first points at once, then the whole page once, at its usual pace."""
     drawn = f"first points drawn:{run.id}:{run.attempt}"
-    status = book.get_run(run.id).status
+    status = notebook.get_run(run.id).status
     if st.session_state.pop(drawn, False) or (status != run.status and status not in LIVE_STATUSES):
         st.rerun()  # (queued → running alone waits for this: the status line is redrawn with the charts)
-    if not book.metric_keys(run.id):
+    if not notebook.metric_keys(run.id):
         st.info(f"No metrics yet: the run is {run.status}.")
         return
     draw_charts(every_second=True)
@@ -212,7 +212,7 @@ if charts_tab.open:  # only the tab on screen is drawn (and kept live)
         smoothing = controls[0].slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing",
                                        persist_state="session")
         log_y = controls[1].toggle("Log y", key="log y", persist_state="session")
-        if not book.metric_keys(run.id):
+        if not notebook.metric_keys(run.id):
             st.fragment(wait_for_the_first_point, run_every=(0.25 if visible else every_second) if live else None)()
         else:
             st.fragment(draw_training_charts, run_every=every_second if live else None)()
@@ -221,7 +221,7 @@ if charts_tab.open:  # only the tab on screen is drawn (and kept live)
 
 def draw_evaluation() -> None:
     """The few-shot report and the held-out feature maps (redrawn every few seconds while the run is live)."""
-    final = book.latest_snapshots([run.id], "few_shot").get(run.id)
+    final = notebook.latest_snapshots([run.id], "few_shot").get(run.id)
     if final is None:
         st.info("The few-shot report (held-out classes, mean ± 95 % interval for each judge) is written when the "
                 "run completes; the charts show the smaller evaluation made every few steps.")
@@ -247,11 +247,11 @@ def draw_evaluation() -> None:
         if final.get("discriminator") == "co-trained head":
             st.caption("The discriminator was trained jointly with the encoder: its accuracy is part of the "
                        "training objective, not a probe of frozen features (`model.discriminator.detach`).")
-    steps = book.snapshot_steps(run.id, "features")
+    steps = notebook.snapshot_steps(run.id, "features")
     if steps:
         st.subheader("Held-out features")
         step = steps[0] if len(steps) == 1 else st.select_slider("Evaluation step", options=steps, value=steps[-1])
-        features = book.snapshot(run.id, "features", step)
+        features = notebook.snapshot(run.id, "features", step)
         if features.get("collapsed"):
             st.warning(f"⚠️ Collapsed at step {step}: {features['collapse_reason']}.")
         st.plotly_chart(feature_figure(features), key="features")
@@ -264,16 +264,16 @@ def draw_evaluation() -> None:
 
 if images_tab.open:
     with images_tab:
-        keys = book.image_keys(run.id)
+        keys = notebook.image_keys(run.id)
         if not keys:
             st.info("No reconstructions: this run has no decoder, or none has been drawn yet.")
         for key in keys:
-            steps = book.image_steps(run.id, key)
+            steps = notebook.image_steps(run.id, key)
             step = steps[0] if len(steps) == 1 else st.select_slider(f"{literal(key)} — step", options=steps,
                                                                      value=steps[-1])
-            png = book.get_image(run.id, key, step)
+            png = notebook.get_image(run.id, key, step)
             show_image(png, caption=f"{literal(key)} at step {step}: original | masked | decoder A | decoder B")
-            pin_popover(book, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
+            pin_popover(notebook, key=f"pin:{key}:{step}", run_ids=[run.id], default_title=f"Run {run.id}: {key}",
                         caption=f"{key} of run {run.id} at step {step}",
                         make_figure=lambda caption, png=png, key=key, step=step: Figure(  # type: ignore[misc]
                             f"run{run.id}-{key}-step{step}.png", png, caption,
@@ -286,13 +286,13 @@ if eval_tab.open:
 
 if weights_tab.open:
     with weights_tab:
-        steps = book.snapshot_steps(run.id, "histograms")
+        steps = notebook.snapshot_steps(run.id, "histograms")
         if not steps:
             st.info("No histograms yet: they are logged every `schedule.histogram_every` episodes (per-layer norms are "
                     "on the Charts tab).")
         else:
             step = steps[0] if len(steps) == 1 else st.select_slider("Histogram step", options=steps, value=steps[-1])
-            groups = book.snapshot(run.id, "histograms", step)["groups"]
+            groups = notebook.snapshot(run.id, "histograms", step)["groups"]
             left, right = st.columns(2)
             left.plotly_chart(histogram_figure(groups, "weights", title=f"weights at step {step}"), key="hist:w")
             right.plotly_chart(histogram_figure(groups, "grads", title=f"gradients at step {step}"), key="hist:g")
@@ -343,7 +343,7 @@ if config_tab.open:
 
 if output_tab.open:
     with output_tab:
-        checkpoints = book.checkpoints(run.id)
+        checkpoints = notebook.checkpoints(run.id)
         if checkpoints:
             st.caption(f"Last checkpoint: step {checkpoints[-1].step} — {literal_code(checkpoints[-1].path)}")
         st.code(run.log_tail or "(no output yet)", language=None)

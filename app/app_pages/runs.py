@@ -21,7 +21,7 @@ PAGE_SIZE = 50
 SORTS: dict[Sort, str] = {"newest": "newest first", "oldest": "oldest first", "name": "name", "status": "status",
          "loss": "lowest loss", "accuracy": "highest held-out accuracy", "images_per_s": "fastest (images/s)"}
 
-book = open_notebook()
+notebook = open_notebook()
 st.title("Runs")
 left, middle, right = st.columns([2, 3, 2])
 statuses = left.multiselect("Status", ("queued", "running", *FINAL_STATUSES), placeholder="any status")
@@ -30,10 +30,10 @@ sort: Sort = right.selectbox("Sort", list(SORTS), format_func=SORTS.__getitem__)
 whose = whose_filter("runs:whose")
 filters: dict[str, Any] = dict(status=statuses or None, search=search.strip() or None, owner=whose)
 number = st.session_state.get("runs_page", 1)
-page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+page = notebook.runs_page(**filters, sort=sort, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
 if not page.summaries and number > 1:  # the filters shrank the list below this page: back to the first
     number = st.session_state["runs_page"] = 1
-    page = book.runs_page(**filters, sort=sort, limit=PAGE_SIZE)
+    page = notebook.runs_page(**filters, sort=sort, limit=PAGE_SIZE)
 if not page.total:
     st.info("No runs yet." if not (statuses or search or whose) else "No run matches these filters.")
     st.page_link("app_pages/new_run.py", label="Launch a run", icon="🚀")
@@ -54,7 +54,7 @@ def duration(run) -> str:
 
 now = dt.datetime.now(dt.timezone.utc)
 rows = []
-provenance = book.latest_snapshots([run.id for run in runs], SNAPSHOT_PROVENANCE)
+provenance = notebook.latest_snapshots([run.id for run in runs], SNAPSHOT_PROVENANCE)
 for summary in shown:
     run = summary.run
     git = provenance.get(run.id, {}).get("git", {})
@@ -121,17 +121,17 @@ refused = {"stop": not_mine("stop", stoppable), "resume": not_mine("resume", res
            "delete": not_mine("delete", chosen)}
 if cols[2].button("Stop", disabled=not stoppable or len(refused["stop"]) == len(stoppable),
                   help=literal("; ".join(refused["stop"])) or None):
-    act(lambda i: jobs.stop(book, i, by=me), chosen)
+    act(lambda i: jobs.stop(notebook, i, by=me), chosen)
 if cols[3].button("Resume", disabled=not resumable or len(refused["resume"]) == len(resumable),
                   help=literal("; ".join(refused["resume"])) or None):
-    act(lambda i: f"run {i}: queued to resume from step {jobs.resume(book, i, by=me)}", chosen)
+    act(lambda i: f"run {i}: queued to resume from step {jobs.resume(notebook, i, by=me)}", chosen)
 with cols[4].popover("Delete", disabled=not chosen or len(refused["delete"]) == len(chosen),
                      help=literal("; ".join(refused["delete"])) or None):
     st.write(f"Delete run(s) {chosen} with their metrics, images, checkpoints and files? Notes stay. A running "
              "run is refused: stop it first.")
     if st.button("Yes, delete", type="primary"):
         def delete_one(run_id: int) -> str:
-            jobs.delete(book, run_id, by=me)
+            jobs.delete(notebook, run_id, by=me)
             return f"run {run_id}: deleted"
         act(delete_one, chosen)
 for reason in dict.fromkeys(refused["stop"] + refused["resume"] + refused["delete"]) if chosen else ():
@@ -141,7 +141,7 @@ st.divider()
 st.subheader("Your own analysis")
 st.caption("One row per run matching the filters (all pages): its config flattened, the last value of each "
            "metric, status and provenance (`Notebook.runs_frame()` gives the same in Jupyter).")
-frame_downloads(lambda: book.runs_frame(r.id for r in book.list_runs(**filters)), "runs", key="runs-frame")
+frame_downloads(lambda: notebook.runs_frame(r.id for r in notebook.list_runs(**filters)), "runs", key="runs-frame")
 with st.expander("💾 Back up the notebook"):
     folder = backup_folder()
     st.caption(f"A consistent copy taken while runs write (SQLite's online backup, or pg_dump), with a manifest of "
@@ -153,7 +153,7 @@ with st.expander("💾 Back up the notebook"):
         st.caption(f"🔒 {backup_refused}")
     if st.button("Back up now", disabled=backup_refused is not None, help=backup_refused) and not backup_refused:
         try:
-            made = backup_into(book.url, folder, keep=backups_to_keep())
+            made = backup_into(notebook.url, folder, keep=backups_to_keep())
         except BackupError as error:
             st.error(str(error))
         else:

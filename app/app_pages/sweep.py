@@ -13,10 +13,10 @@ from lab_notes import EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, LOSS_TOTAL, No
 
 MAX_POINTS = 2000
 
-book = open_notebook()
+notebook = open_notebook()
 sweep_id = run_id_from(st.query_params.get("sweep"))
 if sweep_id is None:
-    names = {s.id: s.name for s in book.list_sweeps()}
+    names = {s.id: s.name for s in notebook.list_sweeps()}
     if not names:
         st.info("No sweeps yet: the New-run form and `python -m engine sweep` queue them.")
         st.page_link("app_pages/new_run.py", label="New run", icon="🚀")
@@ -24,7 +24,7 @@ if sweep_id is None:
     sweep_id = st.selectbox("Sweep", list(names), format_func=lambda i: f"{i} · {names[i]}")  # the latest first
     st.query_params["sweep"] = str(sweep_id)
 try:
-    sweep = book.get_sweep(sweep_id)
+    sweep = notebook.get_sweep(sweep_id)
 except NotFound as error:
     st.error(literal(error))
     st.stop()
@@ -33,11 +33,11 @@ st.title(f"Sweep {sweep.id} — {literal(sweep.name)}")
 st.markdown(f"{literal(sweep.mode)} over "
             + ", ".join(f"{literal_code(path)} ∈ {literal(values)}" for path, values in sweep.fields.items())
             + f" · preset {literal_code(sweep.preset or '—')} · {len(sweep.run_ids)} runs")
-runs = [book.get_run(i) for i in sweep.run_ids]
+runs = [notebook.get_run(i) for i in sweep.run_ids]
 if not runs:
     st.info("Every run of this sweep was deleted.")
     st.stop()
-latest = {run.id: book.latest_metrics(run.id) for run in runs}
+latest = {run.id: notebook.latest_metrics(run.id) for run in runs}
 keys = sorted(set().union(*(values.keys() for values in latest.values())))
 if not keys:
     st.info("No run of this sweep has logged a metric yet: " + ", ".join(f"{r.id} {r.status}" for r in runs))
@@ -73,6 +73,6 @@ table = pd.DataFrame([{"best": "🏆" if run.id == best else "", "id": run.id, "
                        metric: scores[run.id]} for run in runs])
 st.dataframe(table, hide_index=True, width="stretch")
 smoothing = st.slider("Smoothing (debiased EMA)", 0.0, 0.99, 0.6, 0.01, key="smoothing", persist_state="session")
-series = {f"{run.id} · {run.name}": book.metric_history(run.id, metric, max_points=MAX_POINTS) for run in runs}
+series = {f"{run.id} · {run.name}": notebook.metric_history(run.id, metric, max_points=MAX_POINTS) for run in runs}
 st.plotly_chart(metric_figure({k: v for k, v in series.items() if len(v[0])}, title=metric, smoothing=smoothing),
                 key="sweep:curves")

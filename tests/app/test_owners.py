@@ -51,8 +51,8 @@ def test_admins_are_named_by_email_in_any_case():
 
 # --- where it is enforced: the jobs service and the notes store --------------------------------------------------
 
-def queued_run(book, owner: str | None) -> int:
-    return jobs.submit(book, PRESETS["tiny"], name=f"{owner}'s", preset="tiny", owner=owner).run_id
+def queued_run(notebook, owner: str | None) -> int:
+    return jobs.submit(notebook, PRESETS["tiny"], name=f"{owner}'s", preset="tiny", owner=owner).run_id
 
 
 def test_jobs_refuse_to_stop_resume_or_delete_another_persons_run(notebook, tmp_path):

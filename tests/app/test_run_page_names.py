@@ -6,38 +6,38 @@ from __future__ import annotations
 from engine.config import with_overrides
 from engine.presets import PRESETS
 from lab_notes import Notebook
-from tests.app.test_pages import book, live_charts, page  # noqa: F401 (book is a fixture)
+from tests.app.test_pages import notebook, live_charts, page  # noqa: F401 (notebook is a fixture)
 from tests.helpers import claimed
 
 
-def a_run(book: Notebook, metrics: dict[str, float], *, device: str = "cpu (fp32)", overrides: tuple = (),
+def a_run(notebook: Notebook, metrics: dict[str, float], *, device: str = "cpu (fp32)", overrides: tuple = (),
           drop_no_positive: bool = False) -> int:
     config = with_overrides(PRESETS["tiny"], list(overrides)).model_dump(mode="json")
     if drop_no_positive:  # a run stored before the field existed
         del config["loss"]["no_positive"]
-    run_id = book.create_run(config, name="named", preset="tiny")
-    attempt = claimed(book, run_id)
-    book.set_device(attempt, device)
+    run_id = notebook.create_run(config, name="named", preset="tiny")
+    attempt = claimed(notebook, run_id)
+    notebook.set_device(attempt, device)
     for step in (1, 2):
-        book.log_metrics(run_id, step, {"loss/total": 1.0 / step, **metrics}, attempt=attempt)
-    book.flush()
-    book.finish_attempt(attempt, "completed")
+        notebook.log_metrics(run_id, step, {"loss/total": 1.0 / step, **metrics}, attempt=attempt)
+    notebook.flush()
+    notebook.finish_attempt(attempt, "completed")
     return run_id
 
 
-def test_mfu_names_the_precision_its_peak_is_for(book):
+def test_mfu_names_the_precision_its_peak_is_for(notebook):
     for precision in ("fp32", "tf32", "bf16"):
-        run_id = a_run(book, {"perf/tflops": 1.95, "perf/mfu": 0.1}, device=f"cuda ({precision})")
+        run_id = a_run(notebook, {"perf/tflops": 1.95, "perf/mfu": 0.1}, device=f"cuda ({precision})")
         speed = " ".join(m.value for m in page("run", run=str(run_id)).markdown if m.value.startswith("**Speed**"))
         assert f"MFU 10.0 % of the GPU's dense {precision} peak" in speed
 
 
-def test_an_old_runs_acc_prototype_still_charts_and_the_masked_name_is_explained(book):
-    old = a_run(book, {"acc/prototype": 0.5})
+def test_an_old_runs_acc_prototype_still_charts_and_the_masked_name_is_explained(notebook):
+    old = a_run(notebook, {"acc/prototype": 0.5})
     app = page("run", run=str(old))
     assert [s["name"] for s in live_charts(app)["Accuracy"]["series"]] == ["acc/prototype"]
     assert not any("_masked" in c.value for c in app.caption)
-    new = a_run(book, {"acc/prototype_masked": 0.5, "eval/acc/prototype": 0.6})
+    new = a_run(notebook, {"acc/prototype_masked": 0.5, "eval/acc/prototype": 0.6})
     app = page("run", run=str(new))
     assert {s["name"] for s in live_charts(app)["Accuracy"]["series"]} == {"acc/prototype_masked",
                                                                           "eval/acc/prototype"}
@@ -45,15 +45,15 @@ def test_an_old_runs_acc_prototype_still_charts_and_the_masked_name_is_explained
                for c in app.caption)
 
 
-def test_the_config_tab_says_which_no_positive_rule_the_loss_used(book):
+def test_the_config_tab_says_which_no_positive_rule_the_loss_used(notebook):
     for overrides, drop, said in ((("loss.no_positive=zero",), False, "counted as a loss of 0"),
                                   ((), False, "left out of the mean"), ((), True, "left out of the mean")):
-        run_id = a_run(book, {}, overrides=overrides, drop_no_positive=drop)
+        run_id = a_run(notebook, {}, overrides=overrides, drop_no_positive=drop)
         captions = [c.value for c in page("run", run=str(run_id), tab="Config").caption]
         assert any("loss.no_positive" in c and said in c for c in captions), captions
 
 
-def test_the_shared_decoder_preset_shows_its_lint_and_says_why_it_is_kept(book):
+def test_the_shared_decoder_preset_shows_its_lint_and_says_why_it_is_kept(notebook):
     name = "2023-01-12-vit-ae-shared-decoders"
     app = page("new_run", preset=name)
     assert app.selectbox[0].value == name

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from app.serving import ALLOW_ANONYMOUS_ENV
 from engine.presets import PRESETS
 from tests.app.test_owners import AUTH
-from tests.app.test_pages import APP, book, page  # noqa: F401 - `book`: the seeded temporary notebook fixture
+from tests.app.test_pages import APP, notebook, page  # noqa: F401 - `notebook`: the seeded temporary notebook fixture
 
 ALICE, BOB, ADMIN = "alice@lab.org", "bob@lab.org", "admin@lab.org"
 SECRETS = {"auth": AUTH, "notebook": {"admins": [ADMIN]}}
@@ -25,8 +25,8 @@ def signed_in_page(name: str, who: str | None, **query: str) -> AppTest:
     return page(name, secrets=SECRETS, user=user, **query)
 
 
-def runs_by(book, *owners: str | None) -> list[int]:
-    return [book.create_run(PRESETS["tiny"].model_dump(mode="json"), name=f"run of {o}", preset="tiny", owner=o)
+def runs_by(notebook, *owners: str | None) -> list[int]:
+    return [notebook.create_run(PRESETS["tiny"].model_dump(mode="json"), name=f"run of {o}", preset="tiny", owner=o)
             for o in owners]
 
 
@@ -36,9 +36,9 @@ def everything_shown(app: AppTest) -> str:
 
 
 @pytest.mark.parametrize("name", ["home", "runs", "new_run", "run", "compare", "sweep", "journal"])
-def test_a_visitor_who_has_not_signed_in_sees_only_a_sign_in_button(book, name):
-    runs_by(book, ALICE)
-    book.add_note(None, "alice's note", "text", owner=ALICE)
+def test_a_visitor_who_has_not_signed_in_sees_only_a_sign_in_button(notebook, name):
+    runs_by(notebook, ALICE)
+    notebook.add_note(None, "alice's note", "text", owner=ALICE)
     app = signed_in_page(name, None, run="1")
     assert [b.label for b in app.button] == ["Sign in"]
     shown = everything_shown(app)
@@ -48,22 +48,22 @@ def test_a_visitor_who_has_not_signed_in_sees_only_a_sign_in_button(book, name):
         assert len(widgets) == 0
 
 
-def test_what_a_person_launches_records_them_and_each_sees_everyones_runs_with_who_made_them(book):
-    runs_by(book, BOB)
+def test_what_a_person_launches_records_them_and_each_sees_everyones_runs_with_who_made_them(notebook):
+    runs_by(notebook, BOB)
     app = signed_in_page("home", ALICE)
     assert "Signed in as **alice@lab.org**" in [c.value for c in app.sidebar.caption]
     app.button(key="launch:2022-12-08-vit1").click().run()
-    launched = book.list_runs()[0]
+    launched = notebook.list_runs()[0]
     assert launched.owner == ALICE and launched.id == 2
     app = signed_in_page("home", ALICE)
     shown = everything_shown(app)
     assert "by bob@lab.org" in shown and "by alice@lab.org" in shown
 
 
-def test_mine_or_everyones_on_home_runs_and_journal(book):
-    mine, theirs = runs_by(book, ALICE, BOB)
-    book.add_note(None, "alice's note", "text", owner=ALICE)
-    book.add_note(None, "bob's note", "text", owner=BOB)
+def test_mine_or_everyones_on_home_runs_and_journal(notebook):
+    mine, theirs = runs_by(notebook, ALICE, BOB)
+    notebook.add_note(None, "alice's note", "text", owner=ALICE)
+    notebook.add_note(None, "bob's note", "text", owner=BOB)
 
     home = signed_in_page("home", ALICE)
     assert f"{theirs} · run of" in everything_shown(home)
@@ -83,8 +83,8 @@ def test_mine_or_everyones_on_home_runs_and_journal(book):
     assert "alice's note" in shown and "bob's note" not in shown
 
 
-def test_anothers_run_cannot_be_stopped_or_resumed_and_the_page_says_why_but_an_admin_may(book):
-    alices, bobs = runs_by(book, ALICE, BOB)
+def test_anothers_run_cannot_be_stopped_or_resumed_and_the_page_says_why_but_an_admin_may(notebook):
+    alices, bobs = runs_by(notebook, ALICE, BOB)
     as_bob = signed_in_page("run", BOB, run=str(alices))
     stop = next(b for b in as_bob.button if b.label == "⏹ Stop")
     assert stop.disabled
@@ -94,18 +94,18 @@ def test_anothers_run_cannot_be_stopped_or_resumed_and_the_page_says_why_but_an_
     own_stop = next(b for b in own.button if b.label == "⏹ Stop")
     assert not own_stop.disabled
     own_stop.click().run()
-    assert book.get_run(bobs).status == "stopped"
+    assert notebook.get_run(bobs).status == "stopped"
     as_admin = signed_in_page("run", ADMIN, run=str(alices))
     assert "admin" in " ".join(c.value for c in as_admin.sidebar.caption)
     next(b for b in as_admin.button if b.label == "⏹ Stop").click().run()
-    assert book.get_run(alices).status == "stopped"
+    assert notebook.get_run(alices).status == "stopped"
     as_bob = signed_in_page("run", BOB, run=str(alices))
     assert next(b for b in as_bob.button if b.label == "▶ Resume").disabled
     assert any(f"may resume run {alices}" in c.value for c in as_bob.caption)
 
 
-def test_on_the_runs_page_a_selection_of_anothers_runs_cannot_be_stopped_or_deleted(book):
-    alices, = runs_by(book, ALICE)
+def test_on_the_runs_page_a_selection_of_anothers_runs_cannot_be_stopped_or_deleted(notebook):
+    alices, = runs_by(notebook, ALICE)
     app = signed_in_page("runs", BOB)
     app.session_state["runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     app.run()
@@ -113,17 +113,17 @@ def test_on_the_runs_page_a_selection_of_anothers_runs_cannot_be_stopped_or_dele
     assert next(b for b in app.button if b.label == "Stop").disabled
 
 
-def test_anothers_note_cannot_be_edited_and_ones_own_can(book):
-    book.add_note(None, "alice's note", "text", owner=ALICE)
-    book.add_note(None, "bob's note", "text", owner=BOB)
+def test_anothers_note_cannot_be_edited_and_ones_own_can(notebook):
+    notebook.add_note(None, "alice's note", "text", owner=ALICE)
+    notebook.add_note(None, "bob's note", "text", owner=BOB)
     app = signed_in_page("journal", BOB)
     edits = {b.key: b.disabled for b in app.button if b.label == "Edit"}
     assert edits == {"edit:1": True, "edit:2": False}
 
 
-def test_single_user_mode_is_as_before_no_filters_no_authors_and_everything_allowed(book):
-    alices, = runs_by(book, ALICE)  # even a run made under sign-in: the local user may do everything
-    book.add_note(None, "a note", "text", owner=ALICE)
+def test_single_user_mode_is_as_before_no_filters_no_authors_and_everything_allowed(notebook):
+    alices, = runs_by(notebook, ALICE)  # even a run made under sign-in: the local user may do everything
+    notebook.add_note(None, "a note", "text", owner=ALICE)
     for name in ("home", "runs", "journal"):
         app = page(name)
         assert not app.segmented_control and "Signed in" not in " ".join(c.value for c in app.sidebar.caption)
@@ -134,8 +134,8 @@ def test_single_user_mode_is_as_before_no_filters_no_authors_and_everything_allo
     assert not next(b for b in journal.button if b.label == "Edit").disabled
 
 
-def test_a_server_on_another_address_without_sign_in_shows_only_the_refusal(book, monkeypatch):
-    runs_by(book, None)
+def test_a_server_on_another_address_without_sign_in_shows_only_the_refusal(notebook, monkeypatch):
+    runs_by(notebook, None)
     monkeypatch.delenv(ALLOW_ANONYMOUS_ENV, raising=False)
     address = config.get_option("server.address")
     config.set_option("server.address", "0.0.0.0")

@@ -45,13 +45,13 @@ def app_server(tmp_path_factory):
     finally:
         stop_processes([server], timeout=30)
         log.close()
-        with Notebook(url) as book:  # the app started a detached worker: stop it like Ctrl-C would
-            for worker in book.live_workers(60):
+        with Notebook(url) as notebook:  # the app started a detached worker: stop it like Ctrl-C would
+            for worker in notebook.live_workers(60):
                 try:
                     os.kill(worker.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-            wait_for(lambda: not book.live_workers(60), 60, "the app's worker to exit")
+            wait_for(lambda: not notebook.live_workers(60), 60, "the app's worker to exit")
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,8 @@ def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
     next_update()
     one_update = next_update()
     cadence = next_update() - one_update
-    with Notebook(app_server["db"]) as book:
-        flushed = book.latest_metrics(run_id)["loss/total"][0]
+    with Notebook(app_server["db"]) as notebook:
+        flushed = notebook.latest_metrics(run_id)["loss/total"][0]
         asked = time.monotonic()
         wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= flushed, 30, f"step {flushed} on the chart",
                  every=0.05)
@@ -101,16 +101,16 @@ def test_one_click_from_the_home_page_to_a_first_point_on_screen_within_2_s(app_
 
     preset = "2022-12-14-normalized-infonce-2d"
     worker_log = app_server["folder"] / "runs" / "worker.log"
-    with Notebook(app_server["db"]) as book:
-        free_the_workers_slot(book)  # the worker's one slot is this run's
+    with Notebook(app_server["db"]) as notebook:
+        free_the_workers_slot(notebook)  # the worker's one slot is this run's
         # As once the notebook has been used: a run with a loss sparkline on the home page (so the charts' code is
         # loaded), a worker up and its launcher warm (the first Launch starts both).
-        if not any(book.metric_keys(r.id) for r in book.list_runs()):  # this test alone: no worker to claim it yet
-            assert not book.live_workers(60)
-            earlier = book.create_run(PRESETS[preset].model_dump(mode="json"), name="an earlier run", preset=preset)
-            attempt = book.claim_next_run("this test")
-            book.log_metrics(earlier, 1, {"loss/total": 1.0}, attempt=attempt)
-            book.finish_attempt(attempt, "completed")
+        if not any(notebook.metric_keys(r.id) for r in notebook.list_runs()):  # this test alone: no worker to claim it yet
+            assert not notebook.live_workers(60)
+            earlier = notebook.create_run(PRESETS[preset].model_dump(mode="json"), name="an earlier run", preset=preset)
+            attempt = notebook.claim_next_run("this test")
+            notebook.log_metrics(earlier, 1, {"loss/total": 1.0}, attempt=attempt)
+            notebook.finish_attempt(attempt, "completed")
         ensure_worker(app_server["db"], runs_dir=app_server["folder"] / "runs")
         wait_for(lambda: worker_log.is_file() and "warm launcher ready" in worker_log.read_text(), 90,
                  "the worker's warm launcher")
@@ -125,8 +125,8 @@ def test_one_click_from_the_home_page_to_a_first_point_on_screen_within_2_s(app_
 
 
 def time_to_the_first_point_of_an_existing_run(app_server, page) -> float:
-    with Notebook(app_server["db"]) as book:
-        run_id = next(r.id for r in book.list_runs() if book.metric_keys(r.id))
+    with Notebook(app_server["db"]) as notebook:
+        run_id = next(r.id for r in notebook.list_runs() if notebook.metric_keys(r.id))
     page.goto(app_server["base"])
     page.locator(".js-plotly-plot").first.wait_for()
     asked = time.monotonic()
@@ -151,37 +151,37 @@ def launch_and_time_the_first_point(app_server, page, preset: str) -> float:
     seconds = time.monotonic() - clicked
     page.get_by_role("heading", name=re.compile(rf"Run \d+ — {preset}")).wait_for()
     shoot(page, "2c-one-click-first-point")
-    with Notebook(app_server["db"]) as book:
+    with Notebook(app_server["db"]) as notebook:
         run_id = int(re.search(r"run=(\d+)", page.url).group(1))
-        assert book.get_run(run_id).preset == preset
-        jobs.stop(book, run_id)
-        wait_for(lambda: book.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
+        assert notebook.get_run(run_id).preset == preset
+        jobs.stop(notebook, run_id)
+        wait_for(lambda: notebook.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
     return seconds
 
 
-def free_the_workers_slot(book: Notebook) -> None:
+def free_the_workers_slot(notebook: Notebook) -> None:
     """Stop every queued or running run and wait until none is left. A run asked to stop by an earlier test may
     end between the listing and the stop: that one needs nothing more."""
     from engine import jobs
 
-    for earlier in book.list_runs(status=["queued", "running"]):
+    for earlier in notebook.list_runs(status=["queued", "running"]):
         try:
-            jobs.stop(book, earlier.id)
+            jobs.stop(notebook, earlier.id)
         except Refused:
-            if book.get_run(earlier.id).status in ("queued", "running"):
+            if notebook.get_run(earlier.id).status in ("queued", "running"):
                 raise
-    wait_for(lambda: not book.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
+    wait_for(lambda: not notebook.list_runs(status=["queued", "running"]), 60, "earlier runs to stop")
 
 
-def watch_a_long_tiny_run(app_server, page, book: Notebook, name: str, *, steps_on_screen: int) -> int:
+def watch_a_long_tiny_run(app_server, page, notebook: Notebook, name: str, *, steps_on_screen: int) -> int:
     """A tiny run of a million episodes in the worker's one slot (earlier runs stopped), its page open with
     `steps_on_screen` steps of loss drawn; its id."""
     from engine import jobs
     from engine.presets import PRESETS
     from tests.helpers import tiny
 
-    free_the_workers_slot(book)
-    run_id = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name=name, preset="tiny",
+    free_the_workers_slot(notebook)
+    run_id = jobs.submit(notebook, tiny(PRESETS["tiny"], "schedule.episodes=1000000"), name=name, preset="tiny",
                          start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
     page.goto(f"{app_server['base']}/run?run={run_id}")
     wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= steps_on_screen, 90,
@@ -192,24 +192,24 @@ def watch_a_long_tiny_run(app_server, page, book: Notebook, name: str, *, steps_
 def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_server, page):
     from engine import jobs
 
-    with Notebook(app_server["db"]) as book:
-        run_id = watch_a_long_tiny_run(app_server, page, book, "watched", steps_on_screen=1)
+    with Notebook(app_server["db"]) as notebook:
+        run_id = watch_a_long_tiny_run(app_server, page, notebook, "watched", steps_on_screen=1)
 
         page.evaluate(HIDE_THE_TAB)
         # the page redraws once (the server now knows), then holds still while the run goes on
         wait_for(lambda: quiet_for(page, 1.5), 30, "the hidden tab to stop redrawing")
         held = page.evaluate(LAST_STEP_IN_FIRST_CHART)
         assert quiet_for(page, 3.0), "a hidden tab kept redrawing"
-        assert book.latest_metrics(run_id)["loss/total"][0] > held + 10  # the run did go on meanwhile
+        assert notebook.latest_metrics(run_id)["loss/total"][0] > held + 10  # the run did go on meanwhile
 
         page.evaluate(SHOW_THE_TAB)
-        stored = book.latest_metrics(run_id)["loss/total"][0]
+        stored = notebook.latest_metrics(run_id)["loss/total"][0]
         shown = time.monotonic()
         wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= stored, 10, f"step {stored} on screen",
                  every=0.05)
         print(f"a tab brought back to the front shows the run's latest step after {time.monotonic() - shown:.2f} s")
         assert time.monotonic() - shown < 2.0
-        jobs.stop(book, run_id)
+        jobs.stop(notebook, run_id)
 
 
 def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click(app_server, page):
@@ -219,8 +219,8 @@ def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click
         return [float(x) for x in page.evaluate(
             "() => document.querySelector('.live-chart').dataset.steps || '0,0'").split(",")]
 
-    with Notebook(app_server["db"]) as book:
-        run_id = watch_a_long_tiny_run(app_server, page, book, "zoomed", steps_on_screen=60)
+    with Notebook(app_server["db"]) as notebook:
+        run_id = watch_a_long_tiny_run(app_server, page, notebook, "zoomed", steps_on_screen=60)
         plot = page.locator(".live-chart .u-over").first
         box = plot.bounding_box()
         y = box["y"] + box["height"] / 2
@@ -236,7 +236,7 @@ def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click
         plot.dblclick(position={"x": box["width"] / 2, "y": box["height"] / 2})
         wait_for(lambda: steps_in_view()[1] >= page.evaluate(LAST_STEP_IN_FIRST_CHART) - 1, 10,
                  "the whole run in view again, following new points")
-        jobs.stop(book, run_id)
+        jobs.stop(notebook, run_id)
 
 
 def quiet_for(page, seconds: float) -> bool:
@@ -287,12 +287,12 @@ def test_import_the_original_journal_with_its_pictures(app_server, page, tmp_pat
             page.get_by_text(name, exact=True).wait_for()
         page.get_by_role("button", name="Import", exact=True).click()
 
-    with Notebook(app_server["db"]) as book:
-        before = len(book.list_notes())
+    with Notebook(app_server["db"]) as notebook:
+        before = len(notebook.list_notes())
     import_with(hostile)  # a member named ../../escape.png: refused as a whole, nothing written anywhere
     page.get_by_text(re.compile(r"Nothing imported: .*'\.\./\.\./escape\.png' points outside the archive")).wait_for()
-    with Notebook(app_server["db"]) as book:
-        assert len(book.list_notes()) == before
+    with Notebook(app_server["db"]) as notebook:
+        assert len(notebook.list_notes()) == before
     shoot(page, "7a-journal-import-refused")
     import_with(pictures)
     page.get_by_text("Imported 3 entries.").wait_for()
@@ -343,12 +343,12 @@ def test_the_evaluation_tab_draws_intervals_and_the_held_out_feature_circle(app_
     cfg = with_overrides(PRESETS["2022-12-14-normalized-infonce-2d"], [
         "schedule.episodes=60", "schedule.eval_every=20", "schedule.final_eval_episodes=100",
         "schedule.histogram_every=20", "runtime.system_metrics_seconds=0.3"])
-    with Notebook(app_server["db"]) as book:
-        free_the_workers_slot(book)  # the worker's one slot is this run's
-        run_id = jobs.submit(book, cfg, name="feature circle", preset="2022-12-14-normalized-infonce-2d",
+    with Notebook(app_server["db"]) as notebook:
+        free_the_workers_slot(notebook)  # the worker's one slot is this run's
+        run_id = jobs.submit(notebook, cfg, name="feature circle", preset="2022-12-14-normalized-infonce-2d",
                              start_worker=True, runs_dir=app_server["folder"] / "runs").run_id
-        wait_for(lambda: book.get_run(run_id).status in ("completed", "failed"), 180, "the 2-D run to end")
-        assert book.get_run(run_id).status == "completed", book.get_run(run_id).log_tail
+        wait_for(lambda: notebook.get_run(run_id).status in ("completed", "failed"), 180, "the 2-D run to end")
+        assert notebook.get_run(run_id).status == "completed", notebook.get_run(run_id).log_tail
     assert (app_server["folder"] / "runs" / str(run_id) / "eval.json").is_file()
     page.goto(f"{app_server['base']}/run?run={run_id}")
     page.get_by_role("tab", name="Evaluation").click()
@@ -387,14 +387,14 @@ def test_the_form_shows_what_a_journal_preset_sets_first_and_folds_the_rest(app_
 def test_smoothing_and_log_y_stay_while_another_tab_is_open(app_server, page):
     from engine.presets import PRESETS
 
-    with Notebook(app_server["db"]) as book:  # a finished run of this test's own (pinned where no worker serves)
-        run_id = book.create_run(PRESETS["tiny"].model_dump(mode="json"), name="read closely", preset="tiny",
+    with Notebook(app_server["db"]) as notebook:  # a finished run of this test's own (pinned where no worker serves)
+        run_id = notebook.create_run(PRESETS["tiny"].model_dump(mode="json"), name="read closely", preset="tiny",
                                  pinned_host="this browser test")
-        attempt = book.claim_next_run("this browser test", host="this browser test")
+        attempt = notebook.claim_next_run("this browser test", host="this browser test")
         assert attempt.run_id == run_id
         for step in range(1, 41):
-            book.log_metrics(run_id, step, {"loss/total": 2.0 / step}, attempt=attempt)
-        book.finish_attempt(attempt, "completed")
+            notebook.log_metrics(run_id, step, {"loss/total": 2.0 / step}, attempt=attempt)
+        notebook.finish_attempt(attempt, "completed")
     page.goto(f"{app_server['base']}/run?run={run_id}")
     page.locator(".live-chart", has_text="Losses").wait_for()
     smoothing = page.get_by_role("slider", name="Smoothing (debiased EMA)")

@@ -35,13 +35,13 @@ def fresh_app_server(tmp_path):
     finally:
         stop_processes([server], timeout=30)
         log.close()
-        with Notebook(url) as book:
-            for worker in book.live_workers(60):
+        with Notebook(url) as notebook:
+            for worker in notebook.live_workers(60):
                 try:
                     os.kill(worker.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-            wait_for(lambda: not book.live_workers(60), 60, "the app's worker to exit")
+            wait_for(lambda: not notebook.live_workers(60), 60, "the app's worker to exit")
 
 
 def launch_from_home(app, page) -> float:
@@ -58,10 +58,10 @@ def launch_from_home(app, page) -> float:
     page.wait_for_url(re.compile(r".*/run\?run=\d+"))
     wait_for(lambda: page.evaluate(POINTS_IN_FIRST_CHART), 60, "the first loss point on screen", every=0.02)
     seconds = time.monotonic() - clicked
-    with Notebook(app["db"]) as book:
+    with Notebook(app["db"]) as notebook:
         run_id = int(re.search(r"run=(\d+)", page.url).group(1))
-        jobs.stop(book, run_id)
-        wait_for(lambda: book.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
+        jobs.stop(notebook, run_id)
+        wait_for(lambda: notebook.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
     return seconds
 
 

@@ -37,8 +37,8 @@ GLYPHS = """(element, text) => {
 
 
 def test_the_journal_draws_chinese_with_a_cjk_font_not_boxes(app_server, page):
-    with Notebook(app_server["db"]) as book:
-        book.import_journal(ORIGINAL)
+    with Notebook(app_server["db"]) as notebook:
+        notebook.import_journal(ORIGINAL)
     page.goto(f"{app_server['base']}/journal")
     page.get_by_role("heading", name="Journal").wait_for()
     line = page.get_by_text("AE结构换成了VIT，decoder共享权重").first

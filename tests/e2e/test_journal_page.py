@@ -28,9 +28,9 @@ def open_journal(page, base: str, notes: int) -> float:
 
 def test_a_web_image_after_a_blank_line_in_code_is_never_fetched(app_server, page):
     base = app_server["base"]
-    with Notebook(app_server["db"]) as book:
-        book.add_note(dt.date(2026, 1, 2), "fenced", WEB_IMAGE_IN_CODE)
-        notes = len(book.list_notes())
+    with Notebook(app_server["db"]) as notebook:
+        notebook.add_note(dt.date(2026, 1, 2), "fenced", WEB_IMAGE_IN_CODE)
+        notes = len(notebook.list_notes())
     elsewhere = []
     page.on("request", lambda request: elsewhere.append(request.url)
             if urlsplit(request.url).netloc != urlsplit(base).netloc else None)
@@ -45,13 +45,13 @@ def test_a_web_image_after_a_blank_line_in_code_is_never_fetched(app_server, pag
 
 def test_a_megabyte_of_image_syntax_opens_within_twice_the_same_journal_without_it(app_server, page):
     base = app_server["base"]
-    with Notebook(app_server["db"]) as book:
-        book.import_journal(ORIGINAL)
-        notes = len(book.list_notes())
+    with Notebook(app_server["db"]) as notebook:
+        notebook.import_journal(ORIGINAL)
+        notes = len(notebook.list_notes())
     without = open_journal(page, base, notes)  # its notes rendered for the first time, as the big one will be
     body = slow_bodies(1_000_000)["`![` repeated then `](x)`"]
-    with Notebook(app_server["db"]) as book:
-        book.add_note(dt.date(2000, 1, 1), "one megabyte of image syntax", body)  # oldest: drawn last
+    with Notebook(app_server["db"]) as notebook:
+        notebook.add_note(dt.date(2000, 1, 1), "one megabyte of image syntax", body)  # oldest: drawn last
     with_it = open_journal(page, base, notes + 1)
     page.locator("p", has_text="](x)").first.wait_for()
     print(f"Journal opened in {without:.2f} s without the 1 MB note, {with_it:.2f} s with it")

@@ -78,9 +78,9 @@ admins = ["admin@lab.org"]
         yield {"base": f"http://127.0.0.1:{port}", "db": url, "folder": folder}
     finally:
         stop_app(server)
-    with Notebook(url) as book:  # with sign-in the app starts no worker: the runs were never claimed
-        assert not book.live_workers(60)
-        assert {r.status for r in book.list_runs()} <= {"queued", "stopped"}
+    with Notebook(url) as notebook:  # with sign-in the app starts no worker: the runs were never claimed
+        assert not notebook.live_workers(60)
+        assert {r.status for r in notebook.list_runs()} <= {"queued", "stopped"}
 
 
 def person(browser):
@@ -123,10 +123,10 @@ def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(te
     from lab_notes.owners import NotAllowed, Person
 
     base = team_app["base"]
-    with Notebook(team_app["db"]) as book:  # something a visitor must not see
-        book.create_run(PRESETS[PRESET].model_dump(mode="json"), name="carol's secret run", preset=PRESET,
+    with Notebook(team_app["db"]) as notebook:  # something a visitor must not see
+        notebook.create_run(PRESETS[PRESET].model_dump(mode="json"), name="carol's secret run", preset=PRESET,
                         owner="carol@lab.org")
-        book.add_note(None, "carol's secret note", "the body", owner="carol@lab.org")
+        notebook.add_note(None, "carol's secret note", "the body", owner="carol@lab.org")
     (alice_context, alice), (bob_context, bob) = person(browser), person(browser)
     try:
         for path in ("", "/runs", "/journal", "/new", "/run?run=1"):
@@ -140,8 +140,8 @@ def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(te
         sign_in(alice, base, ALICE)
         sign_in(bob, base, BOB)
         alices_run, bobs_run = launch(alice, base), launch(bob, base)
-        with Notebook(team_app["db"]) as book:
-            assert book.get_run(alices_run).owner == ALICE and book.get_run(bobs_run).owner == BOB
+        with Notebook(team_app["db"]) as notebook:
+            assert notebook.get_run(alices_run).owner == ALICE and notebook.get_run(bobs_run).owner == BOB
 
         # Each sees both runs, with who launched them.
         for page in (alice, bob):
@@ -156,10 +156,10 @@ def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(te
         assert bob.get_by_role("button", name="⏹ Stop").is_disabled()
         bob.get_by_text(f"only its owner ({ALICE}) or an admin may stop run {alices_run}").wait_for()
         shoot(bob, "sign-in-2-not-yours")
-        with Notebook(team_app["db"]) as book:  # ... and the jobs service refuses it all the same
+        with Notebook(team_app["db"]) as notebook:  # ... and the jobs service refuses it all the same
             with pytest.raises(NotAllowed, match=f"only its owner \\({re.escape(ALICE)}\\)"):
-                jobs.stop(book, alices_run, by=Person(BOB))
-            assert book.get_run(alices_run).status == "queued"
+                jobs.stop(notebook, alices_run, by=Person(BOB))
+            assert notebook.get_run(alices_run).status == "queued"
         # ... but may stop his own.
         bob.goto(f"{base}/run?run={bobs_run}")
         bob.get_by_role("button", name="⏹ Stop").click()
@@ -167,8 +167,8 @@ def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(te
         alice.goto(f"{base}/run?run={alices_run}")
         alice.get_by_role("button", name="⏹ Stop").click()
         alice.get_by_text("stopped", exact=True).first.wait_for()
-        with Notebook(team_app["db"]) as book:
-            assert book.get_run(alices_run).status == book.get_run(bobs_run).status == "stopped"
+        with Notebook(team_app["db"]) as notebook:
+            assert notebook.get_run(alices_run).status == notebook.get_run(bobs_run).status == "stopped"
 
         # The journal names each note's author; only the author may edit.
         write_note(alice, base, "alice's note")

@@ -4,7 +4,7 @@ from lab_notes import Notebook
 
 
 @pytest.fixture
-def book(tmp_path):
+def notebook(tmp_path):
     """A fresh SQLite notebook of the test's own (the worker and Slurm tests start real processes on it)."""
     notebook = Notebook(f"sqlite:///{tmp_path / 'notebook.db'}")
     yield notebook

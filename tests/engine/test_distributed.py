@@ -116,33 +116,33 @@ def straight(tmp_path_factory):
     """A 2-process run of 20 episodes into a real notebook (SQLite), and the same run on one process."""
     folder = tmp_path_factory.mktemp("straight")
     cfg = everything_on(*RUN)
-    book = Notebook(f"sqlite:///{folder / 'notebook.db'}")
-    run_id = book.create_run(cfg.model_dump(mode="json"), name="two processes")
-    sink = NotebookSink(book, claimed(book, run_id))
+    notebook = Notebook(f"sqlite:///{folder / 'notebook.db'}")
+    run_id = notebook.create_run(cfg.model_dump(mode="json"), name="two processes")
+    sink = NotebookSink(notebook, claimed(notebook, run_id))
     result = train(cfg, sink, run_dir=folder)
     alone = Recorder()
     train(everything_on(*RUN, "runtime.processes=1"), alone)
-    yield {"result": result, "book": book, "run_id": run_id, "folder": folder, "cfg": cfg, "alone": alone}
-    book.close()
+    yield {"result": result, "notebook": notebook, "run_id": run_id, "folder": folder, "cfg": cfg, "alone": alone}
+    notebook.close()
 
 
 def test_a_two_process_run_writes_each_metric_once_and_matches_one_process(straight):
     assert straight["result"].status == "completed" and straight["result"].step == 20
-    book, run_id, alone = straight["book"], straight["run_id"], straight["alone"]
-    assert book.get_run(run_id).status == "completed"
-    keys = book.metric_keys(run_id)
+    notebook, run_id, alone = straight["notebook"], straight["run_id"], straight["alone"]
+    assert notebook.get_run(run_id).status == "completed"
+    keys = notebook.metric_keys(run_id)
     assert {"loss/total", "loss/contrastive", "loss/disc", "loss/recon_a", "loss/recon_b", "eval/acc/prototype",
             "grad_norm"} <= set(keys)
     for key in keys:
-        steps, _ = book.metric_history(run_id, key)
+        steps, _ = notebook.metric_history(run_id, key)
         assert len(steps) == len(set(steps.tolist())), f"{key} written more than once at a step"
-    steps, losses = book.metric_history(run_id, "loss/total")
+    steps, losses = notebook.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, 21))
     # the same experiment: step by step the single-process losses, within float32 summation order
     assert losses.tolist() == pytest.approx(alone.losses(), abs=1e-4)
-    assert book.metric_history(run_id, "eval/loss/total")[0].tolist() == [10, 20]
-    assert book.snapshot_steps(run_id, "features") == [10, 20]
-    assert [c.step for c in book.checkpoints(run_id)] == [4, 8, 12, 16, 20]
+    assert notebook.metric_history(run_id, "eval/loss/total")[0].tolist() == [10, 20]
+    assert notebook.snapshot_steps(run_id, "features") == [10, 20]
+    assert [c.step for c in notebook.checkpoints(run_id)] == [4, 8, 12, 16, 20]
     assert sorted(p.name for p in (straight["folder"] / "checkpoints").iterdir())[-1] == "step_000000020.pt"
     assert json.loads((straight["folder"] / "eval.json").read_text())["episodes"] == 6
 
@@ -155,7 +155,7 @@ def test_stop_and_resume_of_a_two_process_run_equal_a_straight_one(straight, tmp
     second = Recorder()
     result = train(cfg, second, resume_from=tmp_path / "checkpoints", run_dir=tmp_path)
     assert result.status == "completed" and min(second.metrics) == 9
-    _, straight_losses = straight["book"].metric_history(straight["run_id"], "loss/total")
+    _, straight_losses = straight["notebook"].metric_history(straight["run_id"], "loss/total")
     assert first.losses() + second.losses() == pytest.approx(straight_losses.tolist(), abs=1e-6)
     resumed = load_checkpoint(tmp_path / "checkpoints")["model"]
     uninterrupted = load_checkpoint(straight["folder"] / "checkpoints")["model"]

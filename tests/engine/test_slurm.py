@@ -30,39 +30,39 @@ STOP_GRACE_SECONDS = 5  # the impatient worker's: how long a job may take to end
 
 
 @pytest.fixture
-def worker(book, tmp_path):
-    yield from worker_on(book, tmp_path)
+def worker(notebook, tmp_path):
+    yield from worker_on(notebook, tmp_path)
 
 
 @pytest.fixture
-def impatient_worker(book, tmp_path):
-    yield from worker_on(book, tmp_path, LAB_SLURM_STOP_GRACE_SECONDS=str(STOP_GRACE_SECONDS))
+def impatient_worker(notebook, tmp_path):
+    yield from worker_on(notebook, tmp_path, LAB_SLURM_STOP_GRACE_SECONDS=str(STOP_GRACE_SECONDS))
 
 
-def worker_on(book: Notebook, tmp_path: Path, **env: str):
-    """A worker process on `book` (with `env` added; its output in worker.log, a file that never fills up as a pipe
+def worker_on(notebook: Notebook, tmp_path: Path, **env: str):
+    """A worker process on `notebook` (with `env` added; its output in worker.log, a file that never fills up as a pipe
     nobody reads would), and every job it submitted cancelled after the test."""
     with open(tmp_path / "worker.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", book.url, "--runs-dir",
+        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", notebook.url, "--runs-dir",
                                     str(tmp_path / "runs")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, **env})
     yield process
     stop_processes([process], timeout=90)
-    for job in jobs_of(book):
+    for job in jobs_of(notebook):
         subprocess.run(["scancel", job], capture_output=True)
 
 
-def submit(book: Notebook, *overrides: str) -> int:
+def submit(notebook: Notebook, *overrides: str) -> int:
     cfg = tiny(PRESETS["tiny"], "runtime.executor=slurm", "runtime.system_metrics_seconds=0", *overrides)
-    return book.create_run(cfg.model_dump(mode="json"), name="on slurm", preset="tiny")
+    return notebook.create_run(cfg.model_dump(mode="json"), name="on slurm", preset="tiny")
 
 
-def jobs_of(book: Notebook) -> list[str]:
-    return [snapshot.payload["job_id"] for run in book.list_runs() for snapshot in book.snapshots(run.id, "slurm")]
+def jobs_of(notebook: Notebook) -> list[str]:
+    return [snapshot.payload["job_id"] for run in notebook.list_runs() for snapshot in notebook.snapshots(run.id, "slurm")]
 
 
-def job_of(book: Notebook, run_id: int) -> str | None:
-    found = book.snapshots(run_id, "slurm")
+def job_of(notebook: Notebook, run_id: int) -> str | None:
+    found = notebook.snapshots(run_id, "slurm")
     return found[-1].payload["job_id"] if found else None
 
 
@@ -76,8 +76,8 @@ def squeue_state(job: str) -> str:
     return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
 
 
-def ended(book: Notebook, run_id: int, expected: str) -> bool:
-    run = book.get_run(run_id)
+def ended(notebook: Notebook, run_id: int, expected: str) -> bool:
+    run = notebook.get_run(run_id)
     return run.status == expected and run.exit_code is not None
 
 
@@ -148,50 +148,50 @@ def test_a_controller_that_does_not_answer_leaves_the_job_as_it_was_until_it_has
 
 
 @needs_slurm
-def test_a_two_process_run_on_slurm_is_queued_there_completes_and_logs_its_metrics(book, worker):
-    run_id = submit(book, "runtime.processes=2", "schedule.episodes=30")
-    job = wait_for(lambda: job_of(book, run_id), 60, "the Slurm job to be submitted")
+def test_a_two_process_run_on_slurm_is_queued_there_completes_and_logs_its_metrics(notebook, worker):
+    run_id = submit(notebook, "runtime.processes=2", "schedule.episodes=30")
+    job = wait_for(lambda: job_of(notebook, run_id), 60, "the Slurm job to be submitted")
     seen = wait_for(lambda: squeue_state(job), 30, "the job in squeue")
     assert seen in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING")
-    wait_for(lambda: ended(book, run_id, "completed"), 150, "the run to complete on Slurm", every=0.5)
-    steps, _ = book.metric_history(run_id, "loss/total")
+    wait_for(lambda: ended(notebook, run_id, "completed"), 150, "the run to complete on Slurm", every=0.5)
+    steps, _ = notebook.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, 31))
-    assert "2 task(s)" in book.get_run(run_id).log_tail
+    assert "2 task(s)" in notebook.get_run(run_id).log_tail
 
 
 @needs_slurm
-def test_stop_from_the_notebook_ends_the_job_with_a_checkpoint(book, worker):
-    run_id = submit(book, "schedule.episodes=100000", "schedule.checkpoint_every=100000")
-    wait_for(lambda: book.metric_keys(run_id), 120, "the run to train on Slurm", every=0.5)
-    book.request_stop(run_id)
-    wait_for(lambda: ended(book, run_id, "stopped"), 60, "the run to stop", every=0.5)
-    assert book.checkpoints(run_id), "a stopped run keeps a checkpoint to resume from"
-    job = job_of(book, run_id)
+def test_stop_from_the_notebook_ends_the_job_with_a_checkpoint(notebook, worker):
+    run_id = submit(notebook, "schedule.episodes=100000", "schedule.checkpoint_every=100000")
+    wait_for(lambda: notebook.metric_keys(run_id), 120, "the run to train on Slurm", every=0.5)
+    notebook.request_stop(run_id)
+    wait_for(lambda: ended(notebook, run_id, "stopped"), 60, "the run to stop", every=0.5)
+    assert notebook.checkpoints(run_id), "a stopped run keeps a checkpoint to resume from"
+    job = job_of(notebook, run_id)
     wait_for(lambda: squeue_state(job) in ("", "COMPLETED"), 30, "the job to end")
 
 
 @needs_slurm
-def test_scancel_from_outside_fails_the_run_with_slurms_reason(book, worker):
-    run_id = submit(book, "schedule.episodes=100000")
-    wait_for(lambda: book.metric_keys(run_id), 120, "the run to train on Slurm", every=0.5)
-    subprocess.run(["scancel", job_of(book, run_id)], check=True)
-    wait_for(lambda: ended(book, run_id, "failed"), 60, "the run to fail", every=0.5)
-    assert "CANCELLED" in book.get_run(run_id).status_reason
+def test_scancel_from_outside_fails_the_run_with_slurms_reason(notebook, worker):
+    run_id = submit(notebook, "schedule.episodes=100000")
+    wait_for(lambda: notebook.metric_keys(run_id), 120, "the run to train on Slurm", every=0.5)
+    subprocess.run(["scancel", job_of(notebook, run_id)], check=True)
+    wait_for(lambda: ended(notebook, run_id, "failed"), 60, "the run to fail", every=0.5)
+    assert "CANCELLED" in notebook.get_run(run_id).status_reason
 
 
 @needs_slurm
-def test_a_job_that_does_not_end_after_a_stop_is_cancelled_after_the_grace_time(book, impatient_worker):
+def test_a_job_that_does_not_end_after_a_stop_is_cancelled_after_the_grace_time(notebook, impatient_worker):
     """The stop's grace path: a job that cannot obey a stop (here one held in Slurm's queue until tomorrow, so
     its run never starts to see the request) is cancelled by the worker once the grace time has passed, and the
     run ends failed, saying why, rather than waiting on the queue."""
-    run_id = submit(book, 'runtime.slurm.extra_flags=["--begin=now+1day"]')
-    job = wait_for(lambda: job_of(book, run_id), 60, "the Slurm job to be submitted")
-    assert job_fields(job)["JobState"] == "PENDING" and book.get_run(run_id).status == "running"
+    run_id = submit(notebook, 'runtime.slurm.extra_flags=["--begin=now+1day"]')
+    job = wait_for(lambda: job_of(notebook, run_id), 60, "the Slurm job to be submitted")
+    assert job_fields(job)["JobState"] == "PENDING" and notebook.get_run(run_id).status == "running"
     asked = time.monotonic()
-    book.request_stop(run_id)
-    wait_for(lambda: ended(book, run_id, "failed"), STOP_GRACE_SECONDS + 30, "the run to end", every=0.2)
+    notebook.request_stop(run_id)
+    wait_for(lambda: ended(notebook, run_id, "failed"), STOP_GRACE_SECONDS + 30, "the run to end", every=0.2)
     waited = time.monotonic() - asked
-    reason = book.get_run(run_id).status_reason
+    reason = notebook.get_run(run_id).status_reason
     assert "a stop was asked" in reason and "the worker cancelled it" in reason and f"job {job} ended CANCELLED" in reason
     assert job_fields(job)["JobState"] == "CANCELLED"
     assert waited >= STOP_GRACE_SECONDS, "cancelled only once the grace time had passed"
@@ -205,7 +205,7 @@ LONGER_THAN_ONE_JOB = 10_000
 
 
 @needs_slurm
-def test_a_job_that_reaches_its_time_limit_is_requeued_and_the_run_completes_with_each_step_once(book, worker,
+def test_a_job_that_reaches_its_time_limit_is_requeued_and_the_run_completes_with_each_step_once(notebook, worker,
                                                                                                  tmp_path):
     """A real 1-minute limit: nothing here signals the job. Slurm warns it (USR2) 20-50 s in
     (engine.launchers.slurm.warning_before_limit_seconds); submitit calls SlurmAttempt.checkpoint, which hands the run
@@ -215,15 +215,15 @@ def test_a_job_that_reaches_its_time_limit_is_requeued_and_the_run_completes_wit
     lower for a test), so the test moves each requeued job's start to 2 s from now (`scontrol update
     StartTime=now+2`), as an administrator could."""
     started = time.monotonic()
-    run_id = submit(book, "runtime.slurm.time_limit_minutes=1", f"schedule.episodes={LONGER_THAN_ONE_JOB}",
+    run_id = submit(notebook, "runtime.slurm.time_limit_minutes=1", f"schedule.episodes={LONGER_THAN_ONE_JOB}",
                     "schedule.checkpoint_every=200", "schedule.eval_every=100000", "schedule.image_every=100000")
-    job = wait_for(lambda: job_of(book, run_id), 60, "the Slurm job to be submitted")
+    job = wait_for(lambda: job_of(notebook, run_id), 60, "the Slurm job to be submitted")
     requeues_started: dict[str, int] = {}  # Slurm's restart count -> seconds into the test it was moved to now
 
     def completed_starting_requeued_jobs_now() -> bool:
-        run = book.get_run(run_id)
+        run = notebook.get_run(run_id)
         assert run.status in ("queued", "running", "completed"), f"run {run.status}: {run.status_reason}"
-        if ended(book, run_id, "completed"):
+        if ended(notebook, run_id, "completed"):
             return True
         fields = job_fields(job)
         if fields.get("JobState") == "PENDING" and fields.get("Reason") == "BeginTime":
@@ -236,11 +236,11 @@ def test_a_job_that_reaches_its_time_limit_is_requeued_and_the_run_completes_wit
 
     # A bound, not an expectation (~100 s idle): a loaded machine trains fewer steps per 1-minute job and needs more.
     wait_for(completed_starting_requeued_jobs_now, 480, "the run to complete over requeued jobs", every=0.5)
-    run = book.get_run(run_id)
-    steps, _ = book.metric_history(run_id, "loss/total")
+    run = notebook.get_run(run_id)
+    steps, _ = notebook.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, LONGER_THAN_ONE_JOB + 1)), "each step once"
     assert run.attempt >= 2, f"one 1-minute job trained all {LONGER_THAN_ONE_JOB} steps: raise LONGER_THAN_ONE_JOB"
-    assert {s.payload["job_id"] for s in book.snapshots(run_id, "slurm")} == {job}, "one job, requeued"
+    assert {s.payload["job_id"] for s in notebook.snapshots(run_id, "slurm")} == {job}, "one job, requeued"
     assert int(job_fields(job)["Restarts"]) == run.attempt - 1, "Slurm requeued the job once per hand-over"
     log = (tmp_path / "runs" / str(run_id) / "output.log").read_text()
     assert "Caught signal SIGUSR2" in log and "this job is timed-out" in log, "Slurm's own time-limit warning"

@@ -44,10 +44,10 @@ def test_a_two_by_two_sweep_from_the_cli_queues_four_siblings(tmp_path):
                            "--grid", "optim.lr=1e-3,1e-2", "--grid", "loss.temperature=0.1,0.5", "--name", "lr x tau"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    with Notebook(url) as book:
-        (sweep,) = book.list_sweeps()
+    with Notebook(url) as notebook:
+        (sweep,) = notebook.list_sweeps()
         assert done.stdout.strip() == f"sweep {sweep.id}: runs {' '.join(map(str, sweep.run_ids))}"
-        runs = [book.get_run(i) for i in sweep.run_ids]
+        runs = [notebook.get_run(i) for i in sweep.run_ids]
         assert {r.sweep_id for r in runs} == {sweep.id} and {r.status for r in runs} == {"queued"}
         assert sorted((r.config["optim"]["lr"], r.config["loss"]["temperature"]) for r in runs) == [
             (0.001, 0.1), (0.001, 0.5), (0.01, 0.1), (0.01, 0.5)]

@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def start_worker(book, tmp_path):
+def start_worker(notebook, tmp_path):
     started: list[subprocess.Popen] = []
 
     def start(*extra: str) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", book.url, "--runs-dir",
+        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", notebook.url, "--runs-dir",
                                     str(tmp_path / "runs"), *extra], cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT)
         started.append(process)
@@ -38,18 +38,18 @@ def start_worker(book, tmp_path):
     stop_processes(started)
 
 
-def submit(book: Notebook, *overrides: str, preset: str = "tiny", name: str = "run") -> int:
+def submit(notebook: Notebook, *overrides: str, preset: str = "tiny", name: str = "run") -> int:
     cfg = tiny(PRESETS[preset], *overrides)
-    return book.create_run(cfg.model_dump(mode="json"), name=name, preset=preset)
+    return notebook.create_run(cfg.model_dump(mode="json"), name=name, preset=preset)
 
 
-def status(book: Notebook, run_id: int) -> str:
-    return book.get_run(run_id).status
+def status(notebook: Notebook, run_id: int) -> str:
+    return notebook.get_run(run_id).status
 
 
-def finished(book: Notebook, run_id: int, expected: str = "completed") -> bool:
+def finished(notebook: Notebook, run_id: int, expected: str = "completed") -> bool:
     """The run reached `expected` and its worker has reaped the process (exit code and output recorded)."""
-    run = book.get_run(run_id)
+    run = notebook.get_run(run_id)
     return run.status == expected and run.exit_code is not None
 
 
@@ -61,249 +61,249 @@ def test_device_slots_one_per_gpu_or_max_parallel_on_cpu():
     assert exit_reason(-9) == "process died, signal 9 (SIGKILL)"
 
 
-def test_runs_fork_from_the_warm_launcher_each_with_its_slots_share_of_the_threads(book, start_worker):
-    runs = [submit(book, "schedule.episodes=100000", name=f"warm {i}") for i in range(2)]
+def test_runs_fork_from_the_warm_launcher_each_with_its_slots_share_of_the_threads(notebook, start_worker):
+    runs = [submit(notebook, "schedule.episodes=100000", name=f"warm {i}") for i in range(2)]
     worker = start_worker("--max-parallel", "2")
     # running comes a moment before the pid is recorded: wait for both pids
-    pids = wait_for(lambda: all(status(book, r) == "running" and book.get_run(r).pid for r in runs)
-                    and [book.get_run(r).pid for r in runs], 90, "both runs to start")
+    pids = wait_for(lambda: all(status(notebook, r) == "running" and notebook.get_run(r).pid for r in runs)
+                    and [notebook.get_run(r).pid for r in runs], 90, "both runs to start")
     for pid in pids:  # forked from the launcher (a child of the worker), not a fresh interpreter of the worker's
         parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert parent != worker.pid and b"multiprocessing.forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes()
         assert int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1]) == worker.pid
     for run_id in runs:
-        (provenance,) = wait_for(lambda: book.snapshots(run_id, "provenance"), 30, "the run's provenance")
+        (provenance,) = wait_for(lambda: notebook.snapshots(run_id, "provenance"), 30, "the run's provenance")
         assert provenance.payload["hardware"]["torch_threads"] == max(1, (os.cpu_count() or 1) // 2)
         assert provenance.payload["command"][1:3] == ["run-child", str(run_id)]  # what reruns it by hand
-        jobs.stop(book, run_id)
-    wait_for(lambda: all(finished(book, r, "stopped") for r in runs), 60, "both runs to stop")
+        jobs.stop(notebook, run_id)
+    wait_for(lambda: all(finished(notebook, r, "stopped") for r in runs), 60, "both runs to stop")
 
 
-def test_three_runs_two_at_a_time_all_complete(book, start_worker):
-    runs = [submit(book, "schedule.episodes=40", "schedule.image_every=20", name=f"r{i}") for i in range(3)]
+def test_three_runs_two_at_a_time_all_complete(notebook, start_worker):
+    runs = [submit(notebook, "schedule.episodes=40", "schedule.image_every=20", name=f"r{i}") for i in range(3)]
     start_worker("--max-parallel", "2")
     most_running = 0
 
     def all_done() -> bool:
         nonlocal most_running
-        statuses = [status(book, r) for r in runs]
+        statuses = [status(notebook, r) for r in runs]
         most_running = max(most_running, statuses.count("running"))
-        return all(finished(book, r) for r in runs)
+        return all(finished(notebook, r) for r in runs)
 
     wait_for(all_done, 180, "three runs to complete")
     assert most_running == 2
     for run_id in runs:
-        run = book.get_run(run_id)
-        steps, _ = book.metric_history(run_id, "loss/total")
+        run = notebook.get_run(run_id)
+        steps, _ = notebook.metric_history(run_id, "loss/total")
         assert steps.tolist() == list(range(1, 41)) and run.exit_code == 0 and run.device.startswith("cpu")
-        assert book.image_steps(run_id, "reconstruction") == [20, 40]
+        assert notebook.image_steps(run_id, "reconstruction") == [20, 40]
         assert "completed at step 40" in run.log_tail
-    spans = sorted((book.get_run(r).started_at, book.get_run(r).ended_at) for r in runs)
+    spans = sorted((notebook.get_run(r).started_at, notebook.get_run(r).ended_at) for r in runs)
     assert not (spans[0][1] > spans[2][0] and spans[1][1] > spans[2][0])  # never three at once
 
 
-def test_stop_then_resume_continues_from_the_checkpoint(book, start_worker, tmp_path):
+def test_stop_then_resume_continues_from_the_checkpoint(notebook, start_worker, tmp_path):
     episodes = 400
-    run_id = submit(book, f"schedule.episodes={episodes}", f"schedule.checkpoint_every={episodes}",
+    run_id = submit(notebook, f"schedule.episodes={episodes}", f"schedule.checkpoint_every={episodes}",
                     f"schedule.eval_every={episodes}", f"schedule.image_every={episodes}")
     start_worker()
-    wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 20, 120, "the run to train")
-    book.request_stop(run_id)
-    wait_for(lambda: finished(book, run_id, "stopped"), 10, "the run to stop")  # the deadline is the assertion
-    (checkpoint,) = book.checkpoints(run_id)
+    wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) >= 20, 120, "the run to train")
+    notebook.request_stop(run_id)
+    wait_for(lambda: finished(notebook, run_id, "stopped"), 10, "the run to stop")  # the deadline is the assertion
+    (checkpoint,) = notebook.checkpoints(run_id)
     stopped_at = checkpoint.step
     # recorded relative to the worker's artifact root (--runs-dir), so any host that mounts it finds the file
     assert (tmp_path / "runs" / checkpoint.path).exists() and stopped_at < episodes
-    assert book.metric_history(run_id, "loss/total")[0][-1] == stopped_at
-    assert jobs.resume(book, run_id, tmp_path / "runs") == stopped_at
-    wait_for(lambda: finished(book, run_id), 120, "the resumed run to complete")
-    steps, _ = book.metric_history(run_id, "loss/total")
+    assert notebook.metric_history(run_id, "loss/total")[0][-1] == stopped_at
+    assert jobs.resume(notebook, run_id, tmp_path / "runs") == stopped_at
+    wait_for(lambda: finished(notebook, run_id), 120, "the resumed run to complete")
+    steps, _ = notebook.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, episodes + 1))  # unbroken, no step twice
-    assert f"resuming from step {stopped_at}" in book.get_run(run_id).log_tail
+    assert f"resuming from step {stopped_at}" in notebook.get_run(run_id).log_tail
 
 
-def test_killing_a_run_process_fails_it_and_the_worker_goes_on(book, start_worker):
-    doomed = submit(book, "schedule.episodes=100000", name="doomed")
-    after = submit(book, "schedule.episodes=10", name="after")
+def test_killing_a_run_process_fails_it_and_the_worker_goes_on(notebook, start_worker):
+    doomed = submit(notebook, "schedule.episodes=100000", name="doomed")
+    after = submit(notebook, "schedule.episodes=10", name="after")
     start_worker()
-    wait_for(lambda: len(book.metric_history(doomed, "loss/total")[0]) >= 10, 120, "the first run to train")
-    pid = wait_for(lambda: book.get_run(doomed).pid, 10, "the run's pid")
+    wait_for(lambda: len(notebook.metric_history(doomed, "loss/total")[0]) >= 10, 120, "the first run to train")
+    pid = wait_for(lambda: notebook.get_run(doomed).pid, 10, "the run's pid")
     # at least 10 points have landed (waited for above), so "metrics flushed before are kept" has something to keep
-    flushed = len(book.metric_history(doomed, "loss/total")[0])
+    flushed = len(notebook.metric_history(doomed, "loss/total")[0])
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: status(book, doomed) == "failed", 10, "the killed run to be marked failed")
-    run = book.get_run(doomed)
+    wait_for(lambda: status(notebook, doomed) == "failed", 10, "the killed run to be marked failed")
+    run = notebook.get_run(doomed)
     assert run.status_reason.startswith("process died, signal 9") and run.exit_code == -9
-    assert len(book.metric_history(doomed, "loss/total")[0]) >= flushed > 0
-    wait_for(lambda: status(book, after) == "completed", 120, "the next run to complete")
+    assert len(notebook.metric_history(doomed, "loss/total")[0]) >= flushed > 0
+    wait_for(lambda: status(notebook, after) == "completed", 120, "the next run to complete")
 
 
-def test_killing_the_worker_fails_its_runs_and_the_next_worker_takes_the_queue(book, start_worker):
-    running = submit(book, "schedule.episodes=100000", name="running")
-    queued = submit(book, "schedule.episodes=10", name="queued")
+def test_killing_the_worker_fails_its_runs_and_the_next_worker_takes_the_queue(notebook, start_worker):
+    running = submit(notebook, "schedule.episodes=100000", name="running")
+    queued = submit(notebook, "schedule.episodes=10", name="queued")
     first = start_worker("--stale-after", "4")
-    wait_for(lambda: status(book, running) == "running" and book.get_run(running).pid, 60, "the first run")
+    wait_for(lambda: status(notebook, running) == "running" and notebook.get_run(running).pid, 60, "the first run")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     start_worker("--stale-after", "4")
-    wait_for(lambda: status(book, running) == "failed", 30, "the orphaned run to be marked failed")
-    assert f"its worker (pid {first.pid}) died" in book.get_run(running).status_reason
-    wait_for(lambda: status(book, queued) in ("completed", "failed"), 120, "the queued run to end")
-    assert status(book, queued) == "completed", book.get_run(queued).status_reason
-    orphan = book.get_run(running).pid
+    wait_for(lambda: status(notebook, running) == "failed", 30, "the orphaned run to be marked failed")
+    assert f"its worker (pid {first.pid}) died" in notebook.get_run(running).status_reason
+    wait_for(lambda: status(notebook, queued) in ("completed", "failed"), 120, "the queued run to end")
+    assert status(notebook, queued) == "completed", notebook.get_run(queued).status_reason
+    orphan = notebook.get_run(running).pid
     wait_for(lambda: not Path(f"/proc/{orphan}").exists() or "zombie" in Path(f"/proc/{orphan}/status")
              .read_text().lower(), 10, "the orphaned run process to exit")
 
 
-def test_two_workers_run_each_queued_run_exactly_once(book, start_worker):
-    runs = [submit(book, "schedule.episodes=8", name=f"r{i}") for i in range(4)]
+def test_two_workers_run_each_queued_run_exactly_once(notebook, start_worker):
+    runs = [submit(notebook, "schedule.episodes=8", name=f"r{i}") for i in range(4)]
     start_worker()
     start_worker()
-    wait_for(lambda: all(finished(book, r) for r in runs), 180, "all runs to complete")
+    wait_for(lambda: all(finished(notebook, r) for r in runs), 180, "all runs to complete")
     for run_id in runs:
-        assert book.metric_history(run_id, "loss/total")[0].tolist() == list(range(1, 9))
-        assert book.get_run(run_id).log_tail.count("completed at step 8") == 1
+        assert notebook.metric_history(run_id, "loss/total")[0].tolist() == list(range(1, 9))
+        assert notebook.get_run(run_id).log_tail.count("completed at step 8") == 1
 
 
-def test_a_hand_edited_config_fails_clearly_and_the_worker_goes_on(book, start_worker):
-    broken = book.create_run({"optim": {"lr": -1}, "surprise": 1}, name="edited by hand")
-    fine = submit(book, "schedule.episodes=5")
+def test_a_hand_edited_config_fails_clearly_and_the_worker_goes_on(notebook, start_worker):
+    broken = notebook.create_run({"optim": {"lr": -1}, "surprise": 1}, name="edited by hand")
+    fine = submit(notebook, "schedule.episodes=5")
     start_worker()
-    wait_for(lambda: status(book, fine) == "completed", 120, "the valid run to complete")
-    run = book.get_run(broken)
+    wait_for(lambda: status(notebook, fine) == "completed", 120, "the valid run to complete")
+    run = notebook.get_run(broken)
     assert run.status == "failed" and "stored config no longer validates" in run.status_reason
     assert "optim.lr" in run.status_reason and "surprise: unknown key" in run.status_reason
 
 
-def test_the_diverging_preset_ends_diverged_with_a_dated_journal_note(book, start_worker):
-    run_id = book.create_run(PRESETS["2022-12-14-negatives-infonce-diverges"].model_dump(mode="json"),
+def test_the_diverging_preset_ends_diverged_with_a_dated_journal_note(notebook, start_worker):
+    run_id = notebook.create_run(PRESETS["2022-12-14-negatives-infonce-diverges"].model_dump(mode="json"),
                              name="negatives", preset="2022-12-14-negatives-infonce-diverges")
     start_worker()
-    wait_for(lambda: status(book, run_id) == "diverged", 120, "the run to diverge")
-    (note,) = book.list_notes(run_id=run_id)
-    report = book.get_run(run_id).divergence_report
+    wait_for(lambda: status(notebook, run_id) == "diverged", 120, "the run to diverge")
+    (note,) = notebook.list_notes(run_id=run_id)
+    report = notebook.get_run(run_id).divergence_report
     assert note.entry_date.isoformat() == time.strftime("%Y-%m-%d")
     assert f"diverged at step {report['first_step']}" in note.title and re.search(r"loss/total is (nan|inf|-inf)", note.body)
     assert "largest_logit" in note.body and note.tags == ["divergence"]
 
 
-def test_ensure_worker_starts_one_only_when_none_is_alive(book, tmp_path):
-    pid = ensure_worker(book.url, runs_dir=tmp_path / "runs")
+def test_ensure_worker_starts_one_only_when_none_is_alive(notebook, tmp_path):
+    pid = ensure_worker(notebook.url, runs_dir=tmp_path / "runs")
     try:
         assert pid is not None
-        wait_for(lambda: book.live_workers(15), 60, "the worker's lease")
-        assert ensure_worker(book.url, runs_dir=tmp_path / "runs") is None
-        run_id = submit(book, "schedule.episodes=5")
-        wait_for(lambda: status(book, run_id) == "completed", 120, "the run to complete")
+        wait_for(lambda: notebook.live_workers(15), 60, "the worker's lease")
+        assert ensure_worker(notebook.url, runs_dir=tmp_path / "runs") is None
+        run_id = submit(notebook, "schedule.episodes=5")
+        wait_for(lambda: status(notebook, run_id) == "completed", 120, "the run to complete")
     finally:
         os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not book.live_workers(15), 60, "the worker to retire its lease")
+        wait_for(lambda: not notebook.live_workers(15), 60, "the worker to retire its lease")
 
 
-def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(book, start_worker, tmp_path):
-    run_id = submit(book, "schedule.episodes=100000", "schedule.checkpoint_every=100000")
+def test_sigterm_stops_the_workers_runs_with_a_checkpoint_and_exits_cleanly(notebook, start_worker, tmp_path):
+    run_id = submit(notebook, "schedule.episodes=100000", "schedule.checkpoint_every=100000")
     worker = start_worker()
-    wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 5, 120, "the run to train")
+    wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) >= 5, 120, "the run to train")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
-    run = book.get_run(run_id)
+    run = notebook.get_run(run_id)
     assert run.status == "stopped" and run.exit_code == 0
-    (checkpoint,) = book.checkpoints(run_id)
-    assert (tmp_path / "runs" / checkpoint.path).exists() and not book.live_workers(60)
+    (checkpoint,) = notebook.checkpoints(run_id)
+    assert (tmp_path / "runs" / checkpoint.path).exists() and not notebook.live_workers(60)
 
 
 # --- one owner for a run's life (issue 8): each failure seen before, now a test -----------------------------------
 
 
-def test_deleting_a_running_run_is_refused_and_the_worker_goes_on(book, start_worker, tmp_path):
-    long = submit(book, "schedule.episodes=100000", name="long")
+def test_deleting_a_running_run_is_refused_and_the_worker_goes_on(notebook, start_worker, tmp_path):
+    long = submit(notebook, "schedule.episodes=100000", name="long")
     worker = start_worker()
-    wait_for(lambda: len(book.metric_history(long, "loss/total")[0]) >= 5, 120, "the run to train")
+    wait_for(lambda: len(notebook.metric_history(long, "loss/total")[0]) >= 5, 120, "the run to train")
     with pytest.raises(jobs.Refused, match=f"run {long} is running: cannot delete it; stop it first"):
-        jobs.delete(book, long, tmp_path / "runs")
-    before = book.metric_history(long, "loss/total")[0][-1]
-    wait_for(lambda: book.metric_history(long, "loss/total")[0][-1] > before + 5, 60, "the run to keep training")
-    jobs.stop(book, long)
-    wait_for(lambda: finished(book, long, "stopped"), 30, "the run to stop")
+        jobs.delete(notebook, long, tmp_path / "runs")
+    before = notebook.metric_history(long, "loss/total")[0][-1]
+    wait_for(lambda: notebook.metric_history(long, "loss/total")[0][-1] > before + 5, 60, "the run to keep training")
+    jobs.stop(notebook, long)
+    wait_for(lambda: finished(notebook, long, "stopped"), 30, "the run to stop")
     run_dir = tmp_path / "runs" / str(long)
     assert (run_dir / "output.log").exists() and any((run_dir / "checkpoints").iterdir())
-    jobs.delete(book, long, tmp_path / "runs")
-    assert not run_dir.exists() and book.get_run(long).status == "deleted"
-    after = submit(book, "schedule.episodes=5", name="after")
+    jobs.delete(notebook, long, tmp_path / "runs")
+    assert not run_dir.exists() and notebook.get_run(long).status == "deleted"
+    after = submit(notebook, "schedule.episodes=5", name="after")
     assert after > long
-    wait_for(lambda: finished(book, after), 120, "the next run to complete")
+    wait_for(lambda: finished(notebook, after), 120, "the next run to complete")
     assert worker.poll() is None  # the worker never noticed
-    assert book.checkpoints(after) and not (tmp_path / "runs" / str(long)).exists()
+    assert notebook.checkpoints(after) and not (tmp_path / "runs" / str(long)).exists()
 
 
-def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_once(book, start_worker, tmp_path):
+def test_a_reaped_attempt_stops_by_itself_and_the_resumed_run_stores_each_step_once(notebook, start_worker, tmp_path):
     episodes = 600
-    run_id = submit(book, f"schedule.episodes={episodes}", "schedule.checkpoint_every=50",
+    run_id = submit(notebook, f"schedule.episodes={episodes}", "schedule.checkpoint_every=50",
                     "schedule.eval_every=1000", "schedule.image_every=1000")
     start_worker()
-    wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 60, 120, "the run to train")
-    old_pid = book.get_run(run_id).pid
-    assert book.fail_stale_attempts(-60) == [run_id]  # as if its heartbeat had gone stale
+    wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) >= 60, 120, "the run to train")
+    old_pid = notebook.get_run(run_id).pid
+    assert notebook.fail_stale_attempts(-60) == [run_id]  # as if its heartbeat had gone stale
     wait_for(lambda: not Path(f"/proc/{old_pid}").exists() or "zombie" in Path(f"/proc/{old_pid}/status")
              .read_text().lower(), 10, "the reaped attempt's process to stop by itself")
-    wait_for(lambda: book.get_run(run_id).exit_code == 71, 10, "the worker to record why it stopped")
-    step = jobs.resume(book, run_id, tmp_path / "runs")
+    wait_for(lambda: notebook.get_run(run_id).exit_code == 71, 10, "the worker to record why it stopped")
+    step = jobs.resume(notebook, run_id, tmp_path / "runs")
     assert step > 0 and step % 50 == 0
-    wait_for(lambda: finished(book, run_id), 180, "the resumed run to complete")
-    steps, _ = book.metric_history(run_id, "loss/total")
+    wait_for(lambda: finished(notebook, run_id), 180, "the resumed run to complete")
+    steps, _ = notebook.metric_history(run_id, "loss/total")
     assert steps.tolist() == list(range(1, episodes + 1))  # each step exactly once, across both attempts
-    run = book.get_run(run_id)
+    run = notebook.get_run(run_id)
     assert run.attempt == 2 and f"resuming from step {step}" in run.log_tail
     assert "no longer owns the run" in run.log_tail
-    wait_for(lambda: book.live_workers(15), 10, "the worker to take a lease again after the sweep took it")
+    wait_for(lambda: notebook.live_workers(15), 10, "the worker to take a lease again after the sweep took it")
 
 
-def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(book, start_worker, tmp_path, monkeypatch):
+def test_a_run_that_raises_fails_with_its_reason_and_the_worker_goes_on(notebook, start_worker, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "datasets"))  # the worker inherits it
     # Files that count as images when the split is checked at submit time, but none decodes: it raises in the run
     counted_image_folder(tmp_path / "datasets" / "undecodable")
-    broken = submit(book, "data.dataset=folder", "data.path=undecodable", name="broken")
-    fine = submit(book, "schedule.episodes=5", name="fine")
+    broken = submit(notebook, "data.dataset=folder", "data.path=undecodable", name="broken")
+    fine = submit(notebook, "schedule.episodes=5", name="fine")
     worker = start_worker()
-    wait_for(lambda: finished(book, fine), 120, "the next run to complete")
-    run = book.get_run(broken)
+    wait_for(lambda: finished(notebook, fine), 120, "the next run to complete")
+    run = notebook.get_run(broken)
     assert run.status == "failed" and "undecodable" in run.status_reason and run.exit_code == 1
     assert worker.poll() is None
 
 
-def test_launch_starts_a_worker_when_the_previous_one_died(book, tmp_path):
+def test_launch_starts_a_worker_when_the_previous_one_died(notebook, tmp_path):
     runs_dir = tmp_path / "runs"
-    first = ensure_worker(book.url, runs_dir=runs_dir)
-    wait_for(lambda: book.live_workers(15), 60, "the first worker's lease")
+    first = ensure_worker(notebook.url, runs_dir=runs_dir)
+    wait_for(lambda: notebook.live_workers(15), 60, "the first worker's lease")
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: not Path(f"/proc/{first}").exists() or "zombie" in Path(f"/proc/{first}/status")
              .read_text().lower(), 10, "the first worker to die")
-    assert book.live_workers(15)  # its lease has not expired yet: the pid says it is gone
-    submitted = jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=5"), name="launched", preset="tiny",
+    assert notebook.live_workers(15)  # its lease has not expired yet: the pid says it is gone
+    submitted = jobs.submit(notebook, tiny(PRESETS["tiny"], "schedule.episodes=5"), name="launched", preset="tiny",
                             start_worker=True, runs_dir=runs_dir)
     try:
         assert submitted.worker_pid not in (None, first)
-        wait_for(lambda: finished(book, submitted.run_id), 120, "the launched run to complete")
-        assert jobs.submit(book, tiny(PRESETS["tiny"], "schedule.episodes=5"), name="again", preset="tiny",
+        wait_for(lambda: finished(notebook, submitted.run_id), 120, "the launched run to complete")
+        assert jobs.submit(notebook, tiny(PRESETS["tiny"], "schedule.episodes=5"), name="again", preset="tiny",
                            start_worker=True, runs_dir=runs_dir).worker_pid is None  # one is alive now
     finally:
         os.kill(submitted.worker_pid, signal.SIGTERM)
-        wait_for(lambda: not any(w.pid == submitted.worker_pid for w in book.live_workers(15)), 60,
+        wait_for(lambda: not any(w.pid == submitted.worker_pid for w in notebook.live_workers(15)), 60,
                  "the second worker to retire")
 
 
 def test_the_worker_keeps_the_database_password_off_every_command_line(tmp_path):
-    book = Notebook(f"sqlite:///{tmp_path / 'notebook-hunter2.db'}")  # the name stands in for a password in the URL
-    pid = ensure_worker(book.url, runs_dir=tmp_path / "runs")
+    notebook = Notebook(f"sqlite:///{tmp_path / 'notebook-hunter2.db'}")  # the name stands in for a password in the URL
+    pid = ensure_worker(notebook.url, runs_dir=tmp_path / "runs")
     try:
-        run_id = submit(book, "schedule.episodes=100000")
-        wait_for(lambda: book.get_run(run_id).pid, 60, "the run's process")
-        for process in (pid, book.get_run(run_id).pid):
+        run_id = submit(notebook, "schedule.episodes=100000")
+        wait_for(lambda: notebook.get_run(run_id).pid, 60, "the run's process")
+        for process in (pid, notebook.get_run(run_id).pid):
             assert b"hunter2" not in Path(f"/proc/{process}/cmdline").read_bytes()
     finally:
         os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: status(book, run_id) == "stopped", 60, "the worker to stop its run")
-        book.close()
+        wait_for(lambda: status(notebook, run_id) == "stopped", 60, "the worker to stop its run")
+        notebook.close()
 
 
 def _postgres_cluster() -> tuple[str, str] | None:
@@ -325,15 +325,15 @@ def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
     from tests.helpers import fresh_postgres_database
 
     url, drop = fresh_postgres_database()
-    book = Notebook(url)
+    notebook = Notebook(url)
     worker = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--runs-dir", str(tmp_path / "runs")],
                               cwd=ROOT, stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
                               env={**os.environ, "LAB_NOTEBOOK_URL": url})
     try:
-        run_id = submit(book, "schedule.episodes=100000", "schedule.image_every=100000",
+        run_id = submit(notebook, "schedule.episodes=100000", "schedule.image_every=100000",
                         "schedule.eval_every=100000", "schedule.checkpoint_every=100000")
-        wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) >= 10, 120, "the run to train")
-        pid = book.get_run(run_id).pid
+        wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) >= 10, 120, "the run to train")
+        pid = notebook.get_run(run_id).pid
         subprocess.run(["pg_ctlcluster", *cluster, "stop", "-m", "fast"], check=True, timeout=60)
         try:
             outage_ends = time.monotonic() + 30
@@ -343,21 +343,21 @@ def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
                 time.sleep(0.5)
         finally:
             subprocess.run(["pg_ctlcluster", *cluster, "start"], check=True, timeout=60)
-        seen = len(book.metric_history(run_id, "loss/total")[0])
-        wait_for(lambda: len(book.metric_history(run_id, "loss/total")[0]) > seen + 20, 60,
+        seen = len(notebook.metric_history(run_id, "loss/total")[0])
+        wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) > seen + 20, 60,
                  "the run's points to flow again")
-        assert status(book, run_id) == "running" and worker.poll() is None
-        jobs.stop(book, run_id)
-        wait_for(lambda: finished(book, run_id, "stopped"), 60, "the run to stop with a checkpoint")
-        steps = book.metric_history(run_id, "loss/total")[0].tolist()
+        assert status(notebook, run_id) == "running" and worker.poll() is None
+        jobs.stop(notebook, run_id)
+        wait_for(lambda: finished(notebook, run_id, "stopped"), 60, "the run to stop with a checkpoint")
+        steps = notebook.metric_history(run_id, "loss/total")[0].tolist()
         assert steps == list(range(1, len(steps) + 1))  # nothing lost, nothing twice
-        after = submit(book, "schedule.episodes=5", name="after")
-        wait_for(lambda: finished(book, after), 120, "a run queued after the outage to complete")
+        after = submit(notebook, "schedule.episodes=5", name="after")
+        wait_for(lambda: finished(notebook, after), 120, "a run queued after the outage to complete")
         assert "notebook unreachable" in (tmp_path / "worker.log").read_text()
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-        book.close()
+        notebook.close()
         drop()
 
 
@@ -376,15 +376,15 @@ def test_a_run_log_on_disk_is_rotated_and_read_incrementally(tmp_path):
     writer.close()
 
 
-def test_the_worker_records_provenance_per_attempt_and_backs_up_when_due(book, start_worker, tmp_path,
+def test_the_worker_records_provenance_per_attempt_and_backs_up_when_due(notebook, start_worker, tmp_path,
                                                                           monkeypatch):
     from lab_notes.backup import backups_in
 
     monkeypatch.setenv("LAB_BACKUP_DIR", str(tmp_path / "backups"))  # the worker inherits it
-    run_id = submit(book, "schedule.episodes=5", "schedule.final_eval_episodes=0", name="traced")
+    run_id = submit(notebook, "schedule.episodes=5", "schedule.final_eval_episodes=0", name="traced")
     start_worker("--launcher", "cold")  # a fresh interpreter per run: what bench/first_point.py compares with
-    wait_for(lambda: finished(book, run_id), 120, "the run to complete")
-    (recorded,) = book.snapshots(run_id, "provenance")
+    wait_for(lambda: finished(notebook, run_id), 120, "the run to complete")
+    (recorded,) = notebook.snapshots(run_id, "provenance")
     provenance = recorded.payload
     assert (recorded.step, recorded.key) == (0, "1") and provenance["attempt"] == 1
     assert provenance["command"][1:3] == ["run-child", str(run_id)]

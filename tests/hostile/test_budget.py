@@ -15,7 +15,7 @@ from engine.config import ConfigError, with_overrides
 from engine.presets import PRESETS
 from engine.models import ExperimentModel
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback
-from tests.app.test_pages import book, page  # noqa: F401 - the app tests' notebook fixture and page driver
+from tests.app.test_pages import notebook, page  # noqa: F401 - the app tests' notebook fixture and page driver
 
 HUGE = {"data.image_size": 256, "data.channels": 3, "data.samples_per_class": 5000, "data.num_classes": 10,
         "data.n_way": 10, "data.k_shot": 256, "data.q_queries": 256, "data.holdout_classes": 0,
@@ -64,7 +64,7 @@ def test_the_cli_refuses_it_and_queues_nothing(notebook, capsys):
     assert notebook.list_runs() == []
 
 
-def test_the_form_shows_it_before_launch_and_queues_nothing(book):
+def test_the_form_shows_it_before_launch_and_queues_nothing(notebook):
     form = page("new_run")
     for path, value in HUGE.items():
         key = f"tiny:{path}"
@@ -80,7 +80,7 @@ def test_the_form_shows_it_before_launch_and_queues_nothing(book):
     assert f"**data.samples_per_class**: {DATASET.split(': ', 1)[1]}" in errors
     assert any(e.startswith("**runtime.processes**: 64 processes on one host > budget 16") for e in errors)
     assert form.button[-1].label == "🚀 Launch" and form.button[-1].disabled
-    assert book.list_runs() == []
+    assert notebook.list_runs() == []
 
 
 def test_each_limit_is_set_per_deployment_by_its_variable(monkeypatch):

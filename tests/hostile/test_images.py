@@ -78,16 +78,16 @@ def test_a_damaged_image_already_stored_leaves_the_journal_page_working(tmp_path
     import streamlit as st
 
     st.cache_resource.clear()
-    with Notebook(url) as book:
-        broken = book.add_note(None, "", "before ![bad](./pic/bad.png) after", figures=[Figure("bad.png", png())])
-        book.add_note(None, "", "a later note that must still render")
-        with book._writer.begin() as connection:  # as an older notebook could hold it
+    with Notebook(url) as notebook:
+        broken = notebook.add_note(None, "", "before ![bad](./pic/bad.png) after", figures=[Figure("bad.png", png())])
+        notebook.add_note(None, "", "a later note that must still render")
+        with notebook._writer.begin() as connection:  # as an older notebook could hold it
             connection.execute(update(FigureRow).where(FigureRow.note_id == broken).values(image=corrupt_png()))
     app = page("journal")
     markdown = " ".join(m.value for m in app.markdown)
     assert "a later note that must still render" in markdown and "after" in markdown
     assert any("cannot be shown" in w.value or "damaged" in w.value for w in app.warning)
     app.button(key=f"delete:{broken}").click().run()  # its own Delete still works
-    with Notebook(url) as book:
-        assert [n.body for n in book.list_notes()] == ["a later note that must still render"]
+    with Notebook(url) as notebook:
+        assert [n.body for n in notebook.list_notes()] == ["a later note that must still render"]
     st.cache_resource.clear()

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from lab_notes import JournalError
-from tests.app.test_pages import book, page  # noqa: F401 - the AppTest notebook fixture and page driver
+from tests.app.test_pages import notebook, page  # noqa: F401 - the AppTest notebook fixture and page driver
 
 
 def journal_of(entries: int) -> bytes:
@@ -51,8 +51,8 @@ def headings(app) -> list[str]:
     return [m.value for m in app.markdown if m.value.startswith("### ")]
 
 
-def test_a_5000_entry_journal_is_paged_on_the_journal_page(book):  # noqa: F811 - the imported fixture
-    assert len(book.import_journal_upload(journal_of(5000))) == 5000
+def test_a_5000_entry_journal_is_paged_on_the_journal_page(notebook):  # noqa: F811 - the imported fixture
+    assert len(notebook.import_journal_upload(journal_of(5000))) == 5000
     app = page("journal")
     first = headings(app)
     assert len(first) == 50 and first[0] == f"### {dt.date(2000, 1, 1) + dt.timedelta(days=4999):%Y.%m.%d}"

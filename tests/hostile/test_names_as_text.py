@@ -21,7 +21,7 @@ from app.literal import literal, literal_code, plotly_literal
 from engine.presets import PRESETS
 from lab_notes import Notebook
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse: the app's loopback address
-from tests.app.test_pages import book, page  # noqa: F401 - `book`: a temporary notebook the app opens
+from tests.app.test_pages import notebook, page  # noqa: F401 - `notebook`: a temporary notebook the app opens
 from tests.hostile.names import (BOLD_AND_IMAGE_NAME, IMG_TAG_NAME, MARKDOWN_IMAGE_NAME, METRIC_KEY, NAMES,
                                  SCRIPT_NAME, carries_a_name, markup_in, reads_as)
 
@@ -35,21 +35,21 @@ def png() -> bytes:
     return out.getvalue()
 
 
-def seeded(book: Notebook) -> tuple[dict[str, int], dict[str, int]]:
+def seeded(notebook: Notebook) -> tuple[dict[str, int], dict[str, int]]:
     """A finished run named each hostile name, and a sweep of that name with two runs of that name; every run
     logs a loss, an accuracy and the hostile metric key. Returns ({name: run id}, {name: sweep id})."""
-    runs = {name: book.create_run(CONFIG, name=name, preset="tiny") for name in NAMES}
-    sweeps = {name: book.create_sweep(name=name, preset="tiny", mode="grid", fields={"optim.lr": [0.001, 0.01]},
+    runs = {name: notebook.create_run(CONFIG, name=name, preset="tiny") for name in NAMES}
+    sweeps = {name: notebook.create_sweep(name=name, preset="tiny", mode="grid", fields={"optim.lr": [0.001, 0.01]},
                                       runs=[(name, CONFIG, []), (name, CONFIG, [])]) for name in NAMES}
-    while (attempt := book.claim_next_run("test-worker")) is not None:
+    while (attempt := notebook.claim_next_run("test-worker")) is not None:
         for step in (1, 2, 3):
-            book.log_metrics(attempt.run_id, step, {"loss/total": 1.0 / step, METRIC_KEY: step * 0.5,
+            notebook.log_metrics(attempt.run_id, step, {"loss/total": 1.0 / step, METRIC_KEY: step * 0.5,
                                                     "eval/acc/prototype": 0.1 * step + 0.01 * attempt.run_id},
                              attempt=attempt)
-        book.log_image(attempt.run_id, IMG_TAG_NAME, 1, png(), attempt=attempt)
-        book.log_image(attempt.run_id, IMG_TAG_NAME, 2, png(), attempt=attempt)
-        book.flush()
-        book.finish_attempt(attempt, "completed")
+        notebook.log_image(attempt.run_id, IMG_TAG_NAME, 1, png(), attempt=attempt)
+        notebook.log_image(attempt.run_id, IMG_TAG_NAME, 2, png(), attempt=attempt)
+        notebook.flush()
+        notebook.finish_attempt(attempt, "completed")
     return runs, sweeps
 
 
@@ -122,8 +122,8 @@ def test_the_helper_shows_the_names_as_typed():
     assert "img" in markup_in(MARKDOWN_IMAGE_NAME) and not reads_as(BOLD_AND_IMAGE_NAME, BOLD_AND_IMAGE_NAME)
 
 
-def test_home_lists_the_hostile_runs_as_text(book):
-    seeded(book)
+def test_home_lists_the_hostile_runs_as_text(notebook):
+    seeded(notebook)
     app = page("home")
     assert assert_every_name_is_text(app) >= 4
     markdown = bodies(app.markdown)
@@ -133,8 +133,8 @@ def test_home_lists_the_hostile_runs_as_text(book):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_run_page_titles_the_run_with_its_name_as_text(book, name):
-    runs, _ = seeded(book)
+def test_a_run_page_titles_the_run_with_its_name_as_text(notebook, name):
+    runs, _ = seeded(notebook)
     app = page("run", run=str(runs[name]))
     assert assert_every_name_is_text(app) >= 1
     (title,) = bodies(app.title)
@@ -144,15 +144,15 @@ def test_a_run_page_titles_the_run_with_its_name_as_text(book, name):
     assert any(reads_as(s.label, IMG_TAG_NAME) for s in images.select_slider)
 
 
-def test_the_runs_page_shows_the_names_in_its_table_and_nowhere_as_markup(book):
-    seeded(book)
+def test_the_runs_page_shows_the_names_in_its_table_and_nowhere_as_markup(notebook):
+    seeded(notebook)
     app = page("runs")
     assert_every_name_is_text(app)
     assert set(NAMES) <= set(app.dataframe[0].value["name"])  # a data frame's cells are text by nature
 
 
-def test_compare_labels_curves_and_legends_with_the_names_as_text(book):
-    runs, _ = seeded(book)
+def test_compare_labels_curves_and_legends_with_the_names_as_text(notebook):
+    runs, _ = seeded(notebook)
     ids = [runs[name] for name in NAMES]
     app = page("compare", runs=",".join(map(str, ids)) + f",{IMG_TAG_NAME}")  # a run list typed into the address
     assert assert_every_name_is_text(app) >= 8  # the warning, legends of every chart, the key's chart title
@@ -165,8 +165,8 @@ def test_compare_labels_curves_and_legends_with_the_names_as_text(book):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_sweep_page_titles_the_sweep_and_its_best_run_as_text(book, name):
-    _, sweeps = seeded(book)
+def test_a_sweep_page_titles_the_sweep_and_its_best_run_as_text(notebook, name):
+    _, sweeps = seeded(notebook)
     app = page("sweep", sweep=str(sweeps[name]))
     assert assert_every_name_is_text(app) >= 3
     assert reads_as(bodies(app.title)[0], f"Sweep {sweeps[name]} — {name}")
@@ -178,18 +178,18 @@ def test_a_sweep_page_titles_the_sweep_and_its_best_run_as_text(book, name):
     assert reads_as(bodies(judged.success)[0], METRIC_KEY)
 
 
-def test_an_owners_name_is_text_where_sign_in_shows_it(book):
+def test_an_owners_name_is_text_where_sign_in_shows_it(notebook):
     from tests.app.test_sign_in_pages import signed_in_page
 
     owner = f"{IMG_TAG_NAME}@lab.org"  # whatever the identity provider calls them
-    run_id = book.create_run(CONFIG, name="someone else's", preset="tiny", owner=owner)
+    run_id = notebook.create_run(CONFIG, name="someone else's", preset="tiny", owner=owner)
     for app in (signed_in_page("home", "alice@lab.org"), signed_in_page("run", "alice@lab.org", run=str(run_id))):
         assert assert_every_name_is_text(app) >= 1
     assert any(reads_as(c, f"Only its owner ({owner})") for c in bodies(app.caption))  # why alice may not stop it
 
 
-def test_new_run_shows_a_cloned_runs_name_and_typed_sweep_values_as_text(book):
-    runs, _ = seeded(book)
+def test_new_run_shows_a_cloned_runs_name_and_typed_sweep_values_as_text(notebook):
+    runs, _ = seeded(notebook)
     app = page("new_run", clone=str(runs[SCRIPT_NAME]))
     assert any(reads_as(i, f"Cloning run {runs[SCRIPT_NAME]} — {SCRIPT_NAME}") for i in bodies(app.info))
     source = f"clone{runs[SCRIPT_NAME]}"
@@ -198,15 +198,15 @@ def test_new_run_shows_a_cloned_runs_name_and_typed_sweep_values_as_text(book):
     assert assert_every_name_is_text(app) >= 2  # the info, and the values as the sweep's points or its errors
 
 
-def test_the_evaluation_tab_shows_class_names_from_the_users_folders_as_text(book):
-    runs, _ = seeded(book)
+def test_the_evaluation_tab_shows_class_names_from_the_users_folders_as_text(notebook):
+    runs, _ = seeded(notebook)
     run_id = runs[SCRIPT_NAME]
     classes = [SCRIPT_NAME, IMG_TAG_NAME, "plain"]  # an image folder's sub-folder names
     accuracy = {"prototype": {"mean": 0.6, "ci95": 0.05}}
-    book.log_snapshot(run_id, "few_shot", 3, {
+    notebook.log_snapshot(run_id, "few_shot", 3, {
         "split": {"eval_classes": classes[:2], "train_classes": classes[2:], "held_out_classes": True},
         "n_way": 2, "k_shot": 1, "episodes": 10, "step": 3, "accuracy": accuracy, "knn_neighbours": 3})
-    book.log_snapshot(run_id, "features", 3, {
+    notebook.log_snapshot(run_id, "features", 3, {
         "points": [[0.1, 0.2], [0.3, 0.1], [-0.2, 0.4]], "labels": [0, 1, 2], "class_names": classes, "dim": 2,
         "normalized": False, "alignment": 0.5, "uniformity": -1.0})
     app = page("run", run=str(run_id), tab="Evaluation")

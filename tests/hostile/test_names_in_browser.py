@@ -35,19 +35,19 @@ def seed(url: str) -> tuple[dict[str, int], int]:
     from engine.presets import PRESETS
 
     config = PRESETS["tiny"].model_dump(mode="json")
-    with Notebook(url) as book:
-        runs = {name: book.create_run(config, name=name, preset="tiny", pinned_host=HERE)
+    with Notebook(url) as notebook:
+        runs = {name: notebook.create_run(config, name=name, preset="tiny", pinned_host=HERE)
                 for name in (*NAMES, STREAMLIT_SYNTAX_NAME)}
-        sweep = book.create_sweep(name=SCRIPT_NAME, preset="tiny", mode="grid", fields={"optim.lr": [0.001, 0.01]},
+        sweep = notebook.create_sweep(name=SCRIPT_NAME, preset="tiny", mode="grid", fields={"optim.lr": [0.001, 0.01]},
                                   runs=[SweepRun(SCRIPT_NAME, config, pinned_host=HERE),
                                         SweepRun(IMG_TAG_NAME, config, pinned_host=HERE)])
-        while (attempt := book.claim_next_run(HERE, host=HERE)) is not None:
+        while (attempt := notebook.claim_next_run(HERE, host=HERE)) is not None:
             for step in range(1, 6):
-                book.log_metrics(attempt.run_id, step, {"loss/total": 1.0 / step, METRIC_KEY: 0.1 * step,
+                notebook.log_metrics(attempt.run_id, step, {"loss/total": 1.0 / step, METRIC_KEY: 0.1 * step,
                                                         "eval/acc/prototype": 0.1 * step + 0.001 * attempt.run_id},
                                  attempt=attempt)  # the later run is the better
-            book.flush()
-            book.finish_attempt(attempt, "completed")
+            notebook.flush()
+            notebook.finish_attempt(attempt, "completed")
     return runs, sweep
 
 

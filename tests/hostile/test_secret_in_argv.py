@@ -79,8 +79,8 @@ def test_a_real_postgresql_backup_and_restore_work_with_the_password_only_in_the
     record = tmp_path / "calls.jsonl"
     stand_in_tools(tmp_path / "bin", record, then_run_the_real_one=True)
     try:
-        with Notebook(source) as book:
-            run_id = book.create_run({"k": 1}, name="password kept off argv")
+        with Notebook(source) as notebook:
+            run_id = notebook.create_run({"k": 1}, name="password kept off argv")
         monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.delenv("PGPASSWORD", raising=False)
         made = backup(source, tmp_path / "notebook.dump")  # the password in the URL's user part

@@ -12,7 +12,7 @@ import tomllib
 from app.identity import person_from
 from app.serving import cookie_secret_problem
 from tests.app.test_owners import AUTH
-from tests.app.test_pages import ROOT, book, page  # noqa: F401 - `book`: the temporary notebook fixture
+from tests.app.test_pages import ROOT, notebook, page  # noqa: F401 - `notebook`: the temporary notebook fixture
 from tests.app.test_sign_in_pages import ADMIN, SECRETS
 
 ISSUER = "https://id.lab.org"
@@ -39,13 +39,13 @@ def test_an_unverified_email_is_not_the_person_and_never_an_admin():
     assert not person_from({"is_logged_in": True, "sub": ADMIN}, [ADMIN]).is_admin
 
 
-def a_run(book) -> int:
+def a_run(notebook) -> int:
     """The runs page shows its backup box below the runs: it needs one."""
-    return book.create_run({}, name="something to back up")
+    return notebook.create_run({}, name="something to back up")
 
 
-def test_on_the_pages_an_unverified_admin_email_signs_in_as_the_subject_without_admin_rights(book):
-    a_run(book)
+def test_on_the_pages_an_unverified_admin_email_signs_in_as_the_subject_without_admin_rights(notebook):
+    a_run(notebook)
     user = {"is_logged_in": True, "email": ADMIN, "email_verified": False, "sub": "1234", "iss": ISSUER}
     app = page("runs", secrets=SECRETS, user=user)
     captions = [re.sub(r"\\(.)", r"\1", c.value) for c in app.sidebar.caption]  # as read: Markdown escaped
@@ -78,7 +78,7 @@ def test_python_m_app_refuses_to_start_with_the_readme_cookie_secret(tmp_path):
     assert "cookie_secret" in refused.stderr and "secrets.token_hex(32)" in refused.stderr
 
 
-def test_a_server_started_by_hand_with_the_readme_cookie_secret_shows_the_refusal_on_every_page(book):
+def test_a_server_started_by_hand_with_the_readme_cookie_secret_shows_the_refusal_on_every_page(notebook):
     app = page("home", secrets={**SECRETS, "auth": {**AUTH, "cookie_secret": "a long random string"}},
                user={"is_logged_in": False})
     assert any("cookie_secret" in e.value and "token_hex" in e.value for e in app.error)
@@ -87,9 +87,9 @@ def test_a_server_started_by_hand_with_the_readme_cookie_secret_shows_the_refusa
 
 # --- backups ---------------------------------------------------------------------------------------------------
 
-def test_a_signed_in_person_who_is_not_an_admin_cannot_back_up_and_an_admin_can(book, tmp_path, monkeypatch):
+def test_a_signed_in_person_who_is_not_an_admin_cannot_back_up_and_an_admin_can(notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_BACKUP_DIR", str(tmp_path / "backups"))
-    a_run(book)
+    a_run(notebook)
     user = {"is_logged_in": True, "email": "alice@lab.org", "email_verified": True, "sub": "alice"}
     app = page("runs", secrets=SECRETS, user=user)
     button = next(b for b in app.button if b.label == "Back up now")

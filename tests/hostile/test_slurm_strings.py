@@ -23,7 +23,7 @@ from engine.launchers.slurm import SlurmLauncher, slurm_executor
 from engine.safe_strings import sbatch_flag
 from engine.sweeps import expand, sweepable_fields
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback
-from tests.app.test_pages import book, page  # noqa: F401 - the app tests' notebook fixture and page driver
+from tests.app.test_pages import notebook, page  # noqa: F401 - the app tests' notebook fixture and page driver
 from tests.helpers import claimed
 
 # The issue's attack as typed after `--set` or into a JSON-reading field: `\n` becomes a real newline, and `\''`
@@ -106,25 +106,25 @@ def slurm_form(monkeypatch) -> Any:
     return form
 
 
-def test_the_form_refuses_the_account_newline_before_launch(book, monkeypatch):
+def test_the_form_refuses_the_account_newline_before_launch(notebook, monkeypatch):
     form = slurm_form(monkeypatch)
     form.text_input(key="tiny:runtime.slurm.account").set_value(ATTACK).run()
     errors = " ".join(e.value for e in form.error)
     assert "**runtime.slurm.account**: contains a newline (U+000A)" in errors
     assert form.button[-1].label == "🚀 Launch" and form.button[-1].disabled
-    assert book.list_runs() == []
+    assert notebook.list_runs() == []
 
 
-def test_the_form_refuses_a_quoted_newline_in_the_extra_flags(book, monkeypatch):
+def test_the_form_refuses_a_quoted_newline_in_the_extra_flags(notebook, monkeypatch):
     """The flags box is split like a shell line: quotes keep a newline inside one flag."""
     form = slurm_form(monkeypatch)
     form.text_input(key="tiny:runtime.slurm.extra_flags").set_value("--qos='high\n'").run()
     assert "**runtime.slurm.extra_flags**: contains a newline" in " ".join(e.value for e in form.error)
     assert form.button[-1].disabled
-    assert book.list_runs() == []
+    assert notebook.list_runs() == []
 
 
-def test_the_forms_sweep_section_offers_no_runtime_field(book, monkeypatch):
+def test_the_forms_sweep_section_offers_no_runtime_field(notebook, monkeypatch):
     form = slurm_form(monkeypatch)
     offered = form.selectbox(key="sweep-field0:tiny").options
     assert "optim.lr" in offered and "data.seed" in offered

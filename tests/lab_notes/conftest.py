@@ -29,6 +29,6 @@ def notebook_url(request, tmp_path):
 
 @pytest.fixture
 def notebook(notebook_url):
-    book = Notebook(notebook_url)
-    yield book
-    book.close()
+    notebook = Notebook(notebook_url)
+    yield notebook
+    notebook.close()

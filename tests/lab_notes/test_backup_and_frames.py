@@ -25,13 +25,13 @@ import sys, time
 from pathlib import Path
 from lab_notes import Notebook
 url, run_id, stop = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-with Notebook(url, flush_interval=0.02) as book:
+with Notebook(url, flush_interval=0.02) as notebook:
     step, deadline = 0, time.monotonic() + 120
     while not stop.exists() and time.monotonic() < deadline:
         step += 1
-        book.log_metrics(run_id, step, {"loss": 1.0 / step, "acc": step % 7 / 7})
+        notebook.log_metrics(run_id, step, {"loss": 1.0 / step, "acc": step % 7 / 7})
         if step % 25 == 0:
-            book.flush()
+            notebook.flush()
 """
 
 
@@ -47,8 +47,8 @@ def committed_steps(url: str) -> dict[int, int]:
 
 def test_a_backup_taken_while_two_processes_write_is_whole_and_restores(tmp_path):
     url = f"sqlite:///{tmp_path / 'notebook.db'}"
-    with Notebook(url) as book:
-        runs = [book.create_run({"n": i}, name=f"writer {i}") for i in range(2)]
+    with Notebook(url) as notebook:
+        runs = [notebook.create_run({"n": i}, name=f"writer {i}") for i in range(2)]
     stop = tmp_path / "stop"
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(r), str(stop)], cwd=ROOT) for r in runs]
     try:
@@ -82,9 +82,9 @@ def test_a_backup_taken_while_two_processes_write_is_whole_and_restores(tmp_path
 
 def test_backups_into_a_folder_keep_the_newest_and_come_when_due(tmp_path):
     url = f"sqlite:///{tmp_path / 'notebook.db'}"
-    with Notebook(url) as book:
-        run_id = book.create_run({}, name="kept")
-        book.add_checkpoint(run_id, 5, str(tmp_path / "gone.pt"))
+    with Notebook(url) as notebook:
+        run_id = notebook.create_run({}, name="kept")
+        notebook.add_checkpoint(run_id, 5, str(tmp_path / "gone.pt"))
     folder = tmp_path / "backups"
     made = [backup_into(url, folder, keep=2) for _ in range(3)]
     assert backups_in(folder) == [m.path for m in made[1:]]
@@ -99,9 +99,9 @@ def test_a_postgresql_notebook_backs_up_with_pg_dump_and_restores(tmp_path):
     source, drop_source = fresh_postgres_database()
     target, drop_target = fresh_postgres_database()
     try:
-        with Notebook(source) as book:
-            run_id = book.create_run({"k": 1}, name="on postgres")
-            book.log_metrics(run_id, 1, {"loss": math.nan, "acc": math.inf})
+        with Notebook(source) as notebook:
+            run_id = notebook.create_run({"k": 1}, name="on postgres")
+            notebook.log_metrics(run_id, 1, {"loss": math.nan, "acc": math.inf})
         made = backup(source, tmp_path / "notebook.dump")
         assert made.rows["metrics"] == 2
         restore(made.path, target)
@@ -132,19 +132,19 @@ def test_metrics_frame_round_trips_nan_and_infinities(notebook):
 
 def test_a_restore_never_replaces_a_notebook_with_a_bad_file_nor_under_a_live_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'notebook.db'}"
-    with Notebook(url) as book:
-        book.create_run({}, name="precious")
+    with Notebook(url) as notebook:
+        notebook.create_run({}, name="precious")
         made = backup(url, tmp_path / "good.db")
-        book.create_run({}, name="after the backup")  # in the WAL until checkpointed
+        notebook.create_run({}, name="after the backup")  # in the WAL until checkpointed
         junk = tmp_path / "junk.db"
         junk.write_bytes(b"not a database at all" * 100)
         with pytest.raises(BackupError, match="not a SQLite notebook backup"):
             restore(junk, url, replace=True)
-        assert [r.name for r in book.list_runs()] == ["after the backup", "precious"]  # untouched
-        book.register_worker("w1", host="host-a", pid=1234, max_parallel=1)
+        assert [r.name for r in notebook.list_runs()] == ["after the backup", "precious"]  # untouched
+        notebook.register_worker("w1", host="host-a", pid=1234, max_parallel=1)
         with pytest.raises(BackupError, match="worker\\(s\\) hold a lease on this notebook \\(on host-a\\)"):
             restore(made.path, url, replace=True)
-        book.retire_worker("w1")
+        notebook.retire_worker("w1")
     restore(made.path, url, replace=True)
     with Notebook(url) as restored:
         assert [r.name for r in restored.list_runs()] == ["precious"]

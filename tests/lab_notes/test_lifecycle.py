@@ -14,9 +14,9 @@ from tests.helpers import claimed
 from tests.lab_notes.test_store import png
 
 
-def running(book: Notebook, name: str = "run") -> tuple[int, Attempt]:
-    run_id = book.create_run({}, name=name)
-    return run_id, claimed(book, run_id)
+def running(notebook: Notebook, name: str = "run") -> tuple[int, Attempt]:
+    run_id = notebook.create_run({}, name=name)
+    return run_id, claimed(notebook, run_id)
 
 
 def test_the_transition_table_is_the_one_in_the_design():
@@ -110,8 +110,8 @@ def test_stop_racing_a_claim_ends_never_started_or_stop_requested(notebook_url):
                 books[1].finish_attempt(results["claim"], "stopped")  # as the run does, with its checkpoint
             outcomes.add(results["stop"])
     finally:
-        for book in books:
-            book.close()
+        for notebook in books:
+            notebook.close()
     assert outcomes <= {"stopped", "stop requested"}
 
 

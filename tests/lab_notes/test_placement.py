@@ -79,9 +79,9 @@ def test_a_backup_manifest_finds_relative_artifacts_under_this_hosts_root(tmp_pa
     (root / "1" / "checkpoints" / "step_000000005.pt").write_bytes(b"12345")
     monkeypatch.setenv("LAB_ARTIFACT_ROOT", str(root))
     url = f"sqlite:///{tmp_path / 'notebook.db'}"
-    with Notebook(url) as book:
-        run_id = book.create_run({}, name="kept")
-        book.add_checkpoint(run_id, 5, "1/checkpoints/step_000000005.pt")
-        book.add_checkpoint(run_id, 9, "1/checkpoints/step_000000009.pt")  # not on this host
+    with Notebook(url) as notebook:
+        run_id = notebook.create_run({}, name="kept")
+        notebook.add_checkpoint(run_id, 5, "1/checkpoints/step_000000005.pt")
+        notebook.add_checkpoint(run_id, 9, "1/checkpoints/step_000000009.pt")  # not on this host
     made = backup(url, tmp_path / "backup.db")
     assert made.artifacts == 2 and made.missing == 1

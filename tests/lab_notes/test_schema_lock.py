@@ -27,9 +27,9 @@ url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()
 while not go.exists():
     time.sleep(0.005)
-book = Notebook(url)
-print(json.dumps({"found": book.schema.found, "head": book.schema.head, "runs": book.runs_page().total}))
-book.close()
+notebook = Notebook(url)
+print(json.dumps({"found": notebook.schema.found, "head": notebook.schema.head, "runs": notebook.runs_page().total}))
+notebook.close()
 """
 
 
@@ -68,9 +68,9 @@ def test_processes_opening_an_empty_notebook_at_once_upgrade_it_once(notebook_ur
 OPEN = """
 import sys
 from lab_notes import Notebook
-book = Notebook(sys.argv[1])
-print(book.schema.found, book.schema.head)
-book.close()
+notebook = Notebook(sys.argv[1])
+print(notebook.schema.found, notebook.schema.head)
+notebook.close()
 """
 
 

@@ -173,9 +173,9 @@ def test_notebook_sink_speaks_the_engine_protocol(notebook):
 
 
 def test_reopening_keeps_data_and_schema_is_at_head(notebook_url):
-    with Notebook(notebook_url) as book:
-        run = book.create_run({"k": 1}, name="persist")
-        book.log_metrics(run, 1, {"x": 2.0})
+    with Notebook(notebook_url) as notebook:
+        run = notebook.create_run({"k": 1}, name="persist")
+        notebook.log_metrics(run, 1, {"x": 2.0})
     with Notebook(notebook_url) as again:  # close flushed the buffer; the upgrade on open is a no-op
         assert again.get_run(run).name == "persist"
         assert again.metric_history(run, "x")[1].tolist() == [2.0]
@@ -200,18 +200,18 @@ def test_a_notebook_from_the_first_schema_upgrades_with_its_data(notebook_url):
             "INSERT INTO runs (name, config, status, created_at, stop_requested, lint, log_tail) "
             "VALUES ('old run', '{}', 'completed', '2023-01-12 10:00:00', false, '[]', '')")
     engine.dispose()
-    with Notebook(notebook_url) as book:
-        (run,) = book.list_runs()
+    with Notebook(notebook_url) as notebook:
+        (run,) = notebook.list_runs()
         assert (run.name, run.status, run.worker_id) == ("old run", "completed", None)
-        book.register_worker("w", host="h", pid=1, max_parallel=1)  # the new table is there
-        assert [w.id for w in book.live_workers(60)] == ["w"]
+        notebook.register_worker("w", host="h", pid=1, max_parallel=1)  # the new table is there
+        assert [w.id for w in notebook.live_workers(60)] == ["w"]
 
 
 def _write_points(url: str, run_id: int, count: int) -> None:
-    book = Notebook(url)
+    notebook = Notebook(url)
     for step in range(count):
-        book.log_metrics(run_id, step, {"loss": float(step)})
-    book.close()
+        notebook.log_metrics(run_id, step, {"loss": float(step)})
+    notebook.close()
 
 
 def test_concurrent_writers_and_a_polling_reader_lose_nothing(notebook, notebook_url):
