@@ -113,7 +113,7 @@ class Soak:
     def stop(self) -> None:
         candidates = self.runs("queued", "running")
         if candidates:
-            jobs.stop(self.notebook, self.rng.choice(candidates).id)
+            jobs.request_stop(self.notebook, self.rng.choice(candidates).id)
             self.counts["stops"] += 1
 
     def resume(self) -> None:
@@ -146,7 +146,7 @@ class Soak:
             time.sleep(0.5)
         for run in self.runs("queued", "running"):
             try:
-                jobs.stop(self.notebook, run.id)
+                jobs.request_stop(self.notebook, run.id)
             except Refused:
                 pass
         deadline = time.monotonic() + seconds / 2

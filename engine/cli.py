@@ -115,7 +115,7 @@ def _stop(args: argparse.Namespace) -> int:
     from engine import jobs
 
     with Notebook(args.db) as notebook:
-        print(jobs.stop(notebook, args.run))
+        print(jobs.request_stop(notebook, args.run))
     return 0
 
 

@@ -73,7 +73,7 @@ def submit_sweep(notebook: Notebook, base: RunConfig, fields: dict[str, list[Any
     return SubmittedSweep(sweep_id, notebook.get_sweep(sweep_id).run_ids, pid)
 
 
-def stop(notebook: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> str:
+def request_stop(notebook: Notebook, run_id: int, *, by: Person = LOCAL_USER) -> str:
     """Stop a queued run at once, or ask a running one to stop at its next step (with a checkpoint). Only its
     owner or an admin (`by`) may: NotAllowed otherwise."""
     # A run's owner never changes once it is queued: checking it before the status's compare-and-set is enough.

@@ -130,8 +130,8 @@ class MonitoredSink:
     def log_event(self, kind: str, payload: dict[str, Any]) -> None:
         self.inner.log_event(kind, payload)
 
-    def should_stop(self) -> bool:
-        return self.inner.should_stop()
+    def stop_requested(self) -> bool:
+        return self.inner.stop_requested()
 
 
 # --- weights and gradients ---------------------------------------------------------------------------------------

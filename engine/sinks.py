@@ -19,7 +19,7 @@ class Sink(Protocol):
 
     def log_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
-    def should_stop(self) -> bool: ...
+    def stop_requested(self) -> bool: ...
 
 
 class NullSink:
@@ -35,7 +35,7 @@ class NullSink:
     def log_event(self, kind: str, payload: dict[str, Any]) -> None:
         pass
 
-    def should_stop(self) -> bool:
+    def stop_requested(self) -> bool:
         return False
 
 
@@ -68,7 +68,7 @@ class JsonlSink:
         if kind == "status":
             (self.out_dir / "status.json").write_text(json.dumps(payload, indent=2, default=str))
 
-    def should_stop(self) -> bool:
+    def stop_requested(self) -> bool:
         return (self.out_dir / "STOP").exists()
 
     def close(self) -> None:
@@ -104,8 +104,8 @@ class ProgressSink:
             self.bar.write(f"divergence at step {payload.get('step')}: {payload.get('reason')} "
                            f"-> {payload.get('action')}")
 
-    def should_stop(self) -> bool:
-        return self.inner.should_stop()
+    def stop_requested(self) -> bool:
+        return self.inner.stop_requested()
 
     def close(self) -> None:
         self.bar.close()

@@ -291,7 +291,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     model.train()
     flops_per_step = step_flops(trained, source, cfg, team) * team.world_size
     while step < schedule.episodes:
-        if team.agree_to_stop(sink.should_stop()):
+        if team.agree_to_stop(sink.stop_requested()):
             save_checkpoint()
             return finish("stopped")
         step += 1

@@ -276,7 +276,7 @@ class Worker:
         """Ask every run to stop at its next step (with a checkpoint) and wait for them."""
         for child in self.children.values():
             try:
-                self.notebook.ask_to_stop(child.attempt)
+                self.notebook.request_stop_of_attempt(child.attempt)
             except OperationalError:
                 pass  # the notebook is away: the grace period and the kill below still hold
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS

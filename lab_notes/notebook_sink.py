@@ -131,7 +131,7 @@ class NotebookSink:
         retry_while_unreachable(lambda: self.notebook.finish_attempt(self.attempt, status, reason=reason,
                                                                      report=report, note=note))
 
-    def should_stop(self) -> bool:
+    def stop_requested(self) -> bool:
         if not self._stop and time.monotonic() - self._stop_checked >= STOP_POLL_SECONDS:
             self._stop_checked = time.monotonic()
             try:

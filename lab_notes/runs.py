@@ -134,7 +134,7 @@ class RunsStore(Room):
                 return "stop requested"
             raise self._refusal(session, run_id, "stopped")
 
-    def ask_to_stop(self, attempt: Attempt) -> bool:
+    def request_stop_of_attempt(self, attempt: Attempt) -> bool:
         """A stop request to this attempt only (a worker shutting down asks its own runs, not a newer attempt of
         one of them that another worker took meanwhile); False when the run is no longer this attempt's."""
         with self._write() as session:

@@ -83,7 +83,7 @@ may_resume = may_change(me, run.owner, f"resume run {run.id}")
 try:
     if actions[0].button("⏹ Stop", disabled=run.status not in LIVE_STATUSES or run.stop_requested or not may_stop,
                          help=literal(may_stop.reason) or None):
-        st.toast(jobs.stop(notebook, run.id, by=me))
+        st.toast(jobs.request_stop(notebook, run.id, by=me))
         st.rerun()
     if actions[1].button("▶ Resume", disabled=run.status not in RESUMABLE_STATUSES or not may_resume,
                          help=literal(may_resume.reason) or None):

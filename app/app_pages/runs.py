@@ -121,7 +121,7 @@ refused = {"stop": not_mine("stop", stoppable), "resume": not_mine("resume", res
            "delete": not_mine("delete", chosen)}
 if cols[2].button("Stop", disabled=not stoppable or len(refused["stop"]) == len(stoppable),
                   help=literal("; ".join(refused["stop"])) or None):
-    act(lambda i: jobs.stop(notebook, i, by=me), chosen)
+    act(lambda i: jobs.request_stop(notebook, i, by=me), chosen)
 if cols[3].button("Resume", disabled=not resumable or len(refused["resume"]) == len(resumable),
                   help=literal("; ".join(refused["resume"])) or None):
     act(lambda i: f"run {i}: queued to resume from step {jobs.resume(notebook, i, by=me)}", chosen)

@@ -58,15 +58,15 @@ def queued_run(notebook, owner: str | None) -> int:
 def test_jobs_refuse_to_stop_resume_or_delete_another_persons_run(notebook, tmp_path):
     alices = queued_run(notebook, ALICE.name)
     assert notebook.get_run(alices).owner == ALICE.name
-    for action in (lambda: jobs.stop(notebook, alices, by=BOB), lambda: jobs.resume(notebook, alices, by=BOB),
+    for action in (lambda: jobs.request_stop(notebook, alices, by=BOB), lambda: jobs.resume(notebook, alices, by=BOB),
                    lambda: jobs.delete(notebook, alices, tmp_path, by=BOB)):
         with pytest.raises(NotAllowed, match=r"only its owner \(alice@lab\.org\) or an admin may"):
             action()
         assert notebook.get_run(alices).status == "queued"  # nothing happened
     assert issubclass(NotAllowed, Refused)  # so every page and the CLI show it as they show any refusal
-    assert jobs.stop(notebook, alices, by=ALICE) == f"run {alices}: stopped before it started"
+    assert jobs.request_stop(notebook, alices, by=ALICE) == f"run {alices}: stopped before it started"
     assert jobs.resume(notebook, alices, by=ADMIN) == 0
-    jobs.stop(notebook, alices)  # no `by`: the local user (CLI, single-user mode) may, as before sign-in
+    jobs.request_stop(notebook, alices)  # no `by`: the local user (CLI, single-user mode) may, as before sign-in
     jobs.delete(notebook, alices, tmp_path, by=ADMIN)
     assert notebook.get_run(alices).status == "deleted"
 

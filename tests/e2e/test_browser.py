@@ -154,7 +154,7 @@ def launch_and_time_the_first_point(app_server, page, preset: str) -> float:
     with Notebook(app_server["db"]) as notebook:
         run_id = int(re.search(r"run=(\d+)", page.url).group(1))
         assert notebook.get_run(run_id).preset == preset
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
         wait_for(lambda: notebook.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
     return seconds
 
@@ -166,7 +166,7 @@ def free_the_workers_slot(notebook: Notebook) -> None:
 
     for earlier in notebook.list_runs(status=["queued", "running"]):
         try:
-            jobs.stop(notebook, earlier.id)
+            jobs.request_stop(notebook, earlier.id)
         except Refused:
             if notebook.get_run(earlier.id).status in ("queued", "running"):
                 raise
@@ -209,7 +209,7 @@ def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_s
                  every=0.05)
         print(f"a tab brought back to the front shows the run's latest step after {time.monotonic() - shown:.2f} s")
         assert time.monotonic() - shown < 2.0
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
 
 
 def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click(app_server, page):
@@ -236,7 +236,7 @@ def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click
         plot.dblclick(position={"x": box["width"] / 2, "y": box["height"] / 2})
         wait_for(lambda: steps_in_view()[1] >= page.evaluate(LAST_STEP_IN_FIRST_CHART) - 1, 10,
                  "the whole run in view again, following new points")
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
 
 
 def quiet_for(page, seconds: float) -> bool:

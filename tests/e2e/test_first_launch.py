@@ -60,7 +60,7 @@ def launch_from_home(app, page) -> float:
     seconds = time.monotonic() - clicked
     with Notebook(app["db"]) as notebook:
         run_id = int(re.search(r"run=(\d+)", page.url).group(1))
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
         wait_for(lambda: notebook.get_run(run_id).exit_code is not None, 60, "the run to stop and its slot to be free")
     return seconds
 

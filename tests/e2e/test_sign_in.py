@@ -158,7 +158,7 @@ def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(te
         shoot(bob, "sign-in-2-not-yours")
         with Notebook(team_app["db"]) as notebook:  # ... and the jobs service refuses it all the same
             with pytest.raises(NotAllowed, match=f"only its owner \\({re.escape(ALICE)}\\)"):
-                jobs.stop(notebook, alices_run, by=Person(BOB))
+                jobs.request_stop(notebook, alices_run, by=Person(BOB))
             assert notebook.get_run(alices_run).status == "queued"
         # ... but may stop his own.
         bob.goto(f"{base}/run?run={bobs_run}")

@@ -164,7 +164,7 @@ def test_a_run_stopped_on_one_host_resumes_on_another_from_the_shared_root(start
                         "schedule.final_eval_episodes=0")
         worker_a = start_worker(url, "a", on_a)
         wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) >= 20, 120, "the run to train on a")
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
         wait_for(lambda: finished(notebook, run_id, "stopped"), 30, "the run to stop with a checkpoint")
         worker_a.terminate()
         assert worker_a.wait(timeout=60) == 0  # host a is gone

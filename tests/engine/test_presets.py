@@ -23,7 +23,7 @@ class Recorder:
     def log_event(self, kind, payload):
         self.events.append((kind, payload))
 
-    def should_stop(self):
+    def stop_requested(self):
         return self.stop_after is not None and max(self.metrics, default=0) >= self.stop_after
 
     def losses(self) -> list[float]:

@@ -75,7 +75,7 @@ def test_untracked_files_alone_leave_the_tree_clean_and_odd_bytes_never_fail(tmp
 
 def test_system_metrics_appear_while_a_run_trains():
     class StopOnceSampled(Recorder):
-        def should_stop(self):
+        def stop_requested(self):
             sampled = any(k.startswith("sys/") for row in self.metrics.values() for k in row)
             return sampled or time.monotonic() > deadline
 

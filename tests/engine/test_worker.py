@@ -75,7 +75,7 @@ def test_runs_fork_from_the_warm_launcher_each_with_its_slots_share_of_the_threa
         (provenance,) = wait_for(lambda: notebook.snapshots(run_id, "provenance"), 30, "the run's provenance")
         assert provenance.payload["hardware"]["torch_threads"] == max(1, (os.cpu_count() or 1) // 2)
         assert provenance.payload["command"][1:3] == ["run-child", str(run_id)]  # what reruns it by hand
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
     wait_for(lambda: all(finished(notebook, r, "stopped") for r in runs), 60, "both runs to stop")
 
 
@@ -223,7 +223,7 @@ def test_deleting_a_running_run_is_refused_and_the_worker_goes_on(notebook, star
         jobs.delete(notebook, long, tmp_path / "runs")
     before = notebook.metric_history(long, "loss/total")[0][-1]
     wait_for(lambda: notebook.metric_history(long, "loss/total")[0][-1] > before + 5, 60, "the run to keep training")
-    jobs.stop(notebook, long)
+    jobs.request_stop(notebook, long)
     wait_for(lambda: finished(notebook, long, "stopped"), 30, "the run to stop")
     run_dir = tmp_path / "runs" / str(long)
     assert (run_dir / "output.log").exists() and any((run_dir / "checkpoints").iterdir())
@@ -347,7 +347,7 @@ def test_the_worker_and_its_run_wait_out_a_30_s_database_outage(tmp_path):
         wait_for(lambda: len(notebook.metric_history(run_id, "loss/total")[0]) > seen + 20, 60,
                  "the run's points to flow again")
         assert status(notebook, run_id) == "running" and worker.poll() is None
-        jobs.stop(notebook, run_id)
+        jobs.request_stop(notebook, run_id)
         wait_for(lambda: finished(notebook, run_id, "stopped"), 60, "the run to stop with a checkpoint")
         steps = notebook.metric_history(run_id, "loss/total")[0].tolist()
         assert steps == list(range(1, len(steps) + 1))  # nothing lost, nothing twice

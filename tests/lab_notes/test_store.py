@@ -156,10 +156,10 @@ def test_notebook_sink_speaks_the_engine_protocol(notebook):
     sink.log_metrics(1, {"loss/total": 1.0})
     sink.log_image("reconstruction", 1, png())
     sink.log_event("checkpoint", {"step": 1, "path": "/tmp/x.pt"})
-    assert not sink.should_stop()
+    assert not sink.stop_requested()
     notebook.request_stop(run)
     deadline = time.monotonic() + 5
-    while not sink.should_stop():
+    while not sink.stop_requested():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     report = {"reason": "loss/total is nan", "first_step": 2, "incidents": []}
