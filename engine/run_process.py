@@ -25,7 +25,8 @@ LEASE_LOST_EXIT_CODE = 71
 CHECKPOINT_STEP = re.compile(r"step_(\d+)\.pt(\.partial)?$")
 
 
-def say(message: str) -> None:
+def print_flushed(message: str) -> None:
+    """One line to stdout, flushed now: it is the log (the worker's, or the run's that the worker copies)."""
     print(message, flush=True)
 
 
@@ -45,7 +46,8 @@ def _watch_worker(worker: int, sink: NotebookSink) -> None:
 
 
 def _lease_lost(attempt: Attempt) -> None:
-    say(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run; stopping, writing nothing more")
+    print_flushed(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run; stopping, writing "
+                  "nothing more")
     os._exit(LEASE_LOST_EXIT_CODE)  # at once: no atexit flush, no checkpoint, whatever the main thread is doing
 
 
@@ -70,7 +72,7 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         try:
             cfg = validate_config(notebook.get_run(run_id).config)
         except ConfigError as error:
-            say(f"run {run_id}: stored config no longer validates: {error}")
+            print_flushed(f"run {run_id}: stored config no longer validates: {error}")
             sink.finish("failed", reason=f"stored config no longer validates: {error}")
             return 2
         from engine.train import train  # torch loads here, in the run's own process
@@ -82,12 +84,12 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         if resume_from is not None and not resume_from.exists():
             reason = (f"checkpoint {saved[-1].path} (step {saved[-1].step}) is not under the artifact root "
                       f"{Path(runs_dir).resolve()} on host {this_host_id()}: is the shared folder mounted here?")
-            say(f"run {run_id}: {reason}")
+            print_flushed(f"run {run_id}: {reason}")
             sink.finish("failed", reason=reason)
             return 2
         drop_checkpoints_after(checkpoint_dir, saved[-1].step if saved else 0)
         if saved:
-            say(f"run {run_id}: resuming from step {saved[-1].step} on host {this_host_id()}")
+            print_flushed(f"run {run_id}: resuming from step {saved[-1].step} on host {this_host_id()}")
         diff_file = Path(runs_dir) / str(run_id) / "provenance" / f"attempt-{attempt.number}.diff"
         provenance = keep_diff(collect_provenance(), diff_file)
         if "diff_file" in provenance["git"]:  # recorded as the checkpoints are: relative to the shared root
@@ -95,10 +97,10 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         sink.log_event("provenance", {"step": saved[-1].step if saved else 0, "attempt": attempt.number,
                                       **provenance})
         result = train(cfg, sink, resume_from=resume_from, run_dir=checkpoint_dir.parent)
-        say(f"run {run_id}: {result.status} at step {result.step}")
+        print_flushed(f"run {run_id}: {result.status} at step {result.step}")
         return 0
     except LeaseLost as error:
-        say(f"run {run_id}: {error}; stopping")
+        print_flushed(f"run {run_id}: {error}; stopping")
         return LEASE_LOST_EXIT_CODE
     except Exception as error:  # noqa: BLE001 - any crash becomes the run's failure reason
         traceback.print_exc()

@@ -104,7 +104,7 @@ class Worker:
         self.id = f"{self.host_id}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
         self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
-        self._backups = ScheduledBackups.from_environment(url, report=say)
+        self._backups = ScheduledBackups.from_environment(url, report=print_flushed)
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ class Worker:
         retry_while_unreachable(self._register)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
-        say(f"worker {self.id}: host {self.host_id}, {len(self.slots)} slot(s) "
+        print_flushed(f"worker {self.id}: host {self.host_id}, {len(self.slots)} slot(s) "
             f"{[s.get('CUDA_VISIBLE_DEVICES') or 'cpu' for s in self.slots]}, GPUs {self.gpu_names or 'none'}, "
             f"artifact root {self.runs_dir}")
         next_heartbeat, backoff = 0.0, 0.0
@@ -132,13 +132,13 @@ class Worker:
                 except OperationalError as error:
                     backoff = min(max(2 * backoff, 0.5), MAX_BACKOFF_SECONDS)
                     self._blind_until = time.monotonic() + backoff + self.stale_after
-                    say(f"notebook unreachable ({type(error.orig).__name__}: {str(error.orig)[:120]}); "
+                    print_flushed(f"notebook unreachable ({type(error.orig).__name__}: {str(error.orig)[:120]}); "
                         f"retrying in {backoff:.1f} s")
                     self._stopping.wait(backoff)
                     continue
                 except Exception:  # noqa: BLE001 - a bug met in one pass must not end the queue for everyone
                     traceback.print_exc()
-                    say("worker: unexpected error (above); going on")
+                    print_flushed("worker: unexpected error (above); going on")
                     self._stopping.wait(1.0)
                     continue
                 self._stopping.wait(self.poll_seconds)
@@ -160,7 +160,7 @@ class Worker:
         if time.monotonic() < self._blind_until:
             return  # this worker could not see the database a moment ago: neither could the runs
         for run_id in self.notebook.fail_stale_attempts(self.stale_after):
-            say(f"run {run_id}: marked failed (stale heartbeat)")
+            print_flushed(f"run {run_id}: marked failed (stale heartbeat)")
 
     def _vouch_for(self, child: Child) -> None:
         """A scheduler's job that is still alive (pending in its queue, or running) keeps its attempt's lease,
@@ -174,7 +174,7 @@ class Worker:
         if grace is not None and self.notebook.stop_requested(child.attempt.run_id):
             child.stop_seen_at = child.stop_seen_at or time.monotonic()
             if time.monotonic() - child.stop_seen_at > grace:
-                say(f"run {child.attempt.run_id}: still running {grace:g} s after a stop request; cancelling")
+                print_flushed(f"run {child.attempt.run_id}: still running {grace:g} s after a stop request; cancelling")
                 child.process.kill()
 
     def _follow_hand_over(self, child: Child) -> bool:
@@ -206,7 +206,7 @@ class Worker:
             except OSError as error:  # the run cannot start here: that is the run's failure, not the worker's
                 self._end(attempt, f"could not start the run process: {error}")
                 continue
-            say(f"run {attempt.run_id}: attempt {attempt.number} started in slot {slot} "
+            print_flushed(f"run {attempt.run_id}: attempt {attempt.number} started in slot {slot} "
                 f"(pid {self.children[slot].process.pid})")
 
     def _spawn(self, attempt: Attempt, env: dict[str, str]) -> Child:
@@ -248,7 +248,7 @@ class Worker:
             told = child.process.ended_because
             # only if it ended without saying how
             self._end(child.attempt, told() if told else exit_reason(code), code)
-            say(f"run {child.attempt.run_id}: exit code {code}")
+            print_flushed(f"run {child.attempt.run_id}: exit code {code}")
 
     def _end(self, attempt: Attempt, reason: str, exit_code: int | None = None) -> None:
         """Fail `attempt` if it is still the run's live one; record its exit code either way."""
@@ -308,5 +308,6 @@ def rotate_log(path: Path, read_up_to: int, cap: int) -> int:
     return 0
 
 
-def say(message: str) -> None:
+def print_flushed(message: str) -> None:
+    """One line to stdout, flushed now: it is the log (the worker's, or the run's that the worker copies)."""
     print(message, flush=True)
