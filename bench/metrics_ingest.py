@@ -3,7 +3,8 @@ table (the notebook's own `metrics` layout: its columns, index and foreign key),
 round by round, so a noisy shared machine slows each alike.
 
     .venv/bin/python bench/metrics_ingest.py [--points 200000] [--rounds 5]
-Required (medians over the rounds): batched (log_batch, the primitive every flush uses) >= 0.8 x raw
+Required (medians over the rounds): batched (log_batch: one unfenced transaction through the same row writer
+every flush uses) >= 0.8 x raw
 executemany; per-point log_metrics >= 100,000 points/s. The per-point ratio to raw is printed too.
 """
 

@@ -209,7 +209,7 @@ def _alive(pid: int) -> bool:
 
 
 __all__ = ["LOCAL_USER", "NotAllowed", "Person", "Refused", "Submitted", "SubmittedSweep", "code_changed_since",
-           "delete", "ensure_worker", "job_files", "job_in_words", "live_workers", "resume", "stop", "submit", "submit_sweep"]
+           "delete", "ensure_worker", "job_files", "job_in_words", "live_workers", "request_stop", "resume", "submit", "submit_sweep"]
 
 
 def code_changed_since(notebook: Notebook, run_id: int) -> str | None:
