@@ -21,12 +21,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
 
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launchers.local import Launcher, RunProcess, start_launcher
 from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
-from lab_notes import Attempt, LeaseLost, Notebook
+from lab_notes import Attempt, LeaseLost, Notebook, Unreachable
 from lab_notes.backup import ScheduledBackups
 from lab_notes.notebook_sink import HEARTBEAT_SECONDS, retry_while_unreachable
 
@@ -129,7 +128,7 @@ class Worker:
                     if exit_when_idle and not self.children and not self.notebook.runs_page(status="queued", limit=1).total:
                         break
                     backoff = 0.0
-                except OperationalError as error:
+                except Unreachable as error:
                     backoff = min(max(2 * backoff, 0.5), MAX_BACKOFF_SECONDS)
                     self._blind_until = time.monotonic() + backoff + self.stale_after
                     print_flushed(f"notebook unreachable ({type(error.orig).__name__}: {str(error.orig)[:120]}); "
@@ -146,7 +145,7 @@ class Worker:
         finally:
             try:
                 self.notebook.retire_worker(self.id)
-            except OperationalError:
+            except Unreachable:
                 pass  # the lease expires by itself
             self.notebook.close()
 
@@ -277,20 +276,20 @@ class Worker:
         for child in self.children.values():
             try:
                 self.notebook.request_stop_of_attempt(child.attempt)
-            except OperationalError:
+            except Unreachable:
                 pass  # the notebook is away: the grace period and the kill below still hold
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
             try:
                 self._reap()
-            except OperationalError:
+            except Unreachable:
                 pass
             time.sleep(0.1)
         for child in self.children.values():
             child.process.kill()
         try:
             self._reap()
-        except OperationalError:
+        except Unreachable:
             pass
 
 

@@ -4,7 +4,7 @@ the app imports only names from here."""
 
 from lab_notes.artifacts import artifact_root
 from lab_notes.backup import BackupError, backup_into, backups_to_keep
-from lab_notes.db import apply_umask, default_url
+from lab_notes.db import Unreachable, apply_umask, default_url
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
 from lab_notes.journal import JournalError
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments
@@ -24,6 +24,6 @@ __all__ = [
     "Attempt", "BackupError", "BadImage", "Checkpoint", "FINAL_STATUSES", "Figure", "JournalError", "LOCAL_USER",
     "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
     "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",
-    "Sort", "Sweep", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
-    "check_image", "default_url", "downsample", "is_admin", "may_change",
+    "Sort", "Sweep", "Unreachable", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep",
+    "body_segments", "check_image", "default_url", "downsample", "is_admin", "may_change",
 ]

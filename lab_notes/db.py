@@ -20,6 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, func, literal_column, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -33,6 +34,24 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # app server and worker of every host ("lab" "notebook" in ASCII, so it is unlikely to meet another app's key).
 SCHEMA_LOCK_KEY = 0x6C6162_6E6F7465
 log = logging.getLogger(__name__)
+
+
+class Unreachable(OperationalError):
+    """The database could not be reached, or was too busy, for one of the notebook's calls: worth retrying later.
+    The notebook's own name for SQLAlchemy's OperationalError (a subclass, so older handlers still catch it);
+    `orig` is the driver's error."""
+
+
+@contextmanager
+def _as_unreachable() -> Iterator[None]:
+    """At the notebook's boundary, SQLAlchemy's OperationalError leaves as Unreachable."""
+    try:
+        yield
+    except Unreachable:
+        raise
+    except OperationalError as error:
+        raise Unreachable(error.statement, error.params, error.orig if error.orig is not None else error,
+                          connection_invalidated=error.connection_invalidated) from error
 
 
 @dataclass(frozen=True)
@@ -155,12 +174,12 @@ class Database:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+        with _as_unreachable(), Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self._reader) as session, session.begin():
+        with _as_unreachable(), Session(self._reader) as session, session.begin():
             yield session
 
     def _clock(self, offset_seconds: float = 0.0) -> ColumnElement:
