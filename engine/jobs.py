@@ -40,11 +40,13 @@ class Submitted:
 
 
 def submit(notebook: Notebook, cfg: RunConfig, *, name: str, preset: str | None, parent_id: int | None = None,
-           start_worker: bool = False, runs_dir: Path = RUNS_DIR, owner: str | None = None) -> Submitted:
+           start_worker: bool = False, runs_dir: Path = RUNS_DIR, owner: str | None = None,
+           warnings: list[Problem] | None = None) -> Submitted:
     """Queue `cfg` with its lint warnings (and the run it was cloned from), made by `owner` (None: the local
     user); with `start_worker`, make sure a live worker will take it, starting one when none holds a lease (the
-    previous one may have died)."""
-    warnings = lint(cfg)
+    previous one may have died). `warnings`: lint(cfg) when the caller has it already (the form showed it), so a
+    submission is linted once."""
+    warnings = lint(cfg) if warnings is None else warnings
     run_id = notebook.create_run(cfg.model_dump(mode="json"), name=name, preset=preset, parent_id=parent_id,
                              lint=[{"path": w.path, "message": w.message} for w in warnings], owner=owner,
                              pinned_host=cfg.runtime.host or None, pinned_gpu=cfg.runtime.gpu_kind or None)

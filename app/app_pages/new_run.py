@@ -90,5 +90,5 @@ if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.str
     # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.
     submitted = jobs.submit(notebook, cfg, name=name.strip(), preset=preset_name,
                             parent_id=parent.id if parent else None, start_worker=may_start_worker(),
-                            owner=owner_to_record())
+                            owner=owner_to_record(), warnings=warnings)
     st.switch_page("app_pages/run.py", query_params={"run": str(submitted.run_id)})
