@@ -15,7 +15,7 @@ from engine.presets import PRESETS
 from lab_notes import Figure
 from lab_notes.owners import LOCAL_USER, NotAllowed, Person, is_admin, may_change
 from lab_notes.runs import Refused
-from tests.app.test_pages import png
+from tests.app.conftest import png
 from tests.lab_notes.conftest import notebook, notebook_url  # noqa: F401 - fixtures: SQLite, and PostgreSQL
 
 ALICE, BOB, ADMIN = Person("alice@lab.org"), Person("bob@lab.org"), Person("admin@lab.org", is_admin=True)

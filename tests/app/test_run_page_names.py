@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine.config import with_overrides
 from engine.presets import PRESETS
 from lab_notes import Notebook
-from tests.app.test_pages import notebook, live_charts, page  # noqa: F401 (notebook is a fixture)
+from tests.app.conftest import notebook, live_charts, page  # noqa: F401 (notebook is a fixture)
 from tests.helpers import claimed
 
 

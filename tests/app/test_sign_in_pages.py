@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from app.serving import ALLOW_ANONYMOUS_ENV
 from engine.presets import PRESETS
 from tests.app.test_owners import AUTH
-from tests.app.test_pages import APP, notebook, page  # noqa: F401 - `notebook`: the seeded temporary notebook fixture
+from tests.app.conftest import APP, notebook, page  # noqa: F401 - `notebook`: the seeded temporary notebook fixture
 
 ALICE, BOB, ADMIN = "alice@lab.org", "bob@lab.org", "admin@lab.org"
 SECRETS = {"auth": AUTH, "notebook": {"admins": [ADMIN]}}

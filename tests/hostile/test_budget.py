@@ -15,7 +15,7 @@ from engine.config import ConfigError, with_overrides
 from engine.presets import PRESETS
 from engine.models import ExperimentModel
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback
-from tests.app.test_pages import notebook, page  # noqa: F401 - the app tests' notebook fixture and page driver
+from tests.app.conftest import notebook, page  # noqa: F401 - the app tests' notebook fixture and page driver
 
 HUGE = {"data.image_size": 256, "data.channels": 3, "data.samples_per_class": 5000, "data.num_classes": 10,
         "data.n_way": 10, "data.k_shot": 256, "data.q_queries": 256, "data.holdout_classes": 0,

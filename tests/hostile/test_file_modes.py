@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.app.test_pages import ROOT
+from tests.app.conftest import ROOT
 from tests.helpers import TINY
 
 

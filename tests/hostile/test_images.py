@@ -70,7 +70,7 @@ def test_a_pixel_bomb_is_refused_before_decoding():
 
 
 def test_a_damaged_image_already_stored_leaves_the_journal_page_working(tmp_path, monkeypatch):
-    from tests.app.test_pages import page
+    from tests.app.conftest import page
 
     url = f"sqlite:///{tmp_path / 'notebook.db'}"
     monkeypatch.setenv("LAB_NOTEBOOK_URL", url)

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from lab_notes import JournalError
-from tests.app.test_pages import notebook, page  # noqa: F401 - the AppTest notebook fixture and page driver
+from tests.app.conftest import notebook, page  # noqa: F401 - the AppTest notebook fixture and page driver
 
 
 def journal_of(entries: int) -> bytes:

@@ -21,7 +21,7 @@ from app.literal import literal, literal_code, plotly_literal
 from engine.presets import PRESETS
 from lab_notes import Notebook
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse: the app's loopback address
-from tests.app.test_pages import notebook, page  # noqa: F401 - `notebook`: a temporary notebook the app opens
+from tests.app.conftest import notebook, page  # noqa: F401 - `notebook`: a temporary notebook the app opens
 from tests.hostile.names import (BOLD_AND_IMAGE_NAME, IMG_TAG_NAME, MARKDOWN_IMAGE_NAME, METRIC_KEY, NAMES,
                                  SCRIPT_NAME, carries_a_name, markup_in, reads_as)
 

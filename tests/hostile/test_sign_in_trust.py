@@ -12,7 +12,7 @@ import tomllib
 from app.identity import person_from
 from app.serving import cookie_secret_problem
 from tests.app.test_owners import AUTH
-from tests.app.test_pages import ROOT, notebook, page  # noqa: F401 - `notebook`: the temporary notebook fixture
+from tests.app.conftest import ROOT, notebook, page  # noqa: F401 - `notebook`: the temporary notebook fixture
 from tests.app.test_sign_in_pages import ADMIN, SECRETS
 
 ISSUER = "https://id.lab.org"

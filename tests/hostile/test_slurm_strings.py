@@ -23,7 +23,7 @@ from engine.launchers.slurm import SlurmLauncher, slurm_executor
 from engine.safe_strings import sbatch_flag
 from engine.sweeps import expand, sweepable_fields
 from tests.app.conftest import served_on_loopback  # noqa: F401 - autouse fixture: AppTest serves on loopback
-from tests.app.test_pages import notebook, page  # noqa: F401 - the app tests' notebook fixture and page driver
+from tests.app.conftest import notebook, page  # noqa: F401 - the app tests' notebook fixture and page driver
 from tests.helpers import claimed
 
 # The issue's attack as typed after `--set` or into a JSON-reading field: `\n` becomes a real newline, and `\''`

@@ -1,0 +1,39 @@
+"""The app as a whole: what its pages import, and when it starts a worker.
+Streamlit's AppTest against a seeded temporary notebook (fixtures in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import streamlit as st
+
+from engine.presets import PRESETS
+from tests.app.conftest import ROOT, seeded_run
+
+
+def test_pages_never_import_torch(notebook, tmp_path):
+    """Each page module, run in a fresh interpreter (Streamlit's bare mode), leaves torch out of sys.modules."""
+    seeded_run(notebook, name="a")
+    seeded_run(notebook, name="b")
+    sweep = notebook.create_sweep(name="s", preset="tiny", mode="grid", fields={"optim.lr": [0.1]},
+                              runs=[("s [lr=0.1]", PRESETS["tiny"].model_dump(mode="json"), [])])
+    notebook.log_metrics(notebook.get_sweep(sweep).run_ids[0], 1, {"loss/total": 1.0})
+    notebook.flush()  # bare mode ignores st.stop: every page must find something to draw
+    pages = sorted(str(p) for p in (ROOT / "app" / "app_pages").glob("*.py"))
+    code = ("import runpy, sys; sys.path.insert(0, '.'); "
+            f"[runpy.run_path(page) for page in {pages!r}]; print('torch' in sys.modules)")
+    env = {**os.environ, "LAB_NOTEBOOK_URL": notebook.url, "LAB_START_WORKER": "0"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_app_starts_no_worker_outside_a_streamlit_server(monkeypatch):
+    """Importing the app script elsewhere (a multiprocessing child re-imports __main__) must not spawn workers."""
+    from app.services import may_start_worker
+
+    monkeypatch.delenv("LAB_START_WORKER", raising=False)
+    assert not st.runtime.exists() and may_start_worker() is False
