@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any, Sequence
 
-from lab_notes.journal import IMG_TAG, FigureRef, _alt_text, html_figures
+from lab_notes.journal_text import IMG_TAG, FigureRef, _alt_text, html_figures
 from lab_notes.journal_parse import _parser
 
 PREVIEW_CHARS = 100_000  # the editor previews this much of a body; a longer one says how much more there is
