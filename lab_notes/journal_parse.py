@@ -44,17 +44,22 @@ def _rules_within_budget(content: str) -> tuple[bool, bool]:
     return links, stars * stars <= EMPHASIS_BUDGET * len(content) + SLACK
 
 
-def _inline_with_links_only_where_possible(state: Any) -> None:
-    """markdown-it's core `inline` rule, choosing per block whether the link, image and emphasis rules can match at
-    all and fit the budget."""
+def parse_inline(state: Any, token: Any) -> None:
+    """Parse one inline block, choosing whether the link, image and emphasis rules can match at all and fit the
+    budget."""
+    token.children = token.children or []
+    links, emphasis = _rules_within_budget(token.content)
     references = bool(state.env.get("references"))
+    links = links and bool(LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content)))
+    md = state.md if links and emphasis else VARIANTS[links, emphasis]
+    md.inline.parse(token.content, md, state.env, token.children)
+
+
+def _inline_with_links_only_where_possible(state: Any) -> None:
+    """markdown-it's core `inline` rule, through parse_inline for each inline block."""
     for token in state.tokens:
         if token.type == "inline":
-            token.children = token.children or []
-            links, emphasis = _rules_within_budget(token.content)
-            links = links and bool(LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content)))
-            md = state.md if links and emphasis else VARIANTS[links, emphasis]
-            md.inline.parse(token.content, md, state.env, token.children)
+            parse_inline(state, token)
 
 
 def _parser() -> MarkdownIt:

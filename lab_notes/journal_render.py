@@ -12,11 +12,13 @@ import re
 from typing import Any, Sequence
 
 from lab_notes.journal_text import IMG_TAG, FigureRef, _alt_text, html_figures
+from lab_notes.journal_budget import budget_for, keep_within_budget, normalized, rest_as_text
 from lab_notes.journal_parse import _parser
 
 PREVIEW_CHARS = 100_000  # the editor previews this much of a body; a longer one says how much more there is
 
 RENDERER = _parser()
+keep_within_budget(RENDERER)
 
 
 def _figure_marker(env: dict[str, Any], ref: FigureRef) -> str:
@@ -51,9 +53,13 @@ RENDERER.add_render_rule("html_block", _render_raw_html)
 def body_segments(body: str) -> list[str | FigureRef]:
     """A note's body for display, in order: HTML strings of prose (every raw HTML of the note escaped, so safe to
     show as HTML) and the figures between them, which the page draws itself (a web image only as a link)."""
-    env: dict[str, Any] = {"figures": []}
+    text = normalized(body)
+    budget, parsed = budget_for(text)
+    env: dict[str, Any] = {"figures": [], "budget": budget}
+    tokens = RENDERER.parse(parsed, env)
+    rendered = RENDERER.renderer.render(tokens, RENDERER.options, env) + rest_as_text(text, budget)
     # Line breaks become character references: the HTML is then one line (a <pre> still shows them as breaks).
-    rendered = RENDERER.render(body, env).replace("\r", "&#13;").replace("\n", "&#10;")
+    rendered = rendered.replace("\r", "&#13;").replace("\n", "&#10;")
     parts = re.split("\x00(\\d+)\x00", rendered)
     segments: list[str | FigureRef] = []
     for index, part in enumerate(parts):
