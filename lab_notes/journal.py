@@ -30,11 +30,12 @@ from typing import Any, Mapping
 
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
 from lab_notes.journal_export import dated_heading_levels, entry_level, write_journal  # noqa: F401  (re-exported)
+from lab_notes.journal_headings import dated_headings
 from lab_notes.journal_parse import BLOCKS, LINKABLE, PARSER, SHORTCUT, _parser  # noqa: F401  (re-exported)
 from lab_notes.journal_render import body_segments  # noqa: F401  (re-exported)
 from lab_notes.journal_text import (DATE_FORMS, EXPORT_MARK, EXPORT_MARK_FORM, IMG_TAG, LINE_ENDS,  # noqa: F401
                                     WEB_ADDRESS, FigureRef, JournalError, _alt_text, figure_references, html_figures,
-                                    parse_date, without_export_marks)
+                                    line_starts, parse_date, without_export_marks)
 from lab_notes.records import Figure
 
 MAX_NOTE_CHARS = 2_000_000
@@ -57,30 +58,27 @@ def split_entries(content: str, source: str = "journal") -> tuple[list[tuple[dt.
     link reference definitions. Entries start at the top-level headings that hold a date, at the highest-ranked
     level the file uses for dates (a deeper dated heading stays in its entry's prose); bodies are the source
     lines between, byte for byte."""
-    env: dict[str, Any] = {}
-    tokens = BLOCKS.parse(content, env)
+    headings, env = dated_headings(content)
     dated = []
-    for index, token in enumerate(tokens):
-        if token.type != "heading_open" or token.level != 0 or token.map is None:
-            continue
-        text = tokens[index + 1].content
+    for level, first, after, text in headings:
         parts = parse_date(text)
         if parts is None:
-            continue
+            continue  # dated_headings gives only headings whose text reads as a date
         try:
             day = dt.date(*parts)
         except ValueError:
-            raise JournalError(f"{source}, line {token.map[0] + 1}: heading '{text.strip()[:40]}' is not a real "
+            raise JournalError(f"{source}, line {first + 1}: heading '{text.strip()[:40]}' is not a real "
                                "date") from None
-        dated.append((int(token.tag[1:]), token.map[0], token.map[1], day))
+        dated.append((level, first, after, day))
     if not dated:
         raise JournalError(f"{source}: no dated headings (such as ### 2022.12.08), so no dated entries to import")
     level = min(level for level, *_ in dated)  # the file's entries: its highest-ranked dated headings
     starts = [(first, after, day) for lv, first, after, day in dated if lv == level]
-    lines = LINE_ENDS.split(content)  # the lines CommonMark counts (\n, \r\n, \r), not str.splitlines's
-    entries: list[tuple[dt.date | None, str]] = [(None, without_export_marks("".join(lines[:starts[0][0]])))]
-    for (first, after, day), following in zip(starts, [*starts[1:], (len(lines), None, None)]):
-        body = "".join(lines[after:following[0]])
+    offsets = line_starts(content)  # the lines CommonMark counts (\n, \r\n, \r), not str.splitlines's
+    lines = len(offsets) - 1
+    entries: list[tuple[dt.date | None, str]] = [(None, without_export_marks(content[:offsets[starts[0][0]]]))]
+    for (first, after, day), following in zip(starts, [*starts[1:], (lines, None, None)]):
+        body = content[offsets[after]:offsets[following[0]]]
         if following[1] is not None:  # the line break before the next heading is the format's, not the body's
             body = without_export_marks(body.removesuffix("\n"))
         entries.append((day, body))

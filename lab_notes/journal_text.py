@@ -9,6 +9,8 @@ from html.parser import HTMLParser
 from pathlib import PurePosixPath
 from typing import Any, Sequence
 
+import numpy as np
+
 from lab_notes.journal_parse import LINKABLE, PARSER, SHORTCUT
 
 DATE_FORMS = (re.compile(r"^(?P<y>\d{4})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})$"),
@@ -85,6 +87,8 @@ def figure_references(body: str, env: dict[str, Any] | None = None) -> list[Figu
     """Every figure a body shows, in order: inline and reference-style images and HTML <img> tags; none inside
     code. `env` may carry link reference definitions from the rest of the file."""
     references = bool((env or {}).get("references"))
+    if "![" not in body and "<img" not in body.lower():
+        return []  # an image needs `![` written out, an HTML figure `<img`: nothing can be a figure
     if ("<img" not in body.lower() and not LINKABLE.search(body)
             and not (references and "![" in body and SHORTCUT.search(body))):
         return []  # nothing could be a figure: skip the inline parse
@@ -106,3 +110,11 @@ def without_export_marks(body: str) -> str:
     if mark is None or int(mark[1]) > start:
         return body
     return body[:start - int(mark[1])]
+
+
+def line_starts(text: str) -> Any:
+    """Where each line of `text` starts, as CommonMark counts lines (\n, \r\n and \r end one), and then
+    len(text): a numpy array, so `text[starts[a]:starts[b]]` is lines a to b (LINE_ENDS.split's pieces, joined)."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lone_return = (codes == 13) & np.append(codes[1:] != 10, True)
+    return np.concatenate(([0], np.flatnonzero((codes == 10) | lone_return) + 1, [len(codes)]))
