@@ -27,8 +27,8 @@ from markdown_it.token import Token
 
 from lab_notes.journal_parse import parse_inline
 
-UNITS_PER_CHAR = 0.25
-SLACK_UNITS = 500
+UNITS_PER_CHAR = 0.2
+SLACK_UNITS = 2000
 BLOCK_SHARE = 0.8  # the block rules may spend this much of the budget: the rest is left for inline blocks
 LINE_UNITS = 2  # a non-blank line: read by the block rules, and a text and a line-break token inline
 NEWLINES = re.compile(r"\r\n?")

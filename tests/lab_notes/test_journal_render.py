@@ -4,11 +4,13 @@ the parser's budget, and a round trip of bodies that end inside something open."
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from lab_notes import Note, journal_parse
+from lab_notes import Note, journal_budget, journal_parse
 from lab_notes.journal import FigureRef, parse_journal_text, split_entries, write_journal
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments, preview_segments
 
@@ -88,3 +90,45 @@ def test_any_ending_survives_between_two_entries(tmp_path, body):
     bodies = [(None, "before"), (dt.date(2022, 1, 1), body), (dt.date(2022, 1, 2), "next")]
     _, again = round_trip(bodies, tmp_path / "out")
     assert again == bodies
+
+
+def as_json(segments: list) -> list:
+    return [s if isinstance(s, str) else {"src": s.src, "alt": s.alt} for s in segments]
+
+
+def test_the_original_journal_renders_exactly_as_before_the_render_budget():
+    """original-journal-segments.json: each entry's segments as main rendered them before the budget (commit
+    722d304, computed then and stored)."""
+    entries, _ = split_entries(REAL.read_text(encoding="utf-8"))
+    expected = json.loads(REAL.with_name("original-journal-segments.json").read_text(encoding="utf-8"))
+    assert [as_json(body_segments(body)) for _, body in entries] == expected
+
+
+ORDINARY = ["## Setup\n\n- lr 0.1\n- batch 32\n  - warmup 5\n\n1. train\n2. eval\n\n> note: *seed* 3, **ViT-1**\n",
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nx = 1\n```\n\n[run](./run/3) `code` <b>bold</b>\n",
+            "title\n=====\n\nsub\n---\n\n***\n\n    indented\n\n[r]: ./pic/x.png\n\n![ref][r] ![in](./pic/y.png)\n"]
+
+
+@pytest.mark.parametrize("body", ORDINARY + ["- item\n" * 250, "line\n" * 600, "a\n\n" * 300])
+def test_a_body_within_the_budget_renders_as_it_would_without_one(monkeypatch, body):
+    within = body_segments(body)
+    assert not any("shown as plain text" in s for s in within if isinstance(s, str))
+    monkeypatch.setattr(journal_budget, "UNITS_PER_CHAR", 10**6)
+    assert within == body_segments(body)
+
+
+@pytest.mark.parametrize("unit", ["- a\n", "#\n", "1. 1. 1. 1. 1. a\n", "a\n", "*a* _b_ `c`\n\n", "> a\n"])
+def test_a_body_over_the_budget_renders_its_start_and_shows_the_rest_as_escaped_text(unit):
+    body = unit * (50_000 // len(unit)) + "<script>alert(1)</script> ![x](./pic/late.png)\x00\n"
+    rendered = html_of(body)
+    note = re.search(r"The rest of this note \(([\d,]+) characters\) is shown as plain text", rendered)
+    assert note, rendered[-300:]
+    rest = int(note[1].replace(",", ""))
+    assert 0 < rest < len(body)
+    shown_start = rendered[:note.start()]
+    assert "<pre>" not in shown_start[:200] and ("<li>" in shown_start or "<h1>" in shown_start
+                                                 or "<p>" in shown_start or "<blockquote>" in shown_start)
+    tail = rendered[note.end():]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in tail and "<script" not in rendered  # escaped, never run
+    assert "\x00" not in tail and "\n" not in rendered  # no clash with figure markers; one line as ever
+    assert tail.count("&#10;") == body[-rest:].count("\n")  # the rest, every line of it
