@@ -12,8 +12,9 @@ a placeholder that keeps its name and says why; a web address is never fetched. 
 `pic/` inside the folder it is given and nowhere else, and refuses a folder that already holds something unless
 asked to replace it.
 
-The parsers and their budget live in journal_parse, the pieces all share in journal_text, writing in
-journal_export, display in journal_render; each imports only downward.
+The parsers and their budget live in journal_parse, the pieces all share in journal_text, finding entries in
+journal_headings, writing in journal_export, display in journal_render (its budget in journal_budget); each
+imports only downward.
 An import holds at most LAB_JOURNAL_IMPORT_MAX_ENTRIES entries (5,000), refused whole past it.
 """
 

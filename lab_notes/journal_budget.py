@@ -1,11 +1,12 @@
 """What rendering one body may cost: a budget of markdown-it's work, in units, that grows with the body's length.
 
-markdown-it-py's work is about the same for each token it builds and each line it reads (a few µs; a paragraph
+markdown-it-py's work is about the same for each token it builds and each line it reads (a few µs; a non-blank
 line costs about two tokens, a blank line next to nothing), whatever the characters. Prose of the real journal
-needs about 0.13 units a character; ordinary Markdown packed tight (`- a` on every line, nested lists, one-letter
+needs about 0.15 units a character; ordinary Markdown packed tight (`- a` on every line, nested lists, one-letter
 paragraphs, `*a* _b_` spans) needs up to 2, so it once cost up to 20 times prose of the same length. A body is
-rendered until it has spent UNITS_PER_CHAR units a character (plus SLACK_UNITS, so no short note is ever cut);
-the rest of it, from the line where the budget ran out, is shown as escaped plain text under a line that says so.
+rendered until it has spent UNITS_PER_CHAR units a character (plus SLACK_UNITS, so a short note, even 250 short
+list items, is never cut); the rest of it, from the line where the budget ran out, is shown as escaped plain text
+under a line that says so.
 The real journal's entries are far inside the budget (tests/lab_notes/test_journal_render.py), and
 bench/journal_render.py shows every body at most about twice the cost of prose.
 

@@ -1,7 +1,8 @@
 """A note's body for display: CommonMark rendered to HTML with every raw HTML of the note escaped and every figure
 (an image in any form) taken out for the page to draw itself, so the HTML never holds an <img> or any address
-a browser would fetch. Within the parser's budget (lab_notes.journal.BUDGET): a body of any shape renders in
-about the time of the same length of prose. The HTML has no blank or whitespace-only line, so a Markdown reader
+a browser would fetch. Within the parsers' budgets (lab_notes.journal_parse for links and emphasis in a block,
+lab_notes.journal_budget for the whole body): a body of any shape renders in at most about twice the time of the
+same length of prose; past the body's budget its rest is shown as escaped plain text. The HTML has no blank or whitespace-only line, so a Markdown reader
 given it as one raw-HTML block cannot end that block early and read the rest as Markdown.
 """
 

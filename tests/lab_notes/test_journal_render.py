@@ -4,15 +4,19 @@ the parser's budget, and a round trip of bodies that end inside something open."
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lab_notes import Note, journal_budget, journal_parse
 from lab_notes.journal import FigureRef, parse_journal_text, split_entries, write_journal
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments, preview_segments
+from tests.hostile.test_journal_fuzz import body as fuzz_body
 
 REAL = Path(__file__).with_name("original-journal.md")
 
@@ -132,3 +136,19 @@ def test_a_body_over_the_budget_renders_its_start_and_shows_the_rest_as_escaped_
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in tail and "<script" not in rendered  # escaped, never run
     assert "\x00" not in tail and "\n" not in rendered  # no clash with figure markers; one line as ever
     assert tail.count("&#10;") == body[-rest:].count("\n")  # the rest, every line of it
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(body=st.lists(st.one_of(fuzz_body, st.sampled_from(["- a", "> b", "1. c", "# d", "```", "<div>", "*e* _f_"])),
+                     max_size=30).map("\n".join))
+def test_any_body_cut_anywhere_shows_its_start_rendered_and_its_rest_as_the_text_itself(monkeypatch, body):
+    monkeypatch.setattr(journal_budget, "UNITS_PER_CHAR", 0.02)  # a tiny budget: cuts fall everywhere
+    monkeypatch.setattr(journal_budget, "SLACK_UNITS", 8)
+    rendered = html_of(body)
+    assert "\n" not in rendered and "<script" not in rendered.lower() and "<img" not in rendered.lower()
+    note = re.search(r"The rest of this note \(([\d,]+) characters\) is shown as plain text.*?<pre>", rendered)
+    if note:
+        rest = html.unescape(rendered[note.end():].removesuffix("</pre>").replace("&#10;", "\n").replace("&#13;", "\r"))
+        text = journal_budget.normalized(body)
+        assert text.endswith(rest) and len(rest) == int(note[1].replace(",", ""))
