@@ -12,7 +12,9 @@ a placeholder that keeps its name and says why; a web address is never fetched. 
 `pic/` inside the folder it is given and nowhere else, and refuses a folder that already holds something unless
 asked to replace it.
 
-The parsers and their budget live in journal_parse, writing in journal_export, display in journal_render.
+The parsers and their budget live in journal_parse, the pieces all share in journal_text, finding entries in
+journal_headings, writing in journal_export, display in journal_render (its budget in journal_budget); each
+imports only downward.
 An import holds at most LAB_JOURNAL_IMPORT_MAX_ENTRIES entries (5,000), refused whole past it.
 """
 
@@ -24,33 +26,25 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
+from lab_notes.journal_export import dated_heading_levels, entry_level, write_journal  # noqa: F401  (re-exported)
+from lab_notes.journal_headings import dated_headings
 from lab_notes.journal_parse import BLOCKS, LINKABLE, PARSER, SHORTCUT, _parser  # noqa: F401  (re-exported)
+from lab_notes.journal_render import body_segments  # noqa: F401  (re-exported)
+from lab_notes.journal_text import (DATE_FORMS, EXPORT_MARK, EXPORT_MARK_FORM, IMG_TAG, LINE_ENDS,  # noqa: F401
+                                    WEB_ADDRESS, FigureRef, JournalError, _alt_text, figure_references, html_figures,
+                                    line_starts, parse_date, without_export_marks)
 from lab_notes.records import Figure
 
-DATE_FORMS = (re.compile(r"^(?P<y>\d{4})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})$"),
-              re.compile(r"^(?P<y>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*日?$"))
-IMG_TAG = re.compile(r"<img\b[^<>]*>", re.IGNORECASE)  # [^<>]: each try stops at the next '<', so linear
-LINE_ENDS = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
-WEB_ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 MAX_NOTE_CHARS = 2_000_000
 MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_TOTAL_BYTES = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 50  # uncompressed / compressed, per member: a picture compresses far less than a bomb
-# What export adds after a body that ends inside something open (a fence, a comment, an HTML block), so the next
-# heading still starts an entry; import removes it again, with the N characters of closers above it.
-EXPORT_MARK = "<!-- closed by the export: {} characters above -->\n"
-EXPORT_MARK_FORM = re.compile(r"<!-- closed by the export: (\d{1,9}) characters above -->\n")
 MAX_IMPORT_ENTRIES = 5000
 MAX_IMPORT_ENTRIES_VARIABLE = "LAB_JOURNAL_IMPORT_MAX_ENTRIES"
-
-
-class JournalError(ValueError):
-    """A journal file (or its picture zip) that cannot be imported; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -60,120 +54,36 @@ class JournalEntry:
     figures: list[Figure]
 
 
-@dataclass(frozen=True)
-class FigureRef:
-    """A figure as a body names it: where it points and its alt text."""
-
-    src: str
-    alt: str
-
-    @property
-    def name(self) -> str:
-        return PurePosixPath(self.src.replace("\\", "/")).name or self.src
-
-    @property
-    def remote(self) -> bool:
-        return bool(WEB_ADDRESS.match(self.src))
-
-
-class _ImgAttributes(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[FigureRef] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "img" and values.get("src"):
-            self.found.append(FigureRef(values["src"].strip(), values.get("alt") or ""))
-
-
-def html_figures(fragment: str) -> list[FigureRef]:
-    """The <img> tags of a piece of raw HTML, in order."""
-    found = []
-    for tag in IMG_TAG.findall(fragment):
-        parser = _ImgAttributes()
-        parser.feed(tag)
-        parser.close()
-        found += parser.found
-    return found
-
-
-def _alt_text(token: Any) -> str:
-    return "".join(child.content for child in token.children or [] if child.type in ("text", "code_inline"))
-
-
-def _tokens_figures(tokens: Sequence[Any]) -> list[FigureRef]:
-    found = []
-    for token in tokens:
-        if token.type == "image":
-            found.append(FigureRef(str(token.attrGet("src") or ""), _alt_text(token)))
-        elif token.type in ("html_inline", "html_block"):
-            found += html_figures(token.content)
-        if token.children:
-            found += _tokens_figures(token.children)
-    return found
-
-
-def figure_references(body: str, env: dict[str, Any] | None = None) -> list[FigureRef]:
-    """Every figure a body shows, in order: inline and reference-style images and HTML <img> tags; none inside
-    code. `env` may carry link reference definitions from the rest of the file."""
-    references = bool((env or {}).get("references"))
-    if ("<img" not in body.lower() and not LINKABLE.search(body)
-            and not (references and "![" in body and SHORTCUT.search(body))):
-        return []  # nothing could be a figure: skip the inline parse
-    return _tokens_figures(PARSER.parse(body, dict(env or {})))
-
-
-def parse_date(text: str) -> tuple[int, int, int] | None:
-    for form in DATE_FORMS:
-        found = form.match(text.strip())
-        if found:
-            return int(found["y"]), int(found["m"]), int(found["d"])
-    return None
-
-
 def split_entries(content: str, source: str = "journal") -> tuple[list[tuple[dt.date | None, str]], dict]:
     """(date, body) of each entry, the text before the first dated heading first (date None), and the file's
     link reference definitions. Entries start at the top-level headings that hold a date, at the highest-ranked
     level the file uses for dates (a deeper dated heading stays in its entry's prose); bodies are the source
     lines between, byte for byte."""
-    env: dict[str, Any] = {}
-    tokens = BLOCKS.parse(content, env)
+    headings, env = dated_headings(content)
     dated = []
-    for index, token in enumerate(tokens):
-        if token.type != "heading_open" or token.level != 0 or token.map is None:
-            continue
-        text = tokens[index + 1].content
+    for level, first, after, text in headings:
         parts = parse_date(text)
         if parts is None:
-            continue
+            continue  # dated_headings gives only headings whose text reads as a date
         try:
             day = dt.date(*parts)
         except ValueError:
-            raise JournalError(f"{source}, line {token.map[0] + 1}: heading '{text.strip()[:40]}' is not a real "
+            raise JournalError(f"{source}, line {first + 1}: heading '{text.strip()[:40]}' is not a real "
                                "date") from None
-        dated.append((int(token.tag[1:]), token.map[0], token.map[1], day))
+        dated.append((level, first, after, day))
     if not dated:
         raise JournalError(f"{source}: no dated headings (such as ### 2022.12.08), so no dated entries to import")
     level = min(level for level, *_ in dated)  # the file's entries: its highest-ranked dated headings
     starts = [(first, after, day) for lv, first, after, day in dated if lv == level]
-    lines = LINE_ENDS.split(content)  # the lines CommonMark counts (\n, \r\n, \r), not str.splitlines's
-    entries: list[tuple[dt.date | None, str]] = [(None, without_export_marks("".join(lines[:starts[0][0]])))]
-    for (first, after, day), following in zip(starts, [*starts[1:], (len(lines), None, None)]):
-        body = "".join(lines[after:following[0]])
+    offsets = line_starts(content)  # the lines CommonMark counts (\n, \r\n, \r), not str.splitlines's
+    lines = len(offsets) - 1
+    entries: list[tuple[dt.date | None, str]] = [(None, without_export_marks(content[:offsets[starts[0][0]]]))]
+    for (first, after, day), following in zip(starts, [*starts[1:], (lines, None, None)]):
+        body = content[offsets[after]:offsets[following[0]]]
         if following[1] is not None:  # the line break before the next heading is the format's, not the body's
             body = without_export_marks(body.removesuffix("\n"))
         entries.append((day, body))
     return entries, env
-
-
-def without_export_marks(body: str) -> str:
-    """`body` without what an export added to close it (see lab_notes.journal_export): its mark and closers."""
-    start = body.rfind("<!-- closed by the export: ", max(0, len(body) - 80))
-    mark = EXPORT_MARK_FORM.fullmatch(body, start) if start >= 0 else None
-    if mark is None or int(mark[1]) > start:
-        return body
-    return body[:start - int(mark[1])]
 
 
 def max_import_entries() -> int:
@@ -201,8 +111,11 @@ def _load_figure(ref: FigureRef, journal_dir: Path | None, pic_dir: Path | None,
             return Figure(name=name, caption=alt, image=check_image(pictures[name], name))
         except BadImage as exc:
             return Figure(name=name, caption=alt, missing=str(exc))
-    candidate = (pic_dir / name) if pic_dir else (journal_dir / relative)
-    root = (pic_dir or journal_dir).resolve()
+    folder = pic_dir or journal_dir
+    if folder is None:  # text handed over with neither pictures nor a folder: nothing to read from
+        return Figure(name=name, caption=alt, missing="file not found")
+    candidate = folder / (name if pic_dir else relative)
+    root = folder.resolve()
     try:
         resolved = candidate.resolve()
         if not resolved.is_relative_to(root):  # e.g. a symbolic link leading out of the folder
@@ -312,9 +225,6 @@ def parse_journal(md_path: Path, pic_dir: Path | None = None) -> list[JournalEnt
     return parse_journal_text(read_journal_text(raw, md_path.name), md_path.name, journal_dir=md_path.parent,
                               pic_dir=pic_dir)
 
-
-from lab_notes.journal_export import dated_heading_levels, entry_level, write_journal  # noqa: E402  (re-exported)
-from lab_notes.journal_render import body_segments  # noqa: E402  (re-exported)
 
 __all__ = ["JournalError", "JournalEntry", "FigureRef", "body_segments", "dated_heading_levels", "entry_level",
            "figure_references", "parse_date", "parse_journal", "parse_journal_text", "pictures_from_zip",

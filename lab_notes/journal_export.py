@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
-from lab_notes.journal import BLOCKS, EXPORT_MARK, LINE_ENDS, JournalError, figure_references, parse_date, \
+from lab_notes.journal_parse import BLOCKS
+from lab_notes.journal_text import EXPORT_MARK, LINE_ENDS, JournalError, figure_references, parse_date, \
     without_export_marks
 from lab_notes.records import Note
 
@@ -42,7 +43,7 @@ def _last_block(body: str) -> tuple[str, str]:
     if not tokens:
         return body, ""
     last = tokens[-1]
-    tail = "".join(LINE_ENDS.split(body)[last.map[0]:])
+    tail = "".join(LINE_ENDS.split(body)[last.map[0] if last.map else 0:])
     return tail, (last.markup if last.type == "fence" else "")
 
 

@@ -39,22 +39,31 @@ def _link_cost(content: str) -> int:
 
 def _rules_within_budget(content: str) -> tuple[bool, bool]:
     """(links, emphasis): whether each kind of rule may run on this inline block within the budget."""
-    links = "[" not in content or _link_cost(content) <= LINK_BUDGET * len(content) + SLACK
+    unclosed = content.count("[") - content.count("]")  # at least this many `[` scan on to the block's end
+    if unclosed * (unclosed - 1) // 2 > LINK_BUDGET * len(content) + SLACK:
+        links = False  # a lower bound of _link_cost is already over: no need to count it
+    else:
+        links = "[" not in content or _link_cost(content) <= LINK_BUDGET * len(content) + SLACK
     stars = content.count("*") + content.count("_")
     return links, stars * stars <= EMPHASIS_BUDGET * len(content) + SLACK
 
 
-def _inline_with_links_only_where_possible(state: Any) -> None:
-    """markdown-it's core `inline` rule, choosing per block whether the link, image and emphasis rules can match at
-    all and fit the budget."""
+def parse_inline(state: Any, token: Any) -> None:
+    """Parse one inline block, choosing whether the link, image and emphasis rules can match at all and fit the
+    budget."""
+    token.children = token.children or []
+    links, emphasis = _rules_within_budget(token.content)
     references = bool(state.env.get("references"))
+    links = links and bool(LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content)))
+    md = state.md if links and emphasis else VARIANTS[links, emphasis]
+    md.inline.parse(token.content, md, state.env, token.children)
+
+
+def _inline_with_links_only_where_possible(state: Any) -> None:
+    """markdown-it's core `inline` rule, through parse_inline for each inline block."""
     for token in state.tokens:
         if token.type == "inline":
-            token.children = token.children or []
-            links, emphasis = _rules_within_budget(token.content)
-            links = links and bool(LINKABLE.search(token.content) or (references and SHORTCUT.search(token.content)))
-            md = state.md if links and emphasis else VARIANTS[links, emphasis]
-            md.inline.parse(token.content, md, state.env, token.children)
+            parse_inline(state, token)
 
 
 def _parser() -> MarkdownIt:

@@ -1,7 +1,8 @@
 """A note's body for display: CommonMark rendered to HTML with every raw HTML of the note escaped and every figure
 (an image in any form) taken out for the page to draw itself, so the HTML never holds an <img> or any address
-a browser would fetch. Within the parser's budget (lab_notes.journal.BUDGET): a body of any shape renders in
-about the time of the same length of prose. The HTML has no blank or whitespace-only line, so a Markdown reader
+a browser would fetch. Within the parsers' budgets (lab_notes.journal_parse for links and emphasis in a block,
+lab_notes.journal_budget for the whole body): a body of any shape renders in at most about twice the time of the
+same length of prose; past the body's budget its rest is shown as escaped plain text. The HTML has no blank or whitespace-only line, so a Markdown reader
 given it as one raw-HTML block cannot end that block early and read the rest as Markdown.
 """
 
@@ -11,12 +12,14 @@ import html
 import re
 from typing import Any, Sequence
 
-from lab_notes.journal import IMG_TAG, FigureRef, _alt_text, html_figures
+from lab_notes.journal_text import IMG_TAG, FigureRef, _alt_text, html_figures
+from lab_notes.journal_budget import budget_for, keep_within_budget, normalized, rest_as_text
 from lab_notes.journal_parse import _parser
 
 PREVIEW_CHARS = 100_000  # the editor previews this much of a body; a longer one says how much more there is
 
 RENDERER = _parser()
+keep_within_budget(RENDERER)
 
 
 def _figure_marker(env: dict[str, Any], ref: FigureRef) -> str:
@@ -51,9 +54,13 @@ RENDERER.add_render_rule("html_block", _render_raw_html)
 def body_segments(body: str) -> list[str | FigureRef]:
     """A note's body for display, in order: HTML strings of prose (every raw HTML of the note escaped, so safe to
     show as HTML) and the figures between them, which the page draws itself (a web image only as a link)."""
-    env: dict[str, Any] = {"figures": []}
+    text = normalized(body)
+    budget, parsed = budget_for(text)
+    env: dict[str, Any] = {"figures": [], "budget": budget}
+    tokens = RENDERER.parse(parsed, env)
+    rendered = RENDERER.renderer.render(tokens, RENDERER.options, env) + rest_as_text(text, budget)
     # Line breaks become character references: the HTML is then one line (a <pre> still shows them as breaks).
-    rendered = RENDERER.render(body, env).replace("\r", "&#13;").replace("\n", "&#10;")
+    rendered = rendered.replace("\r", "&#13;").replace("\n", "&#10;")
     parts = re.split("\x00(\\d+)\x00", rendered)
     segments: list[str | FigureRef] = []
     for index, part in enumerate(parts):

@@ -28,3 +28,19 @@ def slow_bodies(size: int) -> dict[str, str]:
             "`*a` repeated": repeated("*a", size),
             "`_a` repeated": repeated("_a", size),
             "`[a]` repeated with a reference definition": "[a]: x\n\n" + repeated("[a]", size - 8)}
+
+
+def dense_bodies(size: int) -> dict[str, str]:
+    """Ordinary Markdown packed tight, `size` characters each: every line a block of its own (or a paragraph line,
+    or a few inline spans), which markdown-it builds tokens for one by one."""
+    return {"`- a` lines": repeated("- a\n", size),
+            "`a` paragraphs (`a` and a blank line)": repeated("a\n\n", size),
+            "`1. a` lines": repeated("1. a\n", size),
+            "`> a` lines": repeated("> a\n", size),
+            "`# a` lines": repeated("# a\n", size),
+            "`| a | b |` table rows": "| a | b |\n|---|---|\n" + repeated("| a | b |\n", size - 20),
+            "short fenced code blocks": repeated("```\nx\n```\n", size),
+            "`#` lines (empty headings)": repeated("#\n", size),
+            "`1. 1. 1. 1. 1. a` nested lists": repeated("1. 1. 1. 1. 1. a\n", size),
+            "`a` lines (one paragraph)": repeated("a\n", size),
+            "`*a* _b_ `c`` spans": repeated("*a* _b_ `c`\n\n", size)}

@@ -4,13 +4,19 @@ the parser's budget, and a round trip of bodies that end inside something open."
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lab_notes import Note, journal_parse
+from lab_notes import Note, journal_budget, journal_parse
 from lab_notes.journal import FigureRef, parse_journal_text, split_entries, write_journal
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments, preview_segments
+from tests.hostile.test_journal_fuzz import body as fuzz_body
 
 REAL = Path(__file__).with_name("original-journal.md")
 
@@ -88,3 +94,61 @@ def test_any_ending_survives_between_two_entries(tmp_path, body):
     bodies = [(None, "before"), (dt.date(2022, 1, 1), body), (dt.date(2022, 1, 2), "next")]
     _, again = round_trip(bodies, tmp_path / "out")
     assert again == bodies
+
+
+def as_json(segments: list) -> list:
+    return [s if isinstance(s, str) else {"src": s.src, "alt": s.alt} for s in segments]
+
+
+def test_the_original_journal_renders_exactly_as_before_the_render_budget():
+    """original-journal-segments.json: each entry's segments as main rendered them before the budget (commit
+    722d304, computed then and stored)."""
+    entries, _ = split_entries(REAL.read_text(encoding="utf-8"))
+    expected = json.loads(REAL.with_name("original-journal-segments.json").read_text(encoding="utf-8"))
+    assert [as_json(body_segments(body)) for _, body in entries] == expected
+
+
+ORDINARY = ["## Setup\n\n- lr 0.1\n- batch 32\n  - warmup 5\n\n1. train\n2. eval\n\n> note: *seed* 3, **ViT-1**\n",
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nx = 1\n```\n\n[run](./run/3) `code` <b>bold</b>\n",
+            "title\n=====\n\nsub\n---\n\n***\n\n    indented\n\n[r]: ./pic/x.png\n\n![ref][r] ![in](./pic/y.png)\n"]
+
+
+@pytest.mark.parametrize("body", ORDINARY + ["- item\n" * 250, "line\n" * 600, "a\n\n" * 300])
+def test_a_body_within_the_budget_renders_as_it_would_without_one(monkeypatch, body):
+    within = body_segments(body)
+    assert not any("shown as plain text" in s for s in within if isinstance(s, str))
+    monkeypatch.setattr(journal_budget, "UNITS_PER_CHAR", 10**6)
+    assert within == body_segments(body)
+
+
+@pytest.mark.parametrize("unit", ["- a\n", "#\n", "1. 1. 1. 1. 1. a\n", "a\n", "*a* _b_ `c`\n\n", "> a\n"])
+def test_a_body_over_the_budget_renders_its_start_and_shows_the_rest_as_escaped_text(unit):
+    body = unit * (50_000 // len(unit)) + "<script>alert(1)</script> ![x](./pic/late.png)\x00\n"
+    rendered = html_of(body)
+    note = re.search(r"The rest of this note \(([\d,]+) characters\) is shown as plain text", rendered)
+    assert note, rendered[-300:]
+    rest = int(note[1].replace(",", ""))
+    assert 0 < rest < len(body)
+    shown_start = rendered[:note.start()]
+    assert "<pre>" not in shown_start[:200] and ("<li>" in shown_start or "<h1>" in shown_start
+                                                 or "<p>" in shown_start or "<blockquote>" in shown_start)
+    tail = rendered[note.end():]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in tail and "<script" not in rendered  # escaped, never run
+    assert "\x00" not in tail and "\n" not in rendered  # no clash with figure markers; one line as ever
+    assert tail.count("&#10;") == body[-rest:].count("\n")  # the rest, every line of it
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(body=st.lists(st.one_of(fuzz_body, st.sampled_from(["- a", "> b", "1. c", "# d", "```", "<div>", "*e* _f_"])),
+                     max_size=30).map("\n".join))
+def test_any_body_cut_anywhere_shows_its_start_rendered_and_its_rest_as_the_text_itself(monkeypatch, body):
+    monkeypatch.setattr(journal_budget, "UNITS_PER_CHAR", 0.02)  # a tiny budget: cuts fall everywhere
+    monkeypatch.setattr(journal_budget, "SLACK_UNITS", 8)
+    rendered = html_of(body)
+    assert "\n" not in rendered and "<script" not in rendered.lower() and "<img" not in rendered.lower()
+    note = re.search(r"The rest of this note \(([\d,]+) characters\) is shown as plain text.*?<pre>", rendered)
+    if note:
+        rest = html.unescape(rendered[note.end():].removesuffix("</pre>").replace("&#10;", "\n").replace("&#13;", "\r"))
+        text = journal_budget.normalized(body)
+        assert text.endswith(rest) and len(rest) == int(note[1].replace(",", ""))
