@@ -7,6 +7,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 import pytest
@@ -62,6 +63,21 @@ def stop_processes(processes, timeout: float = 60) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def workers_serving(runs_dir) -> list[int]:
+    """Pids of `engine worker` processes whose --runs-dir is `runs_dir` (Linux /proc): the one an app started, found
+    even before it has registered itself in the notebook (on a loaded machine it may still be importing torch)."""
+    wanted = str(runs_dir)
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            words = [w.decode(errors="replace") for w in (proc / "cmdline").read_bytes().split(b"\0")]
+        except OSError:
+            continue
+        if "worker" in words and any(a == "--runs-dir" and b == wanted for a, b in zip(words, words[1:])):
+            pids.append(int(proc.name))
+    return pids
 
 
 def missing_service(reason: str) -> NoReturn:

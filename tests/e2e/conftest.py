@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab_notes import Notebook
-from tests.helpers import missing_service, server_is_healthy, stop_processes, wait_for
+from tests.helpers import missing_service, server_is_healthy, stop_processes, wait_for, workers_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -52,6 +52,15 @@ def app_server(tmp_path_factory):
                 except ProcessLookupError:
                     pass
             wait_for(lambda: not notebook.live_workers(60), 60, "the app's worker to exit")
+        # A worker the app spawned but that had not yet registered (still importing torch on a loaded machine) is
+        # not in live_workers: find it by its runs folder, so none outlives the module.
+        runs = (folder / "runs").resolve()
+        for pid in workers_serving(runs):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        wait_for(lambda: not workers_serving(runs), 60, "the app's unregistered worker to exit")
 
 
 @pytest.fixture(scope="module")
