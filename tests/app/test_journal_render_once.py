@@ -8,7 +8,7 @@ import datetime as dt
 import lab_notes
 import streamlit as st
 from lab_notes import PREVIEW_CHARS
-from tests.app.test_pages import book, page  # noqa: F401 - the AppTest notebook fixture and page driver
+from tests.app.conftest import page
 
 
 def counting_renders(monkeypatch) -> list[str]:
@@ -25,20 +25,20 @@ def counting_renders(monkeypatch) -> list[str]:
     return seen
 
 
-def test_a_note_is_rendered_once_per_edit_whatever_the_views(book, monkeypatch):  # noqa: F811 - the fixture
+def test_a_note_is_rendered_once_per_edit_whatever_the_views(notebook, monkeypatch):
     seen = counting_renders(monkeypatch)
-    note_id = book.add_note(dt.date(2024, 1, 2), "", "first *words* " + "- item\n" * 3000)
+    note_id = notebook.add_note(dt.date(2024, 1, 2), "", "first *words* " + "- item\n" * 3000)
     app = page("journal")
     app.run()
     page("journal")  # another reader
     assert sum(body.startswith("first") for body in seen) == 1
-    book.update_note(note_id, body_markdown="second *words*")
+    notebook.update_note(note_id, body_markdown="second *words*")
     page("journal").run()
     assert [body for body in seen if body.startswith(("first", "second"))][1:] == ["second *words*"]
     assert any("second" in m.value or "second" in str(m.proto) for m in page("journal").markdown)
 
 
-def test_the_preview_renders_the_first_100_kB_through_the_same_cache_and_says_how_much_more(book, monkeypatch):  # noqa: F811
+def test_the_preview_renders_the_first_100_kB_through_the_same_cache_and_says_how_much_more(notebook, monkeypatch):
     seen = counting_renders(monkeypatch)
     app = page("journal")
     body = "- a\n" * (PREVIEW_CHARS // 4 + 5000)
