@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine.train as loop  # noqa: E402
+from data.prefetch import PrefetchingSampler  # noqa: E402
 from engine.config import with_overrides  # noqa: E402
 from engine.guard import DivergenceGuard  # noqa: E402
 from engine.models import ExperimentModel  # noqa: E402
@@ -75,7 +76,8 @@ class Timers:
 def instrument(timers: Timers) -> list[tuple[Any, str, Any]]:
     """Wrap what each category calls; returns what to put back."""
     targets = [
-        (loop.EpisodeSource, "batch", "episode sampling"),
+        (loop.EpisodeSource, "batch", "episode sampling"), (loop.EpisodeSource, "on_device", "episode sampling"),
+        (loop.EpisodeSource, "staged", "episode sampling"), (PrefetchingSampler, "next", "episode sampling"),
         (DivergenceGuard, "remember_update", "guard"), (DivergenceGuard, "parameter_norm", "guard"),
         (DivergenceGuard, "check_loss", "guard"), (DivergenceGuard, "check_gradient", "guard"),
         (DivergenceGuard, "check_parameter_norm", "guard"), (DivergenceGuard, "record_finite", "guard"),
