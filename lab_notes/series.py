@@ -107,20 +107,28 @@ def summarise(rows: Iterable[Sequence]) -> dict[tuple[int, str, int], dict]:
     Written for speed: it runs on every flush, so the per-point work is done by C builtins (a stable sort and
     groupby into series, bisect, min, max, map, and a sort by step only for a series not already in step order),
     and a Python loop over points runs only in a bucket that holds a NaN or ±inf."""
-    buckets = {}
-    for (run_id, key), group in groupby(sorted(rows, key=_series), _series):
+    buckets: dict[tuple[int, str, int], dict] = {}
+    # sorted by the key alone (a string: compared in C, no tuple built per row), then split by run if need be
+    for key, group in groupby(sorted(rows, key=_key), _key):
         points = list(group)  # in write order: the sort is stable
-        steps = list(map(_step, points))
-        if any(map(gt, steps, steps[1:])):  # out of order: sort, keeping the later write later among equal steps
-            points.sort(key=_step)
-            steps.sort()
-        start = 0
-        while start < len(points):
-            bucket = steps[start] // BUCKET_STEPS
-            end = bisect_left(steps, (bucket + 1) * BUCKET_STEPS, start)
-            buckets[run_id, key, bucket] = _summary(points[start:end])
-            start = end
+        runs = set(map(_run, points))
+        for run_id in runs:  # nearly always one
+            _fold_series(buckets, run_id, key, points if len(runs) == 1 else [p for p in points if p[0] == run_id])
     return buckets
+
+
+def _fold_series(buckets: dict[tuple[int, str, int], dict], run_id: int, key: str, points: list[Sequence]) -> None:
+    """One series' points (in write order) summarised bucket by bucket into `buckets`."""
+    steps = list(map(_step, points))
+    if any(map(gt, steps, steps[1:])):  # out of order: sort, keeping the later write later among equal steps
+        points = sorted(points, key=_step)
+        steps.sort()
+    start = 0
+    while start < len(points):
+        bucket = steps[start] // BUCKET_STEPS
+        end = bisect_left(steps, (bucket + 1) * BUCKET_STEPS, start)
+        buckets[run_id, key, bucket] = _summary(points[start:end])
+        start = end
 
 
 def _summary(points: list[Sequence]) -> dict:
@@ -146,7 +154,7 @@ def _summary(points: list[Sequence]) -> dict:
     return summary
 
 
-_series, _step, _value = itemgetter(0, 1), itemgetter(2), itemgetter(3)
+_run, _key, _step, _value = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 def overview(summaries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
