@@ -46,13 +46,15 @@ def info_nce(features: torch.Tensor, labels: torch.Tensor, *, temperature: float
     log_prob = torch.where(positives, logits - log_denominator, torch.zeros_like(logits))
     positive_count = positives.sum(1)
     counted = (positive_count > 0) & in_denominator.any(1)
-    if not counted.any():
-        return f.sum() * 0.0
-    per_anchor = log_prob[counted].sum(1) / positive_count[counted]
+    # Anchors left out are zeroed by `where`, never selected by a boolean index or branched on with `if`: both
+    # would read the device (a host sync per step on CUDA). `where`, not a product: 0 · inf would be NaN.
+    per_anchor = torch.where(counted, log_prob.sum(1) / positive_count.clamp_min(1), 0.0)
     scale = temperature / base_temperature if base_temperature else 1.0
     if no_positive == "zero":
-        return -scale * per_anchor.sum() / n
-    return -scale * per_anchor.mean()
+        loss = -scale * per_anchor.sum() / n
+    else:
+        loss = -scale * per_anchor.sum() / counted.sum().clamp_min(1)
+    return torch.where(counted.any(), loss, f.sum() * 0.0)  # no anchor counted: 0 (NaN from non-finite features)
 
 
 def normalized_pixels(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -10,14 +10,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, cast
 
-import numpy as np
 import torch
 
-from data import EpisodeSampler, SplitError, load_dataset, split_dataset
+from data.prefetch import PrefetchingSampler
 from engine.checkpoints import Checkpointer, capture_state, load_checkpoint, restore_rng, restore_weights
-from engine.config import OptimConfig, RunConfig, resolve_data_path
+from engine.config import OptimConfig, RunConfig
 from engine.distributed import Team, ranks
-from engine.evaluation import Evaluator, summarise
+from engine.episode_source import EpisodeSource, load_episodes  # noqa: F401 - load_episodes: tests import it here
+from engine.evaluation import summarise
 from engine.figures import reconstruction_png
 from engine.guard import DivergenceGuard, Incident, Stage, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
@@ -92,44 +92,6 @@ def rng_untouched(device: torch.device) -> Iterator[None]:
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         yield
-
-
-# --- data on the device ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class EpisodeSource:
-    """The dataset on the device, the training sampler, and the evaluator over the images training never sees."""
-
-    images: torch.Tensor
-    train: EpisodeSampler
-    evaluator: Evaluator
-
-    def batch(self, sampler: EpisodeSampler) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        episode = sampler.sample()
-        device = self.images.device
-        return (self.images[torch.from_numpy(episode.indices).to(device)],
-                torch.from_numpy(episode.labels).to(device), torch.from_numpy(episode.is_query).to(device))
-
-
-def load_episodes(cfg: RunConfig, device: torch.device) -> EpisodeSource:
-    d = cfg.data
-    path = str(resolve_data_path(d.path)) if d.path else None
-    dataset = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, path=path,
-                           num_classes=d.num_classes, samples_per_class=d.samples_per_class, seed=d.seed)
-    try:
-        split = split_dataset(dataset.labels, n_way=d.n_way, k_shot=d.k_shot, q_queries=d.q_queries,
-                              holdout_classes=d.holdout_classes, holdout_images=d.holdout_images, seed=d.seed)
-    except SplitError as error:
-        if not dataset.skipped:
-            raise
-        # the submit-time check counted files; some turned out unreadable, which is the real cause
-        raise SplitError(f"{error} ({dataset.skipped} unreadable image files in data.path were skipped, e.g. "
-                         f"{dataset.skipped_files[0]})") from None
-    sampler = EpisodeSampler(dataset.labels, split.train_classes, pool=split.train_images, n_way=d.n_way,
-                             k_shot=d.k_shot, q_queries=d.q_queries, seed=cfg.runtime.seed)
-    images = torch.from_numpy(dataset.images).to(device)
-    return EpisodeSource(images, sampler, Evaluator(cfg, images, dataset, split))
 
 
 # --- metrics and figures -----------------------------------------------------------------------------------------
@@ -241,6 +203,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     device = team.device
     torch.manual_seed(cfg.runtime.seed)  # the same on every rank: the same weights, episodes and masks
     source = load_episodes(cfg, device)
+    episodes = PrefetchingSampler(source.train, source.staged)  # the next episode is drawn while this one trains
     model = ExperimentModel(cfg).to(device)
     optimizer = build_optimizer(cfg.optim, model)
     on_disk = run_dir is not None and team.is_writer
@@ -249,7 +212,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     config_values = cfg.model_dump(mode="json")
 
     def snapshot(at_step: int) -> dict[str, Any]:
-        return capture_state(step=at_step, model=model, optimizer=optimizer, sampler_state=source.train.state(),
+        return capture_state(step=at_step, model=model, optimizer=optimizer, sampler_state=episodes.state(),
                              config=config_values)
 
     step = 0
@@ -281,6 +244,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
             sink.log_event("checkpoint", {"step": step, "path": str(path)})
 
     def finish(status: str) -> TrainResult:
+        episodes.close()
         result = TrainResult(status, step, guard.report())
         sink.log_event("status", {"status": status, "step": step, "report": result.report})
         return result
@@ -299,7 +263,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         for group in optimizer.param_groups:
             group["lr"] = lr
         started = time.perf_counter()
-        images, labels, is_query = source.batch(source.train)  # the whole episode, the same on every rank
+        images, labels, is_query = source.on_device(episodes.next())  # the whole episode, the same on every rank
         part = team.slice_of(len(labels))
         with autocast(device, cfg.runtime.precision):
             out = trained(images[part.rows], labels, is_query, part=part)

@@ -5,13 +5,16 @@ and the rooms that must flush in their own transaction (a checkpoint, an attempt
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lab_notes.records import Attempt
@@ -23,6 +26,7 @@ from lab_notes.series import (BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql
                               upsert_rollups_sql)
 from lab_notes.snapshots import KEPT_ON_RESUME
 
+_value = itemgetter(3)
 
 
 class MetricsStore(Room):
@@ -32,6 +36,8 @@ class MetricsStore(Room):
         mark = self._placeholder
         self._insert_metrics_sql = ("INSERT INTO metrics (run_id, key, step, value, wall_time, attempt) VALUES "
                                     f"({', '.join([mark] * 6)})")
+        self._insert_unattributed_sql = ("INSERT INTO metrics (run_id, key, step, value, wall_time, attempt) VALUES "
+                                         f"({', '.join([mark] * 5)}, NULL)")
         self._upsert_rollups_sql = upsert_rollups_sql(mark)
         self.buffer = MetricBuffer()
         self.flush_points = flush_points
@@ -56,12 +62,19 @@ class MetricsStore(Room):
     def log_batch(self, rows: Iterable[tuple[int, str, int, float, float]]) -> None:
         """Write (run_id, key, step, value, wall_time) rows now, in one transaction, unbuffered and unfenced (an
         import or a benchmark; a run process logs through `log_metrics`)."""
-        # NaN as NULL as `to_sql` does, inlined: this comprehension is on every point's path (x != x only for NaN)
-        prepared = [(run_id, key, step, None if (v := float(value)) != v else v, wall_time, None)
-                    for run_id, key, step, value, wall_time in rows]
-        if prepared:
-            with self._writer.begin() as connection:
-                self._write_points(connection, prepared)
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return
+        with self._writer.begin() as connection:
+            if self.dialect == "sqlite" and set(map(type, map(_value, rows))) <= {float}:
+                # Already floats: written as given, without a per-point copy. SQLite stores a NaN as NULL itself,
+                # as `to_sql` would, and the rollups read NaN and NULL alike.
+                self._executemany(connection, self._insert_unattributed_sql, rows)
+                self._write_rollups(connection, rows)
+                return
+            # NaN as NULL as `to_sql` does, inlined: this comprehension is on every point's path (x != x only for NaN)
+            self._write_points(connection, [(run_id, key, step, None if (v := float(value)) != v else v, wall_time,
+                                             None) for run_id, key, step, value, wall_time in rows])
 
     def flush(self) -> None:
         """Write what is buffered. Points of an attempt that lost its run are dropped, then LeaseLost is raised;
@@ -103,8 +116,19 @@ class MetricsStore(Room):
         return lost
 
     def _write_points(self, connection: Connection, rows: Sequence[Point]) -> None:
-        connection.exec_driver_sql(self._insert_metrics_sql, rows)
+        self._executemany(connection, self._insert_metrics_sql, rows)
         self._write_rollups(connection, rows)
+
+    def _executemany(self, connection: Connection, sql: str, rows: Sequence[Sequence]) -> None:
+        """On SQLite, sqlite3's own executemany on the connection under `connection` (inside its transaction),
+        without SQLAlchemy's per-call statement set-up: this runs on every flush."""
+        if self.dialect != "sqlite":
+            connection.exec_driver_sql(sql, rows)
+            return
+        try:
+            connection.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it: callers catch DBAPIError and its kinds
+            raise DBAPIError.instance(sql, rows, error, sqlite3.Error) from error
 
     def _write_rollups(self, connection: Connection, points: Sequence[Sequence]) -> None:
         """Fold new points into their buckets' summaries inside the caller's transaction: one upsert whose
@@ -112,7 +136,7 @@ class MetricsStore(Room):
         an insert per series. Plain driver SQL: this runs on every flush."""
         fresh = summarise(points)
         if fresh:
-            connection.exec_driver_sql(self._upsert_rollups_sql, [
+            self._executemany(connection, self._upsert_rollups_sql, [
                 (*where, *(summary[c] for c in ROLLUP_COLUMNS)) for where, summary in fresh.items()])
 
     def discard_after(self, run_id: int, step: int) -> None:

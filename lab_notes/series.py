@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from itertools import groupby
 from operator import gt, itemgetter
 from typing import Iterable, Sequence
 
@@ -102,44 +103,48 @@ def upsert_rollups_sql(mark: str) -> str:
 
 
 def summarise(rows: Iterable[Sequence]) -> dict[tuple[int, str, int], dict]:
-    """(run_id, key, step, stored value, …) rows -> {(run_id, key, bucket): summary}. Written for speed: it runs
-    on every flush, so it only groups rows by series in Python; the per-point work is done by C builtins (bisect,
-    min, max, map, and a stable sort only for a series not already in step order), and a Python loop over points
-    runs only in a bucket that holds a NaN or ±inf."""
-    by_series: dict[tuple[int, str], list[Sequence]] = {}
-    for row in rows:
-        found = by_series.get((row[0], row[1]))
-        if found is None:
-            by_series[row[0], row[1]] = [row]
-        else:
-            found.append(row)
-    buckets = {}
-    for (run_id, key), points in by_series.items():
-        steps = list(map(_step, points))
-        if any(map(gt, steps, steps[1:])):  # out of order: sort, keeping the later write later among equal steps
-            points.sort(key=_step)
-            steps.sort()
-        start = 0
-        while start < len(points):
-            bucket = steps[start] // BUCKET_STEPS
-            end = bisect_left(steps, (bucket + 1) * BUCKET_STEPS, start)
-            buckets[run_id, key, bucket] = _summary(points[start:end])
-            start = end
+    """(run_id, key, step, value, …) rows -> {(run_id, key, bucket): summary}; a value of None or NaN is a NaN.
+    Written for speed: it runs on every flush, so the per-point work is done by C builtins (a stable sort and
+    groupby into series, bisect, min, max, map, and a sort by step only for a series not already in step order),
+    and a Python loop over points runs only in a bucket that holds a NaN or ±inf."""
+    buckets: dict[tuple[int, str, int], dict] = {}
+    # sorted by the key alone (a string: compared in C, no tuple built per row), then split by run if need be
+    for key, group in groupby(sorted(rows, key=_key), _key):
+        points = list(group)  # in write order: the sort is stable
+        runs = set(map(_run, points))
+        for run_id in runs:  # nearly always one
+            _fold_series(buckets, run_id, key, points if len(runs) == 1 else [p for p in points if p[0] == run_id])
     return buckets
+
+
+def _fold_series(buckets: dict[tuple[int, str, int], dict], run_id: int, key: str, points: list[Sequence]) -> None:
+    """One series' points (in write order) summarised bucket by bucket into `buckets`."""
+    steps = list(map(_step, points))
+    if any(map(gt, steps, steps[1:])):  # out of order: sort, keeping the later write later among equal steps
+        points = sorted(points, key=_step)
+        steps.sort()
+    start = 0
+    while start < len(points):
+        bucket = steps[start] // BUCKET_STEPS
+        end = bisect_left(steps, (bucket + 1) * BUCKET_STEPS, start)
+        buckets[run_id, key, bucket] = _summary(points[start:end])
+        start = end
 
 
 def _summary(points: list[Sequence]) -> dict:
     """One bucket's summary from its points in step order (the latest write last among equal steps)."""
     summary = _empty()
     summary["n"] = len(points)
-    summary["last_step"], summary["last_value"] = points[-1][2], points[-1][3]
+    last = points[-1][3]
+    summary["last_step"], summary["last_value"] = points[-1][2], None if last != last else last  # NaN as NULL
     values = list(map(_value, points))
     finite = points
-    if None in values or any(map(math.isinf, values)):
-        finite = [p for p in points if p[3] is not None and p[3] - p[3] == 0]  # x - x is NaN for ±inf
+    if None in values or not all(map(math.isfinite, values)):
+        finite = [p for p in points if p[3] is not None and p[3] - p[3] == 0]  # x - x is NaN for NaN and ±inf
         for step, value in zip(map(_step, points), values):
-            kind = "nan_step" if value is None else ("posinf_step" if value > 0 else "neginf_step") \
-                if value is None or value - value != 0 else None
+            kind: str | None = "nan_step"
+            if value is not None and value == value:
+                kind = None if value - value == 0 else "posinf_step" if value > 0 else "neginf_step"
             if kind and summary[kind] is None:  # points are in step order: the first is the earliest
                 summary[kind] = step
     if finite:
@@ -149,7 +154,7 @@ def _summary(points: list[Sequence]) -> dict:
     return summary
 
 
-_step, _value = itemgetter(2), itemgetter(3)
+_run, _key, _step, _value = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 def overview(summaries: list[dict]) -> tuple[np.ndarray, np.ndarray]:

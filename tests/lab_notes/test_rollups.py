@@ -42,3 +42,21 @@ def test_rollups_folded_batch_by_batch_in_sql_equal_one_summary_of_all_points(no
             else:
                 assert got[column] == summary[column], (where, column, got[column], summary[column])
     assert notebook.latest_metrics(run)["a"][0] == 2 * BUCKET_STEPS + 39
+
+
+def test_log_batch_keeps_nan_and_infinities_exact_whether_values_are_floats_or_not(notebook):
+    """Plain floats take the fast path (written as given, NaN stored as NULL by the database); anything else (an
+    int, a numpy float32) is converted first. Both read back the same, and so do their rollups."""
+    import numpy as np
+
+    values = [1.5, math.nan, math.inf, -math.inf, -2.25]
+    for key, kind in (("floats", float), ("mixed", lambda v: np.float32(v) if math.isfinite(v) else v)):
+        run = notebook.create_run({}, name=key)
+        notebook.log_batch([(run, "x", step, kind(v), 0.0) for step, v in enumerate(values)] +
+                           [(run, "x", 5, 3.0 if key == "floats" else 3, 0.0)])
+        steps, got = notebook.metric_history(run, "x")
+        assert steps.tolist() == list(range(6))
+        assert np.array_equal(got, np.array(values + [3.0]), equal_nan=True), (key, got)
+        (summary,) = stored_rollups(notebook, run).values()
+        assert (summary["nan_step"], summary["posinf_step"], summary["neginf_step"]) == (1, 2, 3)
+        assert (summary["min_value"], summary["max_value"], summary["last_value"]) == (-2.25, 3.0, 3.0)
