@@ -265,3 +265,29 @@ def test_a_draft_that_keeps_failing_is_left_alone_and_the_others_are_written(not
     for _ in range(3):
         catch_up(notebook, failures=failures)
     assert failures == {run_ending_key(broken, 1): writer.TRIES_PER_ENDING}
+
+
+def test_a_drafter_started_after_a_crash_writes_the_drafts_of_runs_that_ended_without_one(notebook):
+    from engine.journal_drafts.drafter import Drafter
+    from tests.helpers import wait_for
+
+    ended_before = [ended_run(notebook, few_shot=report(0.5)) for _ in range(2)]  # no drafter ran: "a crash"
+    said: list[str] = []
+    drafter = Drafter(notebook.url, every=0.2, report=said.append).start()
+    try:
+        wait_for(lambda: all(notebook.list_notes(run_id=r) for r in ended_before), 120, "the catch-up drafts")
+        later = ended_run(notebook)
+        drafter.poke()
+        wait_for(lambda: notebook.list_notes(run_id=later), 120, "the draft of a run that ends while it runs")
+    finally:
+        drafter.stop()
+    assert drafter.written == 3 and len(notebook.waiting_drafts()) == 3 and len(said) == 3
+
+
+def test_drafting_can_be_turned_off_and_its_endings_wait_for_a_drafter(notebook, monkeypatch):
+    from engine.journal_drafts.drafter import Drafter
+
+    monkeypatch.setenv("LAB_JOURNAL_DRAFTS", "off")
+    run_id = ended_run(notebook)
+    Drafter(notebook.url, every=0.1).start().stop()
+    assert notebook.list_notes() == [] and [e.run_id for e in notebook.endings_without_draft()] == [run_id]
