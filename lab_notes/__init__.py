@@ -5,6 +5,7 @@ the app imports only names from here."""
 from lab_notes.artifacts import artifact_root
 from lab_notes.backup import BackupError, backup_into, backups_to_keep
 from lab_notes.db import apply_umask, default_url
+from lab_notes.drafts import DRAFT_TAG, EndedRun, JournalDraft, run_ending_key, sweep_ending_key
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
 from lab_notes.journal import JournalError
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments
@@ -20,9 +21,10 @@ from lab_notes.store import Notebook, NotFound
 
 __all__ = [
     "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT", "SNAPSHOT_PROVENANCE",
-    "Attempt", "BackupError", "BadImage", "Checkpoint", "FINAL_STATUSES", "Figure", "JournalError", "LOCAL_USER",
+    "Attempt", "BackupError", "BadImage", "Checkpoint", "DRAFT_TAG", "EndedRun", "FINAL_STATUSES", "Figure",
+    "JournalDraft", "JournalError", "LOCAL_USER",
     "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
     "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",
     "Sweep", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
-    "check_image", "default_url", "downsample", "is_admin", "may_change",
+    "check_image", "default_url", "downsample", "run_ending_key", "sweep_ending_key", "is_admin", "may_change",
 ]

@@ -175,3 +175,29 @@ class FigureRow(Base):
     missing: Mapped[str | None] = mapped_column(Text)
     chart_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(320))  # who added it (a pin); None: the local user
+
+
+class DraftRow(Base):
+    """A note the notebook wrote itself when a run (or a sweep) ended: which run, and a fingerprint of the text as
+    generated, so a person's edit is seen and never overwritten. `run_id` has no foreign key on purpose: the entry
+    outlives its run."""
+
+    __tablename__ = "drafts"
+
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    generated_sha: Mapped[str] = mapped_column(String(64))  # sha256 of title + body as last generated
+    language: Mapped[str] = mapped_column(String(10))
+
+
+class DraftEndingRow(Base):
+    """One ending of a run (its attempt) or of a sweep that has been written up: kept when the draft is discarded,
+    so a discarded draft is not written again, and what a catch-up pass reads to find endings without a draft."""
+
+    __tablename__ = "draft_endings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # "run:<id>:<attempt>" | "sweep:<id>:<n>"
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -9,6 +9,7 @@ import atexit
 import weakref
 
 from lab_notes.artifacts import ArtifactsStore
+from lab_notes.drafts import DraftsStore
 from lab_notes.db import DEFAULT_PATH, MIGRATIONS, NotFound, default_url
 from lab_notes.frames import FramesStore
 from lab_notes.metrics import MetricsStore
@@ -23,7 +24,7 @@ __all__ = ["DEFAULT_PATH", "LOG_TAIL_CHARS", "LeaseLost", "MIGRATIONS", "NotFoun
 
 
 class Notebook(RunsStore, MetricsStore, ArtifactsStore, SnapshotsStore, FramesStore, OverviewStore, SweepsStore,
-               NotesStore):
+               DraftsStore, NotesStore):
     """The notebook at `url` (default: $LAB_NOTEBOOK_URL, else ./notebook.db). Upgrades its schema on open."""
 
     def __init__(self, url: str | None = None, *, flush_interval: float = 0.5, flush_points: int = 1000) -> None:
