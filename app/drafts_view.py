@@ -9,9 +9,8 @@ from typing import Any, Sequence
 import streamlit as st
 
 import lab_notes
-from lab_notes import JournalError, NotAllowed, NotFound, Note, Notebook, Person, may_change
+from lab_notes import DRAFT_TAG, JournalDraft, JournalError, NotAllowed, NotFound, Note, Notebook, Person, Refused, may_change
 
-DRAFT_TAG = "draft"
 ALL, DRAFTS_ONLY, HIDE_DRAFTS = "All entries", "Drafts only", "Hide drafts"
 FILTERS = [ALL, DRAFTS_ONLY, HIDE_DRAFTS]
 
@@ -23,7 +22,7 @@ def is_draft(note: Note) -> bool:
 
 def waiting_draft_count(book: Notebook) -> int:
     """How many drafts wait for a person (Home says so)."""
-    return len(book.waiting_drafts())
+    return book.count_waiting_drafts()
 
 
 def filtered_page(book: Notebook, shown: str, *, newest_first: bool, owner: str | None, limit: int,
@@ -56,7 +55,7 @@ def run_links(run_ids: Sequence[int], alive: set[int]) -> str:
     return "runs " + ", ".join(f"[{i}](/run?run={i})" if i in alive else f"{i} (run deleted)" for i in run_ids)
 
 
-def regenerate_refusal(draft: Any) -> str:
+def regenerate_refusal(draft: JournalDraft | None) -> str:
     """Why Regenerate may not rewrite this draft ("" when it may): a person's words are never overwritten."""
     if draft is None:
         return "this draft was not written by the notebook, so there is nothing to regenerate it from"
@@ -101,14 +100,15 @@ def draft_actions(book: Notebook, note: Note, me: Person) -> None:
             _act(lambda: book.delete_note(note.id, by=me))
     if again.button("↻ Regenerate", key=f"regenerate:{note.id}", disabled=bool(refusal) or not may,
                     help=refusal or may.reason or "Write this draft again from the run's stored results"):
-        _act(lambda: regenerate(book, draft.run_id))
+        if draft is not None and draft.run_id is not None:  # refusal is "" only then
+            _act(lambda: regenerate(book, draft.run_id))
 
 
 def _act(action: Any) -> None:
     """Do what a button asked and show the page again, or say why it was not done (the page goes on)."""
     try:
         action()
-    except (NotAllowed, NotFound, JournalError, ValueError) as refusal:
+    except (NotAllowed, NotFound, Refused, JournalError, ValueError) as refusal:
         st.error(f"Not done — {refusal}")
         return
     st.rerun()

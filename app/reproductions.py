@@ -27,7 +27,6 @@ ORIGINAL_LINES: dict[str, str] = {
     "2023-01-12-vit-ae-shared-decoders": "AE结构换成了VIT，decoder共享权重",
     "2023-01-12-vit-ae-separate-decoders": "AE结构换成了VIT，decoder不共享权重",
 }
-DRAFT_TAG = "draft"
 LATEST_OF_A_PRESET = 50  # finished runs looked at per preset: newest first, a search by name can match others
 
 
@@ -85,9 +84,7 @@ def latest_finished_run(book: Notebook, preset: str) -> Run | None:
 def draft_of_run(book: Notebook, run_id: int) -> Note | None:
     """The entry the notebook wrote for the run (accepted or still waiting; edits and all), the newest first: the
     figures of the run are in it."""
-    notes = book.list_notes(run_id, newest_first=True)
-    draft_of = getattr(book, "draft_of", None)
-    written = [n for n in notes if (draft_of(n.id) is not None if draft_of else DRAFT_TAG in n.tags)]
+    written = [n for n in book.list_notes(run_id) if book.draft_of(n.id) is not None]
     return max(written, key=lambda n: n.id) if written else None
 
 

@@ -18,7 +18,8 @@ from lab_notes.journal import BLOCKS, EXPORT_MARK, LINE_ENDS, JournalError, figu
     without_export_marks
 from lab_notes.records import Note
 
-DRAFT_TAG = "draft"  # a note the notebook wrote itself that no person has accepted yet
+# lab_notes.drafts.DRAFT_TAG, written again: importing it would close a circle (drafts -> notes -> journal -> here)
+DRAFT_TAG = "draft"
 
 # What may close an open HTML block, shortest first: a blank line (<div> and other tags), then each kind's end.
 HTML_CLOSERS = ["\n", ">\n", "?>\n", "-->\n", "]]>\n", "</pre>\n", "</style>\n", "</script>\n", "</textarea>\n"]
