@@ -111,4 +111,4 @@ def show_reproduction(book: Notebook, preset: str) -> None:
         if not pictures:
             st.caption(f"Run {run.id} has no entry with figures (its draft was discarded, or not written yet).")
         for image, what in pictures:
-            show_image(image, caption=f"reproduced by run {run.id} on {day} — {literal(what)}", width=420)
+            show_image(image, caption=f"reproduced by run {run.id} on {day} — {literal(what)}", width="stretch")
