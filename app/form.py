@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from app.literal import literal
-from engine.config import ConfigError, Problem, RunConfig, data_choices, data_root, validate_config
+from engine.config import (ConfigError, Problem, RunConfig, data_choices, data_root, label_in_words,  # noqa: F401
+                           validate_config)
 from engine.lint import lint
 
 
@@ -74,18 +75,6 @@ def _is_optional(annotation: Any) -> tuple[bool, Any]:
         rest = [a for a in args if a is not type(None)]
         return True, rest[0]
     return False, annotation
-
-
-LABELS = {"n_way": "Classes per episode (N)", "k_shot": "Support images per class (K)",
-          "q_queries": "Query images per class (Q)", "lr": "Learning rate", "embed_dim": "Width",
-          "num_heads": "Attention heads", "mlp_ratio": "MLP ratio", "pos_embed": "Position embedding",
-          "grad_clip": "Gradient clip", "min_lr": "Final learning rate (cosine)"}
-
-
-def label_in_words(path: str) -> str:
-    """`data.samples_per_class` -> "Samples per class"; the dotted path stays in the help."""
-    name = path.rsplit(".", 1)[-1]
-    return LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 def _subsection_title(section: str, group: str) -> str:

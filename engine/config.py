@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from data import check_split, class_sizes
 from engine import budget
+from engine.field_labels import LABELS, label_in_words  # noqa: F401 - the form's words, re-exported for the app
 from engine.safe_strings import refuse_control_characters, sbatch_flag, slurm_name
 
 

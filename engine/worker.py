@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
+from engine.journal_drafts.drafter import Drafter
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launchers.local import Launcher, RunProcess, start_launcher
 from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
@@ -105,6 +106,7 @@ class Worker:
         self._stopping = threading.Event()
         self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
         self._backups = ScheduledBackups.from_environment(url, report=say)
+        self.drafter = Drafter(url, report=say)  # journal drafts of ended runs, on a thread of its own
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class Worker:
         say(f"worker {self.id}: host {self.host_id}, {len(self.slots)} slot(s) "
             f"{[s.get('CUDA_VISIBLE_DEVICES') or 'cpu' for s in self.slots]}, GPUs {self.gpu_names or 'none'}, "
             f"artifact root {self.runs_dir}")
+        self.drafter.start()
         next_heartbeat, backoff = 0.0, 0.0
         try:
             while not self._stopping.is_set():
@@ -144,6 +147,7 @@ class Worker:
                 self._stopping.wait(self.poll_seconds)
             self._shut_down()
         finally:
+            self.drafter.stop()  # writes the drafts still missing first
             try:
                 self.notebook.retire_worker(self.id)
             except OperationalError:
@@ -248,6 +252,7 @@ class Worker:
             told = child.process.ended_because
             # only if it ended without saying how
             self._end(child.attempt, told() if told else exit_reason(code), code)
+            self.drafter.poke()
             say(f"run {child.attempt.run_id}: exit code {code}")
 
     def _end(self, attempt: Attempt, reason: str, exit_code: int | None = None) -> None:

@@ -4,7 +4,6 @@ is waited out, not turned into a failed run."""
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -15,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from lab_notes.artifacts import path_to_record
 from lab_notes.keys import (EVENT_CHECKPOINT, EVENT_DIVERGENCE, EVENT_EVALUATION, EVENT_FEATURES, EVENT_HISTOGRAMS,
-                            EVENT_PROVENANCE, EVENT_STARTED, EVENT_STATUS, GRAD_NORM, LEARNING_RATE,
+                            EVENT_PROVENANCE, EVENT_STARTED, EVENT_STATUS,
                             SNAPSHOT_FEATURES, SNAPSHOT_FEW_SHOT, SNAPSHOT_HISTOGRAMS, SNAPSHOT_PROVENANCE)
 from lab_notes.records import Attempt
 from lab_notes.store import Notebook
@@ -121,15 +120,12 @@ class NotebookSink:
             self.finish(payload["status"], report=payload.get("report"))
 
     def finish(self, status: str, *, report: dict[str, Any] | None = None, reason: str | None = None) -> None:
-        """End the attempt: final status, report and (when diverged) the dated journal note, all at once."""
+        """End the attempt: final status and report at once. A diverged run's journal entry is its draft
+        (engine.journal_drafts, written once the run has ended), no longer a note of its own."""
         reason = reason or (report or {}).get("reason")
-        note = None
-        if status == "diverged":
-            name = retry_while_unreachable(lambda: self.notebook.get_run(self.run_id).name)
-            note = divergence_note(self.run_id, name, report or {})
         self.stop_heartbeat()
         retry_while_unreachable(lambda: self.notebook.finish_attempt(self.attempt, status, reason=reason,
-                                                                     report=report, note=note))
+                                                                     report=report))
 
     def should_stop(self) -> bool:
         if not self._stop and time.monotonic() - self._stop_checked >= STOP_POLL_SECONDS:
@@ -140,33 +136,3 @@ class NotebookSink:
                 pass  # unreachable for now: keep training, ask again later
         return self._stop
 
-
-def divergence_note(run_id: int, name: str, report: dict[str, Any]) -> tuple[str, str]:
-    """The journal entry a diverged run writes: what went non-finite, when, the last finite values, why."""
-    first = report["incidents"][-1] if report.get("incidents") else {}
-    title = f"Run {run_id} ({name}) diverged at step {first.get('step', report.get('first_step'))}"
-    last = first.get("last_finite", {})
-    shown = {k: last[k] for k in sorted(last) if k.startswith(("loss/", "acc/")) or k in (GRAD_NORM, LEARNING_RATE)}
-    lines = [
-        f"Run {run_id} ({name}) diverged: **{report.get('reason')}** at step {first.get('step')} "
-        f"({first.get('stage')} check); the guard's policy was `{report.get('policy')}`, action "
-        f"`{first.get('action')}`.",
-        "",
-        *([f"Why, measured on that step's features: {why}", ""] if (why := _overflow_explanation(first)) else []),
-        f"Last finite values (step {first.get('last_finite_step')}):",
-        "",
-        *[f"- `{k}` = {v:.6g}" for k, v in shown.items()],
-        "",
-        "Diagnostics:",
-        "",
-        "```json",
-        json.dumps({k: v for k, v in first.get("diagnostics", {}).items()}, indent=2, default=str),
-        "```",
-        "",
-    ]
-    return title, "\n".join(lines)
-
-
-def _overflow_explanation(incident: dict[str, Any]) -> str | None:
-    overflow = incident.get("diagnostics", {}).get("overflow")
-    return overflow.get("explanation") if isinstance(overflow, dict) else None
