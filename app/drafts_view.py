@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-import lab_notes
+from engine import jobs
 from lab_notes import DRAFT_TAG, JournalDraft, JournalError, NotAllowed, NotFound, Note, Notebook, Person, Refused, may_change
 
 ALL, DRAFTS_ONLY, HIDE_DRAFTS = "All entries", "Drafts only", "Hide drafts"
@@ -68,15 +68,6 @@ def regenerate_refusal(draft: JournalDraft | None) -> str:
     return ""
 
 
-def regenerate(book: Notebook, run_id: int) -> None:
-    """Rewrite the draft of `run_id` from its stored results (the core's own function, which again refuses to
-    overwrite a draft a person edited)."""
-    write_again = getattr(lab_notes, "regenerate_draft", None)
-    if write_again is None:
-        raise JournalError("regenerating needs lab_notes.regenerate_draft, which this notebook does not have yet")
-    write_again(book, run_id)
-
-
 def draft_badge(note: Note) -> None:
     """The mark that says a person has not accepted this entry yet."""
     st.badge("Draft — written by the notebook, waiting for you", icon="📝", color="orange")
@@ -100,8 +91,7 @@ def draft_actions(book: Notebook, note: Note, me: Person) -> None:
             _act(lambda: book.delete_note(note.id, by=me))
     if again.button("↻ Regenerate", key=f"regenerate:{note.id}", disabled=bool(refusal) or not may,
                     help=refusal or may.reason or "Write this draft again from the run's stored results"):
-        if draft is not None and draft.run_id is not None:  # refusal is "" only then
-            _act(lambda: regenerate(book, draft.run_id))
+        _act(lambda: jobs.regenerate_draft(book, note.id, by=me))
 
 
 def _act(action: Any) -> None:

@@ -120,6 +120,24 @@ def delete(book: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Person
         _remove_tree(folder)
 
 
+def regenerate_draft(book: Notebook, note_id: int, *, by: Person = LOCAL_USER) -> int:
+    """Write the run's draft `note_id` again from the run's stored results; its note id. Refused for a note the
+    notebook did not write, one a person has edited (their words are never overwritten), a sweep's entry, or a
+    draft whose run was deleted; only the note's owner or an admin (`by`) may (NotAllowed)."""
+    from engine.journal_drafts import write_run_draft  # matplotlib and the composer: only when asked
+
+    draft = book.draft_of(note_id)
+    if draft is None or draft.run_id is None:
+        raise Refused(f"note {note_id} is not a run's draft written by the notebook: there is nothing to regenerate")
+    refuse_unless_allowed(by, book.get_note(note_id).owner, f"regenerate note {note_id}")
+    if draft.edited:
+        raise Refused(f"note {note_id} was edited by a person: regenerating would overwrite their words")
+    if draft.run_deleted:
+        raise Refused(f"run {draft.run_id} was deleted: there is nothing left to write its draft from")
+    written = write_run_draft(book, draft.run_id)
+    return written.note_id if written is not None else note_id
+
+
 def live_workers(book: Notebook) -> list[Worker]:
     return book.live_workers(LIVE_WORKER_SECONDS)
 

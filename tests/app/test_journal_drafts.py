@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-import lab_notes
+from engine import jobs
 from engine.presets import PRESET_INFO, PRESETS
-from lab_notes import DRAFT_TAG, Figure, Notebook
+from lab_notes import DRAFT_TAG, Figure, Notebook, Refused
 from lab_notes.journal_export import DRAFT_TAG as EXPORTS_DRAFT_TAG
 from tests.app.test_pages import page, png
 from tests.helpers import claimed
@@ -111,29 +111,34 @@ def test_edit_opens_the_note_editor_on_the_draft(book):
     assert book.get_note(note_id).body == "My own words." and book.draft_of(note_id).edited
 
 
-def test_regenerate_is_offered_only_for_a_draft_nobody_edited_and_says_why_not(book, monkeypatch):
+def test_regenerate_rewrites_a_draft_nobody_edited_and_is_refused_with_the_reason_otherwise(book):
     run_id = ended_run(book)
     note_id = drafted(book, run_id)
-    asked = []
-    monkeypatch.setattr(lab_notes, "regenerate_draft", lambda notebook, run: asked.append(run), raising=False)
     app = page("journal")
     again = app.button(key=f"regenerate:{note_id}")
     assert not again.disabled
     again.click().run()
-    assert asked == [run_id] and not app.exception
+    assert not app.exception and not app.error
+    rewritten = book.get_note(note_id)  # the same note, now in the composer's words, still a draft
+    assert rewritten.body != "What was tried: the preset as it is.\n" and DRAFT_TAG in rewritten.tags
+    assert rewritten.title.endswith(f"run {run_id}") and rewritten.figures
+    assert [n.id for n in book.list_notes(run_id)] == [note_id]
     book.update_note(note_id, body_markdown="A person's words.\n")
     app = page("journal")
     again = app.button(key=f"regenerate:{note_id}")
     assert again.disabled and "a person has edited this draft" in again.help
+    with pytest.raises(Refused, match="edited by a person"):  # the service refuses too, whoever asks
+        jobs.regenerate_draft(book, note_id)
+    assert book.get_note(note_id).body == "A person's words.\n"
 
 
-def test_regenerate_without_the_cores_function_says_so_and_the_page_goes_on(book, monkeypatch):
-    monkeypatch.delattr(lab_notes, "regenerate_draft", raising=False)
-    note_id = drafted(book, ended_run(book))
+def test_a_persons_own_note_tagged_draft_has_no_regenerate(book):
+    note_id = book.add_note(dt.date(2026, 1, 5), "mine", "My words.", tags=[DRAFT_TAG])
     app = page("journal")
-    app.button(key=f"regenerate:{note_id}").click().run()
-    assert not app.exception
-    assert any("regenerate_draft" in e.value for e in app.error)
+    again = app.button(key=f"regenerate:{note_id}")
+    assert again.disabled and "not written by the notebook" in again.help
+    with pytest.raises(Refused, match="not a run's draft"):
+        jobs.regenerate_draft(book, note_id)
 
 
 def test_the_filter_shows_drafts_only_or_hides_them(book):
