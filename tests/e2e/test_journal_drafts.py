@@ -70,9 +70,10 @@ def test_a_finished_runs_draft_appears_with_its_figures_accept_clears_the_badge_
     wait_for(lambda: page.evaluate("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
                                    ".filter(i => i.complete && i.naturalWidth > 0).length") >= figures, 30,
              "the draft's figures to load")
-    page.set_viewport_size({"width": 1400, "height": 1250})
+    page.set_viewport_size({"width": 1400, "height": 2900})  # the whole draft, figures and buttons, in one picture
     to_the_top(page.get_by_role("heading", name=f"{accepted_day:%Y.%m.%d}"))  # the draft's date, above its badge
     shoot_viewport(page, "journal-draft")
+    page.set_viewport_size({"width": 1400, "height": 1250})
 
     page.get_by_role("button", name="✓ Accept").click()
     # the page's rerun replaces its elements one by one: wait for both the badge and the draft's buttons to go
