@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image, ImageDraw
 
 from app.literal import plotly_literal
+from lab_notes import curves_png
 
 Series = tuple[np.ndarray, np.ndarray]  # (steps, values)
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
@@ -118,48 +117,9 @@ def metric_figure(series: Mapping[str, Series], *, title: str, smoothing: float 
 
 def chart_png(series: Mapping[str, Series], *, title: str, smoothing: float = 0.0, size: tuple[int, int] = (720, 360)
               ) -> bytes:
-    """A plain PNG of the same chart, drawn with Pillow, for pinning into a note and exporting the journal."""
-    width, height = size
-    left, right, top, bottom = 60, 15, 30, 35
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((left, 8), title, fill="black")
-    curves = {}
-    for name, (steps, values) in series.items():
-        shown = debiased_ema(values, smoothing) if smoothing > 0 else np.where(np.isfinite(values), values, np.nan)
-        curves[name] = (np.asarray(steps, dtype=float), shown, values)
-    xs = np.concatenate([c[0] for c in curves.values()]) if curves else np.array([0.0, 1.0])
-    ys = np.concatenate([c[1][np.isfinite(c[1])] for c in curves.values()]) if curves else np.array([0.0])
-    ys = ys if len(ys) else np.array([0.0, 1.0])
-    x0, x1 = float(xs.min()), float(max(xs.max(), xs.min() + 1))
-    y0, y1 = float(ys.min()), float(ys.max())
-    if y1 - y0 < 1e-12:
-        y0, y1 = y0 - 1, y1 + 1
-
-    def to_px(x: float, y: float) -> tuple[float, float]:
-        return (left + (x - x0) / (x1 - x0) * (width - left - right),
-                height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom))
-
-    draw.rectangle([left, top, width - right, height - bottom], outline="#888888")
-    for frac in (0.0, 0.5, 1.0):
-        y = y0 + frac * (y1 - y0)
-        draw.text((4, to_px(x0, y)[1] - 6), f"{y:.3g}", fill="#444444")
-        x = x0 + frac * (x1 - x0)
-        draw.text((to_px(x, y0)[0] - 10, height - bottom + 6), f"{x:.0f}", fill="#444444")
-    for i, (name, (steps, shown, raw)) in enumerate(curves.items()):
-        colour = PALETTE[i % len(PALETTE)]
-        points = [to_px(x, y) for x, y in zip(steps, shown) if math.isfinite(y)]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        for _, marker_steps, marker_y in nonfinite_markers(np.asarray(steps), np.asarray(raw)):
-            for x, y in zip(marker_steps, marker_y):
-                px, py = to_px(float(x), float(y))
-                draw.line([(px - 5, py - 5), (px + 5, py + 5)], fill="#d62728", width=2)
-                draw.line([(px - 5, py + 5), (px + 5, py - 5)], fill="#d62728", width=2)
-        draw.text((width - right - 200, top + 6 + 14 * i), name, fill=colour)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+    """A PNG of the same chart for pinning into a note and exporting the journal: drawn by matplotlib (Agg) on the
+    server, with axes, ticks and a legend, exactly as a journal draft's charts are."""
+    return curves_png(series, title=title, smoothing=smoothing, size=(size[0] / 100, size[1] / 100))
 
 
 def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:

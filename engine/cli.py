@@ -13,6 +13,7 @@ from engine.config import ConfigError, Problem, validate_config, with_overrides
 from engine.lint import lint
 from engine.presets import PRESET_INFO, preset
 from engine.hosts import this_host_id
+from engine.journal_cli import register as register_journal
 from engine.provenance import collect_provenance, keep_diff
 from engine.sweeps import parse_field
 from lab_notes import Notebook, NotFound
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     child.add_argument("--token", required=True)
     child.add_argument("--runs-dir", default="runs")
     child.add_argument("--worker-pid", type=int, help="exit when this worker is no longer the parent")
+    register_journal(commands, with_db)
     rank = command("rank", _rank, argparse.SUPPRESS)
     rank.add_argument("--parent-pid", type=int, required=True, help="rank 0's process: exit when it is gone")
     return parser

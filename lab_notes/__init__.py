@@ -2,6 +2,8 @@
 in and out. Imports nothing of ours but plain config dicts; never torch. This is the package's public face:
 the app imports only names from here."""
 
+from typing import Any, Mapping
+
 from lab_notes.artifacts import artifact_root
 from lab_notes.backup import BackupError, backup_into, backups_to_keep
 from lab_notes.db import apply_umask, default_url
@@ -19,6 +21,16 @@ from lab_notes.series import downsample
 from lab_notes.notebook_sink import NotebookSink
 from lab_notes.store import Notebook, NotFound
 
+
+
+def curves_png(series: Mapping[str, tuple[Any, Any]], *, title: str, ylabel: str = "value", smoothing: float = 0.0,
+               size: tuple[float, float] = (7.2, 3.6)) -> bytes:
+    """Curves as a PNG drawn by matplotlib (lab_notes.plots), imported only when a chart is drawn."""
+    from lab_notes.plots import curves_png as draw
+
+    return draw(series, title=title, ylabel=ylabel, smoothing=smoothing, size=size)
+
+
 __all__ = [
     "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT", "SNAPSHOT_PROVENANCE",
     "Attempt", "BackupError", "BadImage", "Checkpoint", "DRAFT_TAG", "EndedRun", "FINAL_STATUSES", "Figure",
@@ -26,5 +38,5 @@ __all__ = [
     "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
     "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",
     "Sweep", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
-    "check_image", "default_url", "downsample", "run_ending_key", "sweep_ending_key", "is_admin", "may_change",
+    "check_image", "curves_png", "default_url", "downsample", "run_ending_key", "sweep_ending_key", "is_admin", "may_change",
 ]

@@ -40,8 +40,12 @@ def _png(figure: PlotFigure) -> bytes:
 
 
 def _new_figure(size: tuple[float, float]) -> PlotFigure:
+    """Fixed margins in inches (a constrained layout costs a third more time per figure)."""
     _choose_fonts()
-    return PlotFigure(figsize=size, layout="constrained")
+    figure = PlotFigure(figsize=size)
+    width, height = size
+    figure.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.35 / height)
+    return figure
 
 
 def _plain(figure: PlotFigure, title: str, xlabel: str, ylabel: str) -> Any:

@@ -5,6 +5,7 @@ its draft; the worker's loop never waits for a figure to be drawn."""
 
 from __future__ import annotations
 
+import os
 import threading
 import traceback
 from typing import Callable
@@ -15,6 +16,11 @@ from engine.journal_drafts.writer import catch_up
 from lab_notes import Notebook
 
 LOOK_EVERY_SECONDS = 3.0
+
+
+def drafting_enabled() -> bool:
+    """Whether workers write drafts: yes unless $LAB_JOURNAL_DRAFTS is off, 0 or false."""
+    return os.environ.get("LAB_JOURNAL_DRAFTS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 class Drafter:
@@ -30,7 +36,9 @@ class Drafter:
         self.written = 0
 
     def start(self) -> "Drafter":
-        self._thread.start()
+        """Start drafting, unless LAB_JOURNAL_DRAFTS=off (then endings wait for a later drafter's catch-up)."""
+        if drafting_enabled():
+            self._thread.start()
         return self
 
     def poke(self) -> None:

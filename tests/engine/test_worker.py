@@ -175,16 +175,19 @@ def test_a_hand_edited_config_fails_clearly_and_the_worker_goes_on(book, start_w
     assert "optim.lr" in run.status_reason and "surprise: unknown key" in run.status_reason
 
 
-def test_the_diverging_preset_ends_diverged_with_a_dated_journal_note(book, start_worker):
+def test_the_diverging_preset_ends_diverged_with_one_dated_journal_draft(book, start_worker):
     run_id = book.create_run(PRESETS["2022-12-14-negatives-infonce-diverges"].model_dump(mode="json"),
                              name="negatives", preset="2022-12-14-negatives-infonce-diverges")
     start_worker()
     wait_for(lambda: status(book, run_id) == "diverged", 120, "the run to diverge")
-    (note,) = book.list_notes(run_id=run_id)
+    (note,) = wait_for(lambda: book.list_notes(run_id=run_id), 120, "the worker's drafter to write its draft")
     report = book.get_run(run_id).divergence_report
     assert note.entry_date.isoformat() == time.strftime("%Y-%m-%d")
-    assert f"diverged at step {report['first_step']}" in note.title and re.search(r"loss/total is (nan|inf|-inf)", note.body)
-    assert "largest_logit" in note.body and note.tags == ["divergence"]
+    assert note.title == f"InfoNCE, negatives-only denominator — run {run_id}" and note.tags == ["draft"]
+    assert re.search(rf"Diverged at step {report['incidents'][-1]['step']}: \*\*loss/total is (nan|inf|-inf)",
+                     note.body)
+    assert "largest_logit" in note.body and "`stop`" in note.body
+    assert len(book.list_notes(run_id=run_id)) == 1  # one entry per run: no separate divergence note
 
 
 def test_ensure_worker_starts_one_only_when_none_is_alive(book, tmp_path):

@@ -157,3 +157,19 @@ def test_upgrading_counts_runs_that_ended_before_as_written_up(notebook_url):
         (run,) = book.list_runs()
         assert book.ending_written(run_ending_key(run.id, 1)) and book.endings_without_draft() == []
         assert book.list_notes() == []  # no flood of drafts for old runs
+
+
+def test_export_then_import_keeps_an_accepted_drafts_text_and_figures(notebook, tmp_path):
+    run_id = ended(notebook)
+    note_id = notebook.save_draft(run_id=run_id, title="disc + ViT-1 — run 1", body="## What was tried\n\nlr\n",
+                                  figures=[Figure("run-1-losses.png", png(5), "Loss curves"),
+                                           Figure("run-1-accuracy.png", png(6), "Accuracy curves")])
+    notebook.accept_draft(note_id)
+    before = notebook.get_note(note_id)
+    exported = notebook.export_journal(tmp_path / "out")
+    assert (tmp_path / "out" / "pic" / "run-1-losses.png").read_bytes() == png(5)
+    notebook.delete_note(note_id)
+    (imported,) = [notebook.get_note(i) for i in notebook.import_journal(exported)]
+    assert imported.entry_date == before.entry_date and "## What was tried\n\nlr" in imported.body
+    assert [(f.name, f.image, f.caption) for f in imported.figures] == \
+        [("run-1-losses.png", png(5), "Loss curves"), ("run-1-accuracy.png", png(6), "Accuracy curves")]
