@@ -122,6 +122,24 @@ def delete(notebook: Notebook, run_id: int, runs_dir: Path = RUNS_DIR, *, by: Pe
         _remove_tree(folder)
 
 
+def regenerate_draft(notebook: Notebook, note_id: int, *, by: Person = LOCAL_USER) -> int:
+    """Write the run's draft `note_id` again from the run's stored results; its note id. Refused for a note the
+    notebook did not write, one a person has edited (their words are never overwritten), a sweep's entry, or a
+    draft whose run was deleted; only the note's owner or an admin (`by`) may (NotAllowed)."""
+    from engine.journal_drafts import write_run_draft  # matplotlib and the composer: only when asked
+
+    draft = notebook.draft_of(note_id)
+    if draft is None or draft.run_id is None:
+        raise Refused(f"note {note_id} is not a run's draft written by the notebook: there is nothing to regenerate")
+    refuse_unless_allowed(by, notebook.get_note(note_id).owner, f"regenerate note {note_id}")
+    if draft.edited:
+        raise Refused(f"note {note_id} was edited by a person: regenerating would overwrite their words")
+    if draft.run_deleted:
+        raise Refused(f"run {draft.run_id} was deleted: there is nothing left to write its draft from")
+    written = write_run_draft(notebook, draft.run_id)
+    return written.note_id if written is not None else note_id
+
+
 def live_workers(notebook: Notebook) -> list[Worker]:
     return notebook.live_workers(LIVE_WORKER_SECONDS)
 

@@ -19,6 +19,9 @@ from lab_notes.journal_text import EXPORT_MARK, LINE_ENDS, JournalError, figure_
     without_export_marks
 from lab_notes.records import Note
 
+# lab_notes.drafts.DRAFT_TAG, written again: importing it would close a circle (drafts -> notes -> journal -> here)
+DRAFT_TAG = "draft"
+
 # What may close an open HTML block, shortest first: a blank line (<div> and other tags), then each kind's end.
 HTML_CLOSERS = ["\n", ">\n", "?>\n", "-->\n", "]]>\n", "</pre>\n", "</style>\n", "</script>\n", "</textarea>\n"]
 
@@ -90,9 +93,14 @@ def entry_level(bodies: Iterable[str]) -> int:
     return max(1, min(3, inner - 1))
 
 
-def write_journal(notes: Sequence[Note], out_dir: Path, *, replace: bool = False) -> Path:
+def write_journal(notes: Sequence[Note], out_dir: Path, *, replace: bool = False,
+                  include_drafts: bool = False) -> Path:
     """Write journal.md and pic/ in the original format: undated notes first, then by date. A folder that holds
-    anything already is refused, unless `replace`: then its journal.md and pic/ are replaced (no stale pictures)."""
+    anything already is refused, unless `replace`: then its journal.md and pic/ are replaced (no stale pictures).
+    Drafts still waiting (tagged `draft`) are left out unless `include_drafts`: a journal holds what a person
+    accepted; accepted drafts are ordinary entries."""
+    if not include_drafts:
+        notes = [note for note in notes if DRAFT_TAG not in note.tags]
     if out_dir.exists() and any(out_dir.iterdir()):
         if not replace:
             raise JournalError(f"{out_dir} is not empty: export into an empty folder, or ask to replace its "

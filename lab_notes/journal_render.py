@@ -19,6 +19,7 @@ from lab_notes.journal_parse import _parser
 PREVIEW_CHARS = 100_000  # the editor previews this much of a body; a longer one says how much more there is
 
 RENDERER = _parser()
+RENDERER.enable("table")  # journal drafts give their numbers as GFM tables; display only (import never needs them)
 keep_within_budget(RENDERER)
 
 

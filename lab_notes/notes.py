@@ -184,11 +184,12 @@ class NotesStore(Database):
         return self.add_notes([NoteDraft(e.entry_date, "", e.body, figures=tuple(e.figures)) for e in entries],
                               owner=owner)
 
-    def export_journal(self, out_dir: str | Path, *, replace: bool = False) -> Path:
-        """Write `journal.md` and `pic/` into `out_dir` (empty, or replaced when asked); returns journal.md."""
+    def export_journal(self, out_dir: str | Path, *, replace: bool = False, include_drafts: bool = False) -> Path:
+        """Write `journal.md` and `pic/` into `out_dir` (empty, or replaced when asked); returns journal.md. Drafts
+        that wait (tag `draft`) only when `include_drafts`."""
         from lab_notes.journal import write_journal
 
-        return write_journal(self.list_notes(), Path(out_dir), replace=replace)
+        return write_journal(self.list_notes(), Path(out_dir), replace=replace, include_drafts=include_drafts)
 
 
 def _check_size(body: str | None) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import streamlit as st
 
 from app.charts import sparkline
+from app.drafts_view import waiting_draft_count
 from app.identity import author_in_words, owner_to_record, sign_in_is_on, whose_filter
 from app.literal import literal
 from app.services import may_start_worker, open_notebook
@@ -43,6 +44,13 @@ def draw_recent(owner: str | None) -> None:
         if len(steps):
             spark.plotly_chart(sparkline(steps, values), key=f"spark:{run.id}", config={"staticPlot": True})
 
+
+waiting = waiting_draft_count(notebook)
+if waiting:  # the notebook wrote these when runs ended: the researcher's words are what they wait for
+    st.page_link("app_pages/journal.py", icon="📝", query_params={"show": "drafts"},
+                 label=f"{waiting} journal draft{'s' if waiting != 1 else ''} wait for you: accept, edit or discard")
+else:
+    st.caption("📝 No journal drafts wait: each run that ends writes one.")
 
 st.subheader("Latest runs")
 whose = whose_filter("home:whose")

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.drafts_view import (ALL, DRAFTS_ONLY, FILTERS, draft_actions, draft_badge, filtered_page, is_draft, only_matching,
+                             run_links)
 from app.identity import author_in_words, current_person, made_by, sign_in_is_on, whose_filter
+from app.literal import literal, literal_code
+from app.reproductions import mirrored_in, passages, show_reproduction
 from app.services import open_notebook
 from app.widgets import show_image
 from lab_notes import (MAX_IMAGE_BYTES, PREVIEW_CHARS, BadImage, Figure, JournalError, NotAllowed, body_segments,
@@ -33,9 +37,10 @@ def rendered(key: tuple, _body: str) -> list:
     return body_segments(_body)
 
 
-def render_body(segments: list, figures: list[Figure]) -> None:
+def render_body(segments: list, figures: list[Figure], *, rest: bool = True) -> set[str]:
     """Prose rendered from CommonMark with every raw HTML of the note escaped (shown as text, never run); each
-    figure drawn from the note's stored images or as a placeholder; a web image only as a link, never fetched."""
+    figure drawn from the note's stored images or as a placeholder; a web image only as a link, never fetched.
+    The figures the text does not place come last (unless not `rest`); returns the names it placed."""
     by_name = {f.name: f for f in figures}
     shown = set()
     for segment in segments:
@@ -53,7 +58,26 @@ def render_body(segments: list, figures: list[Figure]) -> None:
             show_figure(by_name.get(segment.name) or by_name.get(segment.src)
                         or Figure(segment.name, missing="not in this note"))
             shown.add(segment.name)
-    for figure in figures:
+    for figure in figures if rest else []:
+        if figure.name not in shown:
+            show_figure(figure)
+    return shown
+
+
+def render_beside_reproductions(note, mirrored: list) -> None:
+    """An original journal entry cut into the passages presets mirror, each with its reproduction to its right:
+    the original's text and placeholders stay where they are, on the left, and nothing of a run is drawn there."""
+    before, parts = passages(note.body, mirrored)
+    shown: set[str] = set()
+    if before.strip():
+        shown |= render_body(rendered((note.id, note.updated_at, "before"), before), note.figures, rest=False)
+    for index, (mirror, text) in enumerate(parts):
+        original, reproduction = st.columns([3, 2], gap="medium")
+        with original:
+            shown |= render_body(rendered((note.id, note.updated_at, index), text), note.figures, rest=False)
+        with reproduction:
+            show_reproduction(notebook, mirror.preset)
+    for figure in note.figures:
         if figure.name not in shown:
             show_figure(figure)
 
@@ -70,9 +94,9 @@ def render_preview(body: str, figures: list[Figure]) -> None:
 
 def show_figure(figure: Figure) -> None:
     if figure.image is not None:
-        show_image(figure.image, caption=figure.caption or figure.name, width=560)
+        show_image(figure.image, caption=literal(figure.caption or figure.name), width=560)
     else:
-        st.warning(f"🖼️ Missing figure **{figure.name}** — {figure.missing or 'no image stored'}")
+        st.warning(f"🖼️ Missing figure **{literal(figure.name)}** — {literal(figure.missing or 'no image stored')}")
 
 
 def uploaded_figures(files) -> tuple[list[Figure], list[str]]:
@@ -130,6 +154,23 @@ def note_editor(key: str, *, note=None) -> None:
         st.rerun()
 
 
+def note_actions(note) -> None:
+    """Edit and Delete (after a confirm) for an entry a person keeps."""
+    may_edit = may_change(me, note.owner, "edit this note")
+    edit, delete = st.columns([1, 8])
+    if edit.button("Edit", key=f"edit:{note.id}", disabled=not may_edit, help=may_edit.reason or None):
+        st.session_state["editing"] = note.id
+        st.rerun()
+    with delete.popover("Delete", disabled=not may_edit, help=may_edit.reason or None):
+        if st.button("Yes, delete this note", key=f"delete:{note.id}"):
+            try:
+                notebook.delete_note(note.id, by=me)
+            except NotAllowed as refusal:
+                st.error(str(refusal))
+            else:
+                st.rerun()
+
+
 with st.expander("✍️ New note"):
     note_editor("new")
 
@@ -151,9 +192,11 @@ with st.expander("⇅ Import / export"):
                 except JournalError as error:
                     st.error(f"Nothing imported: {error}")
     with right:
+        with_drafts = st.checkbox("Include drafts that wait", key="export:drafts",
+                                  help="Accepted entries are always exported; drafts only when this is ticked.")
         if st.button("Prepare export"):
             with tempfile.TemporaryDirectory() as folder:
-                notebook.export_journal(folder)
+                notebook.export_journal(folder, include_drafts=with_drafts)
                 buffer = io.BytesIO()
                 with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
                     for path in sorted(Path(folder).rglob("*")):
@@ -169,9 +212,12 @@ search_col, order_col = st.columns([3, 1])
 query = search_col.text_input("Search notes", placeholder="words in titles or text, e.g. 准确率 or NaN",
                               key="journal:search")
 newest_first = order_col.radio("Order", ["Newest first", "Oldest first"], horizontal=True) == "Newest first"
+if st.query_params.get("show") == "drafts" and "journal:drafts" not in st.session_state:  # Home's link
+    st.session_state["journal:drafts"] = DRAFTS_ONLY
+shown = st.radio("Drafts", FILTERS, horizontal=True, key="journal:drafts", label_visibility="collapsed")
 number = st.session_state.get("journal_page", 1)
 if query.strip():
-    found = made_by(notebook.search_notes(query), whose)
+    found = only_matching(made_by(notebook.search_notes(query), whose), shown)
     if newest_first:
         found = sorted(found, key=lambda n: (n.entry_date or dt.date.min), reverse=True)
     total = len(found)
@@ -179,46 +225,44 @@ if query.strip():
         number = 1
     notes = found[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
 else:
-    page = notebook.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
-    if not page.notes and number > 1:  # fewer notes than before (deleted, or another person's): the first page
+    notes, total = filtered_page(notebook, shown, newest_first=newest_first, owner=whose, limit=PAGE_SIZE,
+                                 offset=(number - 1) * PAGE_SIZE)
+    if not notes and number > 1:  # fewer notes than before (deleted, or another person's): the first page
         number = 1
-        page = notebook.notes_page(newest_first=newest_first, owner=whose, limit=PAGE_SIZE)
-    notes, total = page.notes, page.total
+        notes, total = filtered_page(notebook, shown, newest_first=newest_first, owner=whose, limit=PAGE_SIZE, offset=0)
 if st.session_state.get("journal_page", 1) != number:
     st.session_state["journal_page"] = number
 pages = -(-total // PAGE_SIZE)
 if pages > 1:
     st.number_input(f"Page (of {pages}; {total:,} notes)", 1, pages, key="journal_page")
 if not notes:
-    st.info("No notes match." if query.strip() or whose else
+    st.info("No notes match." if query.strip() or whose or shown != ALL else
             "The journal is empty: write a note or import a journal file.")
 
+alive = set(notebook.run_names()) if any(note.run_ids for note in notes) else set()
 for note in notes:
     st.markdown(f"### {note.entry_date:%Y.%m.%d}" if note.entry_date else "### (undated)")
+    if is_draft(note):
+        draft_badge(note)
     if note.title:
         st.markdown("**" + re.sub(r"([*_`\\])", r"\\\1", note.title) + "**")
     meta = [f"by {author_in_words(note.owner)}"] if sign_in_is_on() else []
     if note.run_ids:
-        meta.append("runs " + ", ".join(f"[{i}](/run?run={i})" for i in note.run_ids))
+        meta.append(run_links(note.run_ids, alive))
     if note.tags:
-        meta.append("tags " + ", ".join(f"`{t}`" for t in note.tags))
+        meta.append("tags " + ", ".join(literal_code(t) for t in note.tags))
     if meta:
         st.caption(" · ".join(meta))
     if st.session_state.get("editing") == note.id:
         note_editor(f"edit{note.id}", note=note)
     else:
-        render_body(rendered((note.id, note.updated_at), note.body), note.figures)
-        may_edit = may_change(me, note.owner, "edit this note")
-        edit, delete = st.columns([1, 8])
-        if edit.button("Edit", key=f"edit:{note.id}", disabled=not may_edit, help=may_edit.reason or None):
-            st.session_state["editing"] = note.id
-            st.rerun()
-        with delete.popover("Delete", disabled=not may_edit, help=may_edit.reason or None):
-            if st.button("Yes, delete this note", key=f"delete:{note.id}"):
-                try:
-                    notebook.delete_note(note.id, by=me)
-                except NotAllowed as refusal:
-                    st.error(str(refusal))
-                else:
-                    st.rerun()
+        mirrored = mirrored_in(note)
+        if mirrored:
+            render_beside_reproductions(note, mirrored)
+        else:
+            render_body(rendered((note.id, note.updated_at), note.body), note.figures)
+        if is_draft(note):
+            draft_actions(notebook, note, me)  # Accept, Edit, Discard, Regenerate
+        else:
+            note_actions(note)
     st.divider()
