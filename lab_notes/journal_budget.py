@@ -121,10 +121,29 @@ def _inline_within_budget(state: Any) -> None:
         spent += len(token.children or [])
 
 
+def _rows_within_budget(table_rule: Any) -> Any:
+    """The table rule reads all of a table's rows in one call, past every budget check: give it only the rows
+    the budget left can pay for (a line, and three tokens a column); the rows after them are left to the checks."""
+
+    def table(state: Any, start: int, end: int, silent: bool) -> bool:
+        budget: Budget | None = state.env.get("budget")
+        if budget is not None and not silent:
+            left = BLOCK_SHARE * budget.units - budget.lines_units(start) - len(state.tokens)
+            delimiter_row = state.src[state.bMarks[start + 1]:state.eMarks[start + 1]] if start + 1 < end else ""
+            row_units = LINE_UNITS + 2 + 3 * (delimiter_row.count("|") + 1)  # tr open/close, td open/inline/close
+            end = min(end, start + max(2, int(left // row_units)))
+        return bool(table_rule(state, start, end, silent))
+
+    return table
+
+
 def keep_within_budget(md: MarkdownIt) -> None:
     """Make `md` stop where an env's "budget" runs out (an env without one parses as before)."""
     md.block.ruler.before(md.block.ruler.__rules__[0].name, "stop_when_spent", _stop_when_spent)
     md.core.ruler.at("inline", _inline_within_budget)
+    rules = {rule.name: rule for rule in md.block.ruler.__rules__}
+    if "table" in rules:
+        md.block.ruler.at("table", _rows_within_budget(rules["table"].fn), {"alt": rules["table"].alt})
 
 
 def rest_as_text(text: str, budget: Budget) -> str:

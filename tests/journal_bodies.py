@@ -39,6 +39,7 @@ def dense_bodies(size: int) -> dict[str, str]:
             "`> a` lines": repeated("> a\n", size),
             "`# a` lines": repeated("# a\n", size),
             "`| a | b |` table rows": "| a | b |\n|---|---|\n" + repeated("| a | b |\n", size - 20),
+            "`|a|a|…|` 40-column table rows": "|a" * 40 + "|\n" + "|-" * 40 + "|\n" + repeated("|a" * 40 + "|\n", size - 200),
             "short fenced code blocks": repeated("```\nx\n```\n", size),
             "`#` lines (empty headings)": repeated("#\n", size),
             "`1. 1. 1. 1. 1. a` nested lists": repeated("1. 1. 1. 1. 1. a\n", size),
