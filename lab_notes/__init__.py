@@ -17,12 +17,16 @@ from lab_notes.runs import LeaseLost, Refused
 from lab_notes.series import downsample
 from lab_notes.notebook_sink import NotebookSink
 from lab_notes.store import Notebook, NotFound
+from lab_notes.client import start_run
+from lab_notes.client_run import RunEnded, TrackedRun
+from lab_notes.client_values import BadValue
 
 __all__ = [
     "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT", "SNAPSHOT_PROVENANCE",
-    "Attempt", "BackupError", "BadImage", "Checkpoint", "FINAL_STATUSES", "Figure", "JournalError", "LOCAL_USER",
-    "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
-    "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",
-    "Sweep", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
-    "check_image", "default_url", "downsample", "is_admin", "may_change",
+    "Attempt", "BackupError", "BadImage", "BadValue", "Checkpoint", "FINAL_STATUSES", "Figure", "JournalError",
+    "LOCAL_USER", "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound",
+    "Notebook", "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused",
+    "Run", "RunEnded", "Snapshot", "Sweep", "TrackedRun", "Worker", "apply_umask", "artifact_root",
+    "backup_into", "backups_to_keep", "body_segments", "check_image", "default_url", "downsample", "is_admin",
+    "may_change", "start_run",
 ]
