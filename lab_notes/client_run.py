@@ -61,6 +61,10 @@ class TrackedRun:
         self.dropped = 0  # points refused for want of room while the database was unreachable
         self.unwritten = 0  # points and images that could not be written by the end
         self._step = -1
+        # points accepted, and how many of the first of them are surely written: what waits is the difference (exact
+        # during an outage, when nothing is written; a little over otherwise, which only matters at the bound)
+        self._accepted = 0
+        self._written = 0
         self._ended: str | None = None  # why nothing more may be logged
         self._images: collections.deque[tuple[str, int, bytes]] = collections.deque()
         self._image_bytes = 0
@@ -91,14 +95,14 @@ class TrackedRun:
             number_ = value if type(value) is float else float(value) if type(value) is int else as_number(key, value)
             rows.append((attempt, (run_id, key, step, None if number_ != number_ else number_, stamp, number)))
         self._step = step
-        buffer = self.notebook.buffer
-        if len(buffer) + len(rows) > self.max_buffered_points:
+        if self._accepted - self._written + len(rows) > self.max_buffered_points:
             if not self.dropped:
                 say(f"run {run_id}: {self.max_buffered_points:,} points wait for the notebook already; further "
                     f"points are counted and dropped until it is reachable")
             self.dropped += len(rows)
             return
-        if buffer.add(rows) >= FLUSH_POINTS:
+        self._accepted += len(rows)
+        if self.notebook.buffer.add(rows) >= FLUSH_POINTS:
             self._wake.set()
 
     def log_image(self, key: str, image: Any, step: int | None = None) -> None:
@@ -195,7 +199,9 @@ class TrackedRun:
                 self._lease_lost()
 
     def _write_pending(self) -> None:
+        accepted = self._accepted
         self.notebook.flush()
+        self._written = accepted
         while self._images:
             key, step, png = self._images[0]
             self.notebook.log_image(self.id, key, step, png, attempt=self.attempt)
