@@ -52,6 +52,7 @@ class TrackedRun:
         self.notebook = notebook
         self.attempt = attempt
         self.id = attempt.run_id
+        self._attempt_number = attempt.number
         self.name = name
         self.owns_run = owns_run
         self.owner = owner
@@ -80,20 +81,23 @@ class TrackedRun:
     def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
         """Record `values` (key -> number; NaN and ±inf kept) at `step` (default: one after the last). A bad key
         or value raises BadValue naming it, and then nothing of this call is kept."""
+        # Every point passes here: the common case (a dict of str -> float or int, a whole step) costs no call.
         if self._ended is not None:
             raise RunEnded(self._ended)
-        step = self._step + 1 if step is None else self._checked_step(step)
-        attempt, run_id, stamp = self.attempt, self.id, time.time()
-        number = attempt.number
-        if not isinstance(values, Mapping):
-            raise BadValue(f"log takes a mapping of key -> number, not {type(values).__name__}")
+        if step is None:
+            step = self._step + 1
+        elif type(step) is not int or step < 0:
+            step = self._checked_step(step)
+        if type(values) is not dict:
+            values = _checked_mapping(values)
+        attempt, run_id, number, stamp = self.attempt, self.id, self._attempt_number, time.time()
         rows: Pending = []
         for key, value in values.items():
-            # the common case without a call: this runs on every point
             if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or key.isspace():
                 checked_key(key)
-            number_ = value if type(value) is float else float(value) if type(value) is int else as_number(key, value)
-            rows.append((attempt, (run_id, key, step, None if number_ != number_ else number_, stamp, number)))
+            if type(value) is not float:
+                value = float(value) if type(value) is int else as_number(key, value)
+            rows.append((attempt, (run_id, key, step, None if value != value else value, stamp, number)))
         self._step = step
         if self._accepted - self._written + len(rows) > self.max_buffered_points:
             if not self.dropped:
@@ -102,7 +106,8 @@ class TrackedRun:
             self.dropped += len(rows)
             return
         self._accepted += len(rows)
-        if self.notebook.buffer.add(rows) >= FLUSH_POINTS:
+        waiting = self.notebook.buffer.add(rows)
+        if waiting >= FLUSH_POINTS > waiting - len(rows):  # wake the writer once as the buffer passes the mark
             self._wake.set()
 
     def log_image(self, key: str, image: Any, step: int | None = None) -> None:
@@ -248,6 +253,12 @@ class TrackedRun:
         if step < 0:
             raise BadValue(f"step {step}: steps count from 0")
         return step
+
+
+def _checked_mapping(values: Any) -> Mapping[str, Any]:
+    if not isinstance(values, Mapping):
+        raise BadValue(f"log takes a mapping of key -> number, not {type(values).__name__}")
+    return values
 
 
 def outcome(kind: type[BaseException] | None, error: BaseException | None,
