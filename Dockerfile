@@ -31,6 +31,10 @@ COPY engine ./engine
 COPY lab_notes ./lab_notes
 COPY data ./data
 COPY .streamlit ./.streamlit
+# the checkout as a package (its pins are installed above): a script the worker runs in its own folder imports
+# lab_notes too
+COPY pyproject.toml README.md ./
+RUN pip install --no-deps -e .
 
 # Ubuntu 24.04 (the CUDA base) ships a user `ubuntu` with uid 1000: it goes, so that the researcher keeps uid 1000
 # (the owner files on a bind mount get) on both bases. /artifacts: where compose.yaml mounts the volume the app

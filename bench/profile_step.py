@@ -87,7 +87,7 @@ def instrument(timers: Timers) -> list[tuple[Any, str, Any]]:
         (loop, "weights_and_gradients", "histograms"),
         (SystemSampler, "take", "system sampling"), (SystemSampler, "sample", "system sampling"),
         (MonitoredSink, "log_metrics", "sink"), (MonitoredSink, "log_event", "sink"),
-        (MonitoredSink, "should_stop", "sink"), (TimingSink, "log_metrics", "sink"),
+        (MonitoredSink, "stop_requested", "sink"), (TimingSink, "log_metrics", "sink"),
         (ExperimentModel, "forward", "forward"), (torch.Tensor, "backward", "backward"),
         (torch.optim.AdamW, "step", "optimizer step"), (torch.optim.Adam, "step", "optimizer step"),
         (torch.optim.SGD, "step", "optimizer step"),

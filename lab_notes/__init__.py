@@ -21,6 +21,9 @@ from lab_notes.series import downsample
 from lab_notes.notebook_sink import NotebookSink
 from lab_notes.overview import Sort
 from lab_notes.store import Notebook, NotFound
+from lab_notes.client import start_run
+from lab_notes.client_run import RunEnded, TrackedRun
+from lab_notes.client_values import BadValue
 
 
 
@@ -34,11 +37,11 @@ def curves_png(series: Mapping[str, tuple[Any, Any]], *, title: str, ylabel: str
 
 __all__ = [
     "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT", "SNAPSHOT_PROVENANCE",
-    "Attempt", "BackupError", "BadImage", "Checkpoint", "DRAFT_TAG", "EndedRun", "FINAL_STATUSES", "Figure",
-    "JournalDraft", "JournalError", "LOCAL_USER",
-    "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft", "NoteHeading", "NotAllowed", "NotFound", "Notebook",
-    "NotebookSink", "PREVIEW_CHARS", "Person", "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "Snapshot",
-    "Sort", "Sweep", "Unreachable", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep",
-    "body_segments", "check_image", "curves_png", "default_url", "downsample", "is_admin", "may_change",
-    "run_ending_key", "sweep_ending_key",
+    "Attempt", "BackupError", "BadImage", "BadValue", "Checkpoint", "DRAFT_TAG", "EndedRun", "FINAL_STATUSES",
+    "Figure", "JournalDraft", "JournalError", "LOCAL_USER", "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft",
+    "NoteHeading", "NotAllowed", "NotFound", "Notebook", "NotebookSink", "PREVIEW_CHARS", "Person",
+    "RESUMABLE_STATUSES", "RUN_STATUSES", "Refused", "Run", "RunEnded", "Snapshot", "Sort", "Sweep", "TrackedRun",
+    "Unreachable", "Worker", "apply_umask", "artifact_root", "backup_into", "backups_to_keep", "body_segments",
+    "check_image", "curves_png", "default_url", "downsample", "is_admin", "may_change", "run_ending_key",
+    "start_run", "sweep_ending_key",
 ]

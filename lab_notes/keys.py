@@ -25,3 +25,4 @@ SNAPSHOT_FEATURES = "features"
 SNAPSHOT_FEW_SHOT = "few_shot"
 SNAPSHOT_HISTOGRAMS = "histograms"
 SNAPSHOT_PROVENANCE = "provenance"
+SNAPSHOT_HYPERPARAMETERS = "hyperparameters"  # a script's own config, when it attaches to a launched run

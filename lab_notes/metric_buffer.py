@@ -26,6 +26,10 @@ class MetricBuffer:
             self._points.extend(points)
             return len(self._points)
 
+    def __len__(self) -> int:
+        """How many points wait (read without the lock: a bound, not an exact count under concurrent adds)."""
+        return len(self._points)
+
     def take(self) -> Pending:
         """Everything buffered, leaving the buffer empty."""
         with self._lock:

@@ -89,6 +89,20 @@ class RunsStore(Room):
             session.flush()
             return row.id
 
+    def create_running_run(self, config: dict[str, Any], *, name: str, worker_id: str, pid: int,
+                           owner: str | None = None) -> Attempt:
+        """(new) -> queued -> running in one transaction, as attempt 1 of the calling process (a script's tracking
+        client runs its run itself): no worker ever sees it queued."""
+        with self._write() as session:
+            row = queued_run_row(name=name, preset=None, config=config, lint=(), owner=owner, pinned_host=None,
+                                 pinned_gpu=None)
+            session.add(row)
+            session.flush()
+            attempt, clock = Attempt(row.id, 1, uuid.uuid4().hex), self._clock()
+            self._change_status(session, row.id, "running", attempt=1, attempt_token=attempt.token, pid=pid,
+                                worker_id=worker_id, started_at=clock, heartbeat_at=clock)
+            return attempt
+
     def claim_next_run(self, worker_id: str, *, host: str | None = None, gpus: Sequence[str] = ()) -> Attempt | None:
         """queued -> running for the oldest queued run that this worker may run, as a new attempt of it; None
         when there is none. A run pinned to a host goes only to a worker of that `host` id; one pinned to a GPU

@@ -1,0 +1,277 @@
+"""`TrackedRun`: one script's run as the tracking client sees it. `log` only checks the values and appends them to
+the notebook's `MetricBuffer` (so a training loop that logs every step stays fast); a background thread writes
+them every FLUSH_SECONDS, under the run's attempt, and keeps them (bounded, counted) while the database is
+unreachable. Images wait in the same way; notes are written at once."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import operator
+import sys
+import threading
+import time
+import traceback
+from types import TracebackType
+from typing import Any, Mapping
+
+from sqlalchemy.exc import OperationalError
+
+from lab_notes.client_values import MAX_KEY_CHARS, BadValue, as_number, checked_key, image_png
+from lab_notes.keys import SNAPSHOT_HYPERPARAMETERS
+from lab_notes.metric_buffer import Pending
+from lab_notes.notebook_sink import NotebookSink, retry_while_unreachable
+from lab_notes.records import Attempt
+from lab_notes.runs import LeaseLost
+from lab_notes.store import Notebook
+
+FLUSH_SECONDS = 0.5
+FLUSH_POINTS = 50_000  # more waiting than this wakes the writer early: memory stays small at any logging rate
+MAX_BUFFERED_POINTS = 2_000_000  # ~30 min of 1,000 points/s kept through an outage (~0.3 GB), then counted
+MAX_BUFFERED_IMAGE_BYTES = 256 * 1024 * 1024
+EXIT_PATIENCE_SECONDS = 120.0  # at exit, how long an unreachable database is waited for before giving up
+TRACEBACK_LINES = 6
+
+
+class RunEnded(RuntimeError):
+    """Something was logged to a run that has ended (or that no longer belongs to this process)."""
+
+
+def say(message: str) -> None:
+    print(f"lab_notes: {message}", file=sys.stderr, flush=True)
+
+
+class TrackedRun:
+    """A run this process logs to. Owned (made by `start_run`): it heartbeats, and ends with a final status.
+    Attached (launched by the notebook's worker, which heartbeats it and sets its status from the exit code):
+    it only logs."""
+
+    def __init__(self, notebook: Notebook, attempt: Attempt, *, name: str, owns_run: bool,
+                 owner: str | None = None, max_buffered_points: int = MAX_BUFFERED_POINTS,
+                 exit_patience: float = EXIT_PATIENCE_SECONDS) -> None:
+        self.notebook = notebook
+        self.attempt = attempt
+        self.id = attempt.run_id
+        self._attempt_number = attempt.number
+        self.name = name
+        self.owns_run = owns_run
+        self.owner = owner
+        self.max_buffered_points = max_buffered_points
+        self.exit_patience = exit_patience
+        self.status: str | None = None  # the final status this process gave it (owned runs)
+        self.dropped = 0  # points refused for want of room while the database was unreachable
+        self.unwritten = 0  # points and images that could not be written by the end
+        self._step = -1
+        # points accepted, and how many of the first of them are surely written: what waits is the difference (exact
+        # during an outage, when nothing is written; a little over otherwise, which only matters at the bound)
+        self._accepted = 0
+        self._written = 0
+        self._ended: str | None = None  # why nothing more may be logged
+        self._images: collections.deque[tuple[str, int, bytes]] = collections.deque()
+        self._image_bytes = 0
+        self._unreachable_since: float | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._sink = NotebookSink(notebook, attempt, on_lease_lost=self._lease_lost if owns_run else None)
+        self._writer = threading.Thread(target=self._write_periodically, daemon=True, name="lab-notes-client")
+        self._writer.start()
+
+    # --- what a script calls --------------------------------------------------------------------------------
+
+    def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Record `values` (key -> number; NaN and ±inf kept) at `step` (default: one after the last). A bad key
+        or value raises BadValue naming it, and then nothing of this call is kept."""
+        # Every point passes here: the common case (a dict of str -> float or int, a whole step) costs no call.
+        if self._ended is not None:
+            raise RunEnded(self._ended)
+        if step is None:
+            step = self._step + 1
+        elif type(step) is not int or step < 0:
+            step = self._checked_step(step)
+        if type(values) is not dict:
+            values = _checked_mapping(values)
+        attempt, run_id, number, stamp = self.attempt, self.id, self._attempt_number, time.time()
+        rows: Pending = []
+        for key, value in values.items():
+            if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or key.isspace():
+                checked_key(key)
+            if type(value) is not float:
+                value = float(value) if type(value) is int else as_number(key, value)
+            rows.append((attempt, (run_id, key, step, None if value != value else value, stamp, number)))
+        self._step = step
+        if self._accepted - self._written + len(rows) > self.max_buffered_points:
+            if not self.dropped:
+                say(f"run {run_id}: {self.max_buffered_points:,} points wait for the notebook already; further "
+                    f"points are counted and dropped until it is reachable")
+            self.dropped += len(rows)
+            return
+        self._accepted += len(rows)
+        waiting = self.notebook.buffer.add(rows)
+        if waiting >= FLUSH_POINTS > waiting - len(rows):  # wake the writer once as the buffer passes the mark
+            self._wake.set()
+
+    def log_image(self, key: str, image: Any, step: int | None = None) -> None:
+        """Record an image: a numpy array (H, W[, C]) of uint8 or of floats in 0..1, or a PIL image."""
+        if self._ended is not None:
+            raise RunEnded(self._ended)
+        step = max(self._step, 0) if step is None else self._checked_step(step)
+        png = image_png(checked_key(key), image)
+        if self._image_bytes + len(png) > MAX_BUFFERED_IMAGE_BYTES:
+            self.dropped += 1
+            say(f"run {self.id}: image {key!r} at step {step} dropped: images waiting for the notebook fill "
+                f"{MAX_BUFFERED_IMAGE_BYTES >> 20} MB")
+            return
+        self._images.append((key, step, png))
+        self._image_bytes += len(png)
+
+    def note(self, text: str, *, title: str | None = None) -> int:
+        """A dated journal note linked to this run (Markdown); its id. Its title is the first line unless given."""
+        if self._ended is not None:
+            raise RunEnded(self._ended)
+        if not isinstance(text, str) or not text.strip():
+            raise BadValue("note: the text must be a non-empty string")
+        heading = title or text.strip().splitlines()[0][:120]
+        return retry_while_unreachable(lambda: self.notebook.add_note(
+            dt.date.today(), heading, text, run_ids=[self.id], owner=self.owner))
+
+    def log_hyperparameters(self, params: Mapping[str, Any]) -> None:
+        """Keep the script's own settings with the run (a document, as JSON, beside its launch config)."""
+        retry_while_unreachable(lambda: self.notebook.log_snapshot(
+            self.id, SNAPSHOT_HYPERPARAMETERS, 0, dict(params), attempt=self.attempt))
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether someone asked this run to stop (the Stop button): a loop may check it and end early."""
+        return self._sink.stop_requested()
+
+    def flush(self) -> None:
+        """Write everything logged so far now (waits through an outage, up to the exit patience)."""
+        self._write_until_written(self.exit_patience)
+
+    def finish(self, status: str = "completed", reason: str | None = None) -> None:
+        """End the run: write what waits, then (an owned run) its final status. Safe to call twice."""
+        if self._closing.is_set():
+            return
+        self._ended = f"run {self.id} has ended ({status}): nothing more can be logged to it"
+        self._closing.set()
+        self._wake.set()
+        self._writer.join()
+        left = self._write_until_written(self.exit_patience)
+        if self.owns_run:
+            self._sink.stop_heartbeat()
+            try:
+                retry_while_unreachable(lambda: self.notebook.finish_attempt(self.attempt, status, reason=reason),
+                                        patience=self.exit_patience)
+                self.status = status
+            except LeaseLost:
+                say(f"run {self.id}: no longer this process's run (reaped, or deleted); its status stays as is")
+            except OperationalError as error:
+                say(f"run {self.id}: the notebook stayed unreachable; its status could not be set to {status} "
+                    f"({type(error.orig).__name__})")
+        self.unwritten = left + self.dropped
+        if self.unwritten:
+            say(f"run {self.id}: {self.unwritten:,} points or images could not be written to the notebook "
+                f"({self.dropped:,} dropped while it was unreachable and the buffer was full, {left:,} still "
+                f"waiting at exit)")
+        try:
+            self.notebook.close()
+        except Exception:  # noqa: BLE001 - what could not be written is counted above
+            self.notebook.dispose()
+
+    @property
+    def finished(self) -> bool:
+        """Whether `finish` has run (the block ended, or it was called)."""
+        return self._closing.is_set()
+
+    def __enter__(self) -> "TrackedRun":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.finish(*outcome(kind, error, trace))
+
+    # --- the writer -----------------------------------------------------------------------------------------
+
+    def _write_periodically(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                self._write_pending()
+            except OperationalError as error:
+                self._unreachable(error)
+            except LeaseLost:
+                self._lease_lost()
+
+    def _write_pending(self) -> None:
+        accepted = self._accepted
+        self.notebook.flush()
+        self._written = accepted
+        while self._images:
+            key, step, png = self._images[0]
+            self.notebook.log_image(self.id, key, step, png, attempt=self.attempt)
+            self._images.popleft()
+            self._image_bytes -= len(png)
+        if self._unreachable_since is not None:
+            say(f"run {self.id}: the notebook is reachable again after {time.monotonic() - self._unreachable_since:.0f}"
+                f" s; what waited is written")
+            self._unreachable_since = None
+
+    def _unreachable(self, error: OperationalError) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            say(f"run {self.id}: the notebook is unreachable ({type(error.orig).__name__}); keeping points "
+                f"(up to {self.max_buffered_points:,}) and retrying")
+
+    def _write_until_written(self, patience: float) -> int:
+        """Write what waits, retrying while the database is unreachable for up to `patience` s; how many points
+        and images are left unwritten."""
+        deadline, pause = time.monotonic() + patience, 0.2
+        while True:
+            try:
+                self._write_pending()
+                return 0
+            except LeaseLost:
+                self._lease_lost()
+                return len(self.notebook.buffer) + len(self._images)
+            except OperationalError as error:
+                self._unreachable(error)
+                if time.monotonic() > deadline:
+                    return len(self.notebook.buffer) + len(self._images)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _lease_lost(self) -> None:
+        self._ended = (f"run {self.id} no longer belongs to this process (reaped as stale, or deleted): nothing "
+                       f"more can be logged to it")
+
+    def _checked_step(self, step: Any) -> int:
+        try:
+            step = operator.index(step)
+        except TypeError:
+            raise BadValue(f"step {step!r}: a step is a whole number, not {type(step).__name__}") from None
+        if step < 0:
+            raise BadValue(f"step {step}: steps count from 0")
+        return step
+
+
+def _checked_mapping(values: Any) -> Mapping[str, Any]:
+    if not isinstance(values, Mapping):
+        raise BadValue(f"log takes a mapping of key -> number, not {type(values).__name__}")
+    return values
+
+
+def outcome(kind: type[BaseException] | None, error: BaseException | None,
+            trace: TracebackType | None) -> tuple[str, str | None]:
+    """(final status, reason) for a run whose block ended this way: normally, by Ctrl-C, by sys.exit, or by an
+    exception (the traceback's last lines as the reason)."""
+    if kind is None:
+        return "completed", None
+    if issubclass(kind, KeyboardInterrupt):
+        return "stopped", "interrupted (Ctrl-C)"
+    if issubclass(kind, SystemExit) and isinstance(error, SystemExit) and error.code in (None, 0):
+        return "completed", None
+    if issubclass(kind, SystemExit) and isinstance(error, SystemExit):
+        return "failed", f"the script exited with {error.code!r}"
+    lines = "".join(traceback.format_exception(kind, error, trace)).rstrip().splitlines()
+    return "failed", "\n".join(lines[-TRACEBACK_LINES:])
