@@ -215,8 +215,7 @@ class ScriptSupervisor:
 
     def finish(self, status: str, reason: str | None, code: int | None) -> int:
         """End the attempt once; the exit status for this process (the script's, as a shell would say it)."""
-        if reason:
-            say(f"run {self.attempt.run_id}: {status}: {reason}")
+        say(f"run {self.attempt.run_id}: ended {status}" + (f": {reason}" if reason else ""))
         self.sink.stop_heartbeat()
         exit_code = None if code is None else as_exit_code(code)
         try:

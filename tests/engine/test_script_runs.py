@@ -1,0 +1,197 @@
+"""Script runs, end to end: a real worker runs the researcher's own command (tests/scripts/*.py, and small scripts
+written here), tails its TensorBoard logdir, obeys Stop with SIGTERM then SIGKILL, and ends the run from the exit
+code. Every wait polls the notebook with a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import jobs
+from engine.config import ConfigError
+from engine.script_job import validate_script
+from lab_notes import Notebook
+from tests.helpers import missing_service, stop_processes, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(p for p in (ROOT / "tests" / "scripts").glob("*.py") if not p.name.startswith("_"))
+STOP_GRACE = "2"  # the test worker's SIGTERM-to-SIGKILL grace, seconds
+
+
+@pytest.fixture
+def start_worker(book, tmp_path, monkeypatch):
+    """A worker on `book` whose script runs may run code under the repository or tmp_path (LAB_CODE_DIR = /)."""
+    monkeypatch.setenv("LAB_CODE_DIR", "/")
+    started: list[subprocess.Popen] = []
+
+    def start(*extra: str, **env: str) -> subprocess.Popen:
+        log = open(tmp_path / "worker.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", book.url, "--runs-dir",
+                                    str(tmp_path / "runs"), *extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "LAB_SCRIPT_STOP_GRACE_SECONDS": STOP_GRACE, **env})
+        log.close()
+        started.append(process)
+        return process
+
+    yield start
+    stop_processes(started)
+
+
+def launch(book: Notebook, command: list[str], workdir: Path, **values) -> int:
+    job = validate_script({"command": command, "workdir": str(workdir), **values})
+    return jobs.submit_script(book, job, name=Path(command[1] if len(command) > 1 else command[0]).name).run_id
+
+
+def ended(book: Notebook, run_id: int, timeout: float = 120):
+    """The run once it reached a final status and its worker reaped the process (its exit code recorded, and
+    its output copied: the process always says how its script ended)."""
+    return wait_for(lambda: (run := book.get_run(run_id)).status not in ("queued", "running")
+                    and run.exit_code is not None and f"run {run_id}: ended " in run.log_tail and run, timeout,
+                    f"run {run_id} to end")
+
+
+def notebook_metrics(book: Notebook, run_id: int) -> dict[str, dict[int, float]]:
+    return {key: {int(step): float(value) for step, value in zip(*book.metric_history(run_id, key))}
+            for key in book.metric_keys(run_id) if not key.startswith("sys/")}
+
+
+def write_script(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
+def test_a_script_launched_through_the_worker_records_exactly_what_it_logged(book, start_worker, tmp_path, script):
+    expected_file = tmp_path / "expected.json"
+    run_id = launch(book, [sys.executable, str(script), "--steps", "20"], ROOT,
+                    env={"EXPECTED_METRICS": str(expected_file)})
+    start_worker()
+    run = ended(book, run_id)
+    assert (run.status, run.exit_code) == ("completed", 0), run.log_tail
+    logged = {key: {int(step): value for step, value in steps.items()}
+              for key, steps in json.loads(expected_file.read_text()).items()}
+    assert notebook_metrics(book, run_id) == logged
+    provenance = book.snapshots(run_id, "provenance")[0].payload
+    assert provenance["cwd"] == str(ROOT) and provenance["git"]["commit"]  # the script's own repository
+    assert provenance["command"][1] == str(script)
+    assert any(key.startswith("sys/") for key in book.metric_keys(run_id))  # the script's system metrics
+    if script.stem == "summary_writer":  # images, text and hparams come through TensorBoard too
+        assert book.image_keys(run_id) == ["weights"] and book.image_steps(run_id, "weights") == [0, 5, 10, 15]
+        texts = {s.step: s.payload["text"] for s in book.snapshots(run_id, "text")}
+        assert texts == {step: f"<b>step</b> {step}" for step in (0, 5, 10, 15)}
+        assert book.snapshots(run_id, "hparams")[0].payload == {"lr": 0.1, "steps": 20.0}
+        assert "done: 20 steps" in run.log_tail
+
+
+def test_points_appear_while_the_script_still_runs(book, start_worker, tmp_path):
+    """The logdir is tailed live: the first point is in the notebook before the script is let go on."""
+    release = tmp_path / "release"
+    script = write_script(tmp_path, "live.py", f"""
+import os, time
+from torch.utils.tensorboard import SummaryWriter
+writer = SummaryWriter(os.environ["TENSORBOARD_LOGDIR"], flush_secs=1)
+writer.add_scalar("loss", 0.5, 1)
+writer.flush()
+while not os.path.exists({str(release)!r}):
+    time.sleep(0.05)
+writer.add_scalar("loss", 0.25, 2)
+writer.close()
+""")
+    run_id = launch(book, [sys.executable, str(script)], tmp_path)
+    start_worker()
+    wait_for(lambda: book.metric_history(run_id, "loss")[0].tolist() == [1], 120, "the first point, live")
+    assert book.get_run(run_id).status == "running"
+    release.touch()
+    assert ended(book, run_id).status == "completed"
+    assert [a.tolist() for a in book.metric_history(run_id, "loss")] == [[1, 2], [0.5, 0.25]]
+
+
+def test_exit_codes_become_the_status_and_bad_commands_fail_at_once_with_the_reason(book, start_worker, tmp_path):
+    exits_3 = write_script(tmp_path, "exits_3.py", "import sys\nprint('about to fail')\nsys.exit(3)\n")
+    not_executable = write_script(tmp_path, "tool.sh", "#!/bin/sh\necho hi\n")
+    not_executable.chmod(0o644)
+    runs = {"code 3": launch(book, [sys.executable, str(exits_3)], tmp_path),
+            "missing script": launch(book, [sys.executable, "no_such_script.py"], tmp_path),
+            "missing program": launch(book, ["./no_such_program"], tmp_path),
+            "not executable": launch(book, ["./tool.sh"], tmp_path)}
+    start_worker()
+    run = ended(book, runs["code 3"])
+    assert (run.status, run.exit_code, run.status_reason) == ("failed", 3, "the script exited with code 3")
+    assert "about to fail" in run.log_tail
+    expected = {"missing script": "command.1: the script 'no_such_script.py' does not exist",
+                "missing program": "command.0: the program './no_such_program' does not exist",
+                "not executable": "command.0: './tool.sh' is not executable"}
+    for what, reason in expected.items():
+        run = ended(book, runs[what])
+        assert run.status == "failed" and run.status_reason.startswith(reason), (what, run.status_reason)
+        assert not book.snapshots(runs[what], "provenance")  # it never started: nothing was recorded for it
+
+
+def test_stop_sends_sigterm_and_then_sigkill_after_the_grace_period(book, start_worker, tmp_path):
+    obeys = write_script(tmp_path, "obeys.py", """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (print("SIGTERM: saving and leaving", flush=True), sys.exit(0)))
+print("started", flush=True)
+while True:
+    time.sleep(0.05)
+""")
+    ignores = write_script(tmp_path, "ignores.py", """
+import signal, time
+signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM: ignored", flush=True))
+print("started", flush=True)
+while True:
+    time.sleep(0.05)
+""")
+    runs = [launch(book, [sys.executable, str(obeys)], tmp_path), launch(book, [sys.executable, str(ignores)], tmp_path)]
+    start_worker("--max-parallel", "2")
+    for run_id in runs:
+        wait_for(lambda: "started" in book.get_run(run_id).log_tail, 120, "the script to start")
+        jobs.stop(book, run_id)
+    polite, stubborn = (ended(book, run_id) for run_id in runs)
+    assert (polite.status, polite.exit_code) == ("stopped", 0)
+    assert "SIGTERM: saving and leaving" in polite.log_tail
+    assert (stubborn.status, stubborn.exit_code) == ("stopped", 137)  # SIGKILL, as a shell says it
+    assert "SIGTERM: ignored" in stubborn.log_tail and "signal 9 (SIGKILL)" in stubborn.status_reason
+    assert f"SIGKILL in {STOP_GRACE} s" in stubborn.log_tail
+
+
+def test_a_working_folder_outside_the_code_root_is_refused_naming_the_field(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CODE_DIR", str(tmp_path / "code"))
+    (tmp_path / "code" / "project").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "code" / "escape").symlink_to(tmp_path / "elsewhere")
+    assert validate_script({"command": ["python", "x.py"], "workdir": "project"}).folder() == \
+        (tmp_path / "code" / "project").resolve()
+    for outside in (str(tmp_path / "elsewhere"), "../elsewhere", "escape"):
+        with pytest.raises(ConfigError) as refused:
+            validate_script({"command": ["python", "x.py"], "workdir": outside})
+        assert refused.value.problems[0].path == "workdir" and "outside the code folder" in str(refused.value)
+    with pytest.raises(ConfigError) as reserved:
+        validate_script({"command": ["python"], "workdir": "project", "env": {"LAB_ATTEMPT_TOKEN": "x"}})
+    assert reserved.value.problems[0].path == "env" and "LAB_ATTEMPT_TOKEN" in str(reserved.value)
+
+
+def test_a_script_run_on_slurm_completes_with_what_it_logged(book, start_worker, tmp_path):
+    if not os.environ.get("LAB_TEST_SLURM") and os.environ.get("CI") != "true":
+        missing_service("no Slurm: source tests/slurm.sh (as root with apt) to start a single-node one")
+    script = ROOT / "tests" / "scripts" / "summary_writer.py"
+    expected_file = tmp_path / "expected.json"
+    run_id = launch(book, [sys.executable, str(script), "--steps", "10"], ROOT,
+                    env={"EXPECTED_METRICS": str(expected_file)},
+                    runtime={"executor": "slurm", "system_metrics_seconds": 0})
+    start_worker()
+    try:
+        run = ended(book, run_id, timeout=300)
+    finally:
+        for snapshot in book.snapshots(run_id, "slurm"):
+            subprocess.run(["scancel", snapshot.payload["job_id"]], capture_output=True)
+    assert (run.status, run.exit_code) == ("completed", 0), run.log_tail
+    assert book.snapshots(run_id, "slurm")  # it went through Slurm, as a job
+    logged = json.loads(expected_file.read_text())
+    assert notebook_metrics(book, run_id) == {k: {int(s): v for s, v in steps.items()} for k, steps in logged.items()}
