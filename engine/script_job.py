@@ -47,7 +47,7 @@ class ScriptJob(Section):
     """A command the worker runs as a run: argv, working folder, extra environment, TensorBoard logdir, and
     where it runs (`runtime`: executor local or slurm, processes, Slurm settings, host and GPU pins)."""
 
-    kind: Literal["script"] = Field(SCRIPT_KIND, description="Marks a script run's config")
+    kind: Literal["script"] = "script"  # marks a script run's config (SCRIPT_KIND)
     command: list[str] = Field(..., min_length=1, max_length=MAX_ARGUMENTS, description=(
         "The command as an argument list, e.g. python train.py --lr 0.1 (never run through a shell)"))
     workdir: str = Field(".", max_length=1000, description=(
@@ -56,7 +56,7 @@ class ScriptJob(Section):
     tensorboard: str | None = Field(None, max_length=1000, description=(
         "TensorBoard logdir the script writes (TENSORBOARD_LOGDIR); relative to the working folder; empty = a "
         "folder in the run's artifact folder"))
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Where it runs")
+    runtime: RuntimeConfig = Field(default_factory=lambda: RuntimeConfig.model_validate({}), description="Where it runs")
 
     @field_validator("command")
     @classmethod
