@@ -89,3 +89,18 @@ def test_compare_puts_a_script_run_beside_a_preset_run(book, tmp_path, monkeypat
     assert finals.loc["my metric"].isna().tolist() == [True, False] and finals.loc["loss/total"].notna().iloc[0]
     specs = [c.proto.spec for c in app.get("plotly_chart")]
     assert any("my metric" in spec for spec in specs) and any("recon_a" in spec for spec in specs)
+
+
+def test_home_and_runs_pages_list_a_script_run_and_a_running_one(book, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CODE_DIR", str(tmp_path.parent))
+    finished = script_run(book, tmp_path, name="finished script")
+    running = jobs.submit_script(book, jobs.validate_script({"command": ["python", "t.py"],
+                                                             "workdir": str(tmp_path)}), name="running script").run_id
+    attempt = claimed(book, running)
+    book.log_metrics(running, 3, {"loss": 0.5}, attempt=attempt)
+    book.flush()
+    for name in ("home", "runs"):
+        app = page(name)
+        shown = " ".join(str(d.value) for d in app.dataframe) + " ".join(m.value for m in app.markdown)
+        assert "finished script" in shown and "running script" in shown, name
+    assert book.get_run(finished).status == "completed"

@@ -195,3 +195,18 @@ def test_a_script_run_on_slurm_completes_with_what_it_logged(book, start_worker,
     assert book.snapshots(run_id, "slurm")  # it went through Slurm, as a job
     logged = json.loads(expected_file.read_text())
     assert notebook_metrics(book, run_id) == {k: {int(s): v for s, v in steps.items()} for k, steps in logged.items()}
+
+
+def test_processes_start_that_many_copies_each_with_its_rank_and_only_rank_0_attaches(book, start_worker, tmp_path):
+    script = write_script(tmp_path, "ranks.py", """
+import os
+with open(f"rank-{os.environ['RANK']}.txt", "w") as out:
+    out.write(f"{os.environ['WORLD_SIZE']} {os.environ['MASTER_PORT']} {os.environ.get('LAB_RUN_ID', '-')}")
+""")
+    run_id = launch(book, [sys.executable, str(script)], tmp_path, runtime={"processes": 3})
+    start_worker()
+    assert ended(book, run_id).status == "completed"
+    said = {path.name: path.read_text().split() for path in tmp_path.glob("rank-*.txt")}
+    assert sorted(said) == ["rank-0.txt", "rank-1.txt", "rank-2.txt"]
+    assert {words[0] for words in said.values()} == {"3"} and len({words[1] for words in said.values()}) == 1
+    assert [said[f"rank-{r}.txt"][2] for r in range(3)] == [str(run_id), "-", "-"]
