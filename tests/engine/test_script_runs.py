@@ -210,3 +210,19 @@ with open(f"rank-{os.environ['RANK']}.txt", "w") as out:
     assert sorted(said) == ["rank-0.txt", "rank-1.txt", "rank-2.txt"]
     assert {words[0] for words in said.values()} == {"3"} and len({words[1] for words in said.values()}) == 1
     assert [said[f"rank-{r}.txt"][2] for r in range(3)] == [str(run_id), "-", "-"]
+
+
+def test_a_script_killed_with_sigkill_fails_its_run_saying_so(book, start_worker, tmp_path):
+    script = write_script(tmp_path, "sleeper.py", """
+import os, time
+open("pid", "w").write(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+""")
+    run_id = launch(book, [sys.executable, str(script)], tmp_path)
+    start_worker()
+    pid = int(wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), 120, "the script"))
+    os.kill(pid, 9)
+    run = ended(book, run_id)
+    assert (run.status, run.exit_code) == ("failed", 137)
+    assert run.status_reason == "the script was killed by signal 9 (SIGKILL)"
