@@ -117,11 +117,11 @@ for warning in run.lint:
 # A run of one's own code (script, imported logs) has no Evaluation or Weights tab unless it logged them.
 own_code = is_own_code(run.config)
 has_report = bool(book.snapshot_steps(run.id, "few_shot"))
-names = ["Charts", *(["Evaluation"] if not own_code or has_report else []),
+tab_names = ["Charts", *(["Evaluation"] if not own_code or has_report else []),
          "Images" if own_code else "Reconstructions",
          *(["Weights & gradients"] if not own_code or book.snapshot_steps(run.id, "histograms") else []),
          "Provenance", "Config", "Output"]
-tabs = dict(zip(names, st.tabs(names, key="tab", bind="query-params")))
+tabs = dict(zip(tab_names, st.tabs(tab_names, key="tab", bind="query-params")))
 charts_tab, provenance_tab, config_tab, output_tab = (tabs[n] for n in ("Charts", "Provenance", "Config", "Output"))
 eval_tab, weights_tab = tabs.get("Evaluation"), tabs.get("Weights & gradients")
 images_tab = tabs["Images" if own_code else "Reconstructions"]
