@@ -14,14 +14,17 @@ The script's output goes where this process's does (the run's log): the worker c
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -40,6 +43,22 @@ TICK_SECONDS = 0.25  # how often the logdir is read and the script looked at: we
 ORPHAN_EXIT_CODE = 70  # as engine.run_process's: the worker says "its worker died"
 LEASE_LOST_EXIT_CODE = 71
 PYTHON_NAMES = ("python", "python3")
+PR_SET_PDEATHSIG = 1
+try:  # Linux: a script's process is killed when the process that started it dies, even by SIGKILL
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def die_with(parent: int) -> Callable[[], None]:
+    """What the script's process runs before it execs: ask for SIGKILL when `parent` (this process) dies, and go
+    at once if it already has; only a call into libc, nothing that takes a lock another thread may hold."""
+    def arrange() -> None:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(ORPHAN_EXIT_CODE)
+    return arrange
 
 
 def say(message: str) -> None:
@@ -169,7 +188,8 @@ class ScriptSupervisor:
                 if port:
                     env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
                 self.processes.append(subprocess.Popen(self.job.command, cwd=self.job.folder(), env=env,
-                                                       stdin=subprocess.DEVNULL, start_new_session=True))
+                                                       stdin=subprocess.DEVNULL, start_new_session=True,
+                                                       preexec_fn=die_with(os.getpid())))
         except OSError as error:
             self._kill_all()
             return self.finish("failed", f"command.0: could not start '{self.job.command[0]}': {error}", None)

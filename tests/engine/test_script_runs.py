@@ -226,3 +226,21 @@ while True:
     run = ended(book, run_id)
     assert (run.status, run.exit_code) == ("failed", 137)
     assert run.status_reason == "the script was killed by signal 9 (SIGKILL)"
+
+
+def test_when_the_process_beside_the_script_is_killed_the_script_goes_too_and_the_run_fails(book, start_worker,
+                                                                                              tmp_path):
+    script = write_script(tmp_path, "sleeper.py", """
+import os, time
+open("pid", "w").write(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+""")
+    run_id = launch(book, [sys.executable, str(script)], tmp_path)
+    start_worker()
+    pid = int(wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), 120, "the script"))
+    os.kill(book.get_run(run_id).pid, 9)  # the run's process: the one the worker started, beside the script
+    run = wait_for(lambda: (r := book.get_run(run_id)).status == "failed" and r, 60, "the run to fail")
+    assert "signal 9" in run.status_reason
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+             30, "the script to be gone")
