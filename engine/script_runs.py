@@ -15,6 +15,7 @@ The script's output goes where this process's does (the run's log): the worker c
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from typing import Callable
 import psutil
 
 from engine.hosts import process_is_running
-from engine.provenance import collect_provenance, keep_diff
+from engine.provenance import PACKAGES, collect_provenance, keep_diff
 from engine.config import ConfigError
 from engine.script_job import ScriptJob, validate_script
 from engine.tensorboard_feed import TensorBoardFeed
@@ -90,6 +91,24 @@ def why_it_cannot_start(job: ScriptJob, env: dict[str, str]) -> str | None:
         if not os.access(script, os.R_OK):
             return f"command.1: the script '{job.command[1]}' is not readable"
     return None
+
+
+VERSIONS_OF = ("import importlib.metadata as m, json, sys\n"
+               "def v(n):\n try: return m.version(n)\n except m.PackageNotFoundError: return None\n"
+               "print(json.dumps({n: v(n) for n in sys.argv[1:]}))")
+
+
+def script_packages(job: ScriptJob, env: dict[str, str]) -> dict[str, str | None] | None:
+    """The package versions the script's own interpreter sees (when its program is a Python), else None: the
+    worker's venv need not be the script's."""
+    if not Path(job.command[0]).name.startswith(PYTHON_NAMES):
+        return None
+    try:
+        asked = subprocess.run([job.command[0], "-c", VERSIONS_OF, *PACKAGES], cwd=job.folder(), env=env,
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return json.loads(asked.stdout) if asked.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
 
 
 def exit_in_words(code: int) -> str:
@@ -162,11 +181,12 @@ class ScriptSupervisor:
             env.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(self.copies)})
         return env
 
-    def record_provenance(self) -> None:
+    def record_provenance(self, env: dict[str, str]) -> None:
         folder = self.job.folder()
         diff_file = self.run_dir / "provenance" / f"attempt-{self.attempt.number}.diff"
         provenance = keep_diff(collect_provenance(self.job.command, folder=folder), diff_file)
         provenance["cwd"] = str(folder)
+        provenance["packages"] = script_packages(self.job, env) or provenance.get("packages", {})
         if "diff_file" in provenance["git"]:
             provenance["git"]["diff_file"] = path_to_record(diff_file, self.runs_dir)
         self.sink.log_event("provenance", {"step": 0, "attempt": self.attempt.number, **provenance})
@@ -178,7 +198,7 @@ class ScriptSupervisor:
         if cannot is not None:
             return self.finish("failed", cannot, None)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.record_provenance()
+        self.record_provenance(env0)
         port = str(free_port()) if self.copies > 1 else ""
         say(f"run {self.attempt.run_id}: starting {self.job.command!r} in {self.job.folder()} "
             f"({self.copies} process(es)); TensorBoard logdir {self.logdir}")

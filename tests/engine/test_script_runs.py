@@ -80,6 +80,7 @@ def test_a_script_launched_through_the_worker_records_exactly_what_it_logged(boo
     provenance = book.snapshots(run_id, "provenance")[0].payload
     assert provenance["cwd"] == str(ROOT) and provenance["git"]["commit"]  # the script's own repository
     assert provenance["command"][1] == str(script)
+    assert provenance["packages"]["torch"]  # as the script's interpreter sees them
     assert any(key.startswith("sys/") for key in book.metric_keys(run_id))  # the script's system metrics
     if script.stem == "summary_writer":  # images, text and hparams come through TensorBoard too
         assert book.image_keys(run_id) == ["weights"] and book.image_steps(run_id, "weights") == [0, 5, 10, 15]
@@ -244,3 +245,18 @@ while True:
     assert "signal 9" in run.status_reason
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
              30, "the script to be gone")
+
+
+def test_provenance_lists_the_packages_the_scripts_own_interpreter_sees(tmp_path, monkeypatch):
+    from engine.provenance import package_versions
+    from engine.script_runs import script_packages
+
+    monkeypatch.setenv("LAB_CODE_DIR", str(tmp_path))
+    mine = validate_script({"command": [sys.executable, "train.py"], "workdir": str(tmp_path)})
+    assert script_packages(mine, dict(os.environ)) == package_versions()
+    bare = tmp_path / "bare"  # an interpreter whose packages are not the engine's: it sees no torch
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    theirs = validate_script({"command": [str(bare / "bin" / "python"), "train.py"], "workdir": str(tmp_path)})
+    seen = script_packages(theirs, {"PATH": os.environ["PATH"]})
+    assert seen is not None and seen["torch"] is None and set(seen) == set(package_versions())
+    assert script_packages(validate_script({"command": ["./run.sh"], "workdir": str(tmp_path)}), {}) is None
