@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from data import DatasetError
+from engine.cli_launch import add_launch_commands
 from engine.config import ConfigError, Problem, validate_config, with_overrides
 from engine.lint import lint
 from engine.presets import PRESET_INFO, preset
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     child.add_argument("--runs-dir", default="runs")
     child.add_argument("--worker-pid", type=int, help="exit when this worker is no longer the parent")
     register_journal(commands, with_db)
+    add_launch_commands(command, with_db)
     rank = command("rank", _rank, argparse.SUPPRESS)
     rank.add_argument("--parent-pid", type=int, required=True, help="rank 0's process: exit when it is gone")
     return parser

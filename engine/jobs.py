@@ -21,6 +21,7 @@ from engine.lint import lint
 from engine.hosts import process_is_running, this_host_id
 from engine.launchers.local import ENGINE_ROOT
 from engine.provenance import code_differs, git_state
+from engine.script_job import ScriptJob, code_root, is_script, parse_env, validate_script  # noqa: F401 - for pages
 from engine.sweeps import Mode, expand
 from lab_notes import Notebook, Worker
 from lab_notes.artifacts import artifact_root, recorded_path_here
@@ -52,6 +53,15 @@ def submit(notebook: Notebook, cfg: RunConfig, *, name: str, preset: str | None,
                              pinned_host=cfg.runtime.host or None, pinned_gpu=cfg.runtime.gpu_kind or None)
     pid = ensure_worker(notebook.url, runs_dir=runs_dir) if start_worker else None
     return Submitted(run_id, warnings, pid)
+
+
+def submit_script(notebook: Notebook, job: ScriptJob, *, name: str, parent_id: int | None = None,
+                  start_worker: bool = False, runs_dir: Path = RUNS_DIR, owner: str | None = None) -> Submitted:
+    """Queue a script run (`engine.script_job`): as `submit`, with no lint (the engine knows nothing of it)."""
+    run_id = notebook.create_run(job.model_dump(mode="json"), name=name, preset=None, parent_id=parent_id, owner=owner,
+                             pinned_host=job.runtime.host or None, pinned_gpu=job.runtime.gpu_kind or None)
+    pid = ensure_worker(notebook.url, runs_dir=runs_dir) if start_worker else None
+    return Submitted(run_id, [], pid)
 
 
 @dataclass(frozen=True)

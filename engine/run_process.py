@@ -14,8 +14,10 @@ import traceback
 from pathlib import Path
 
 from engine.config import ConfigError, validate_config
+from engine.console import print_flushed
 from engine.hosts import process_is_running, this_host_id
 from engine.provenance import collect_provenance, keep_diff
+from engine.script_job import is_script
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.artifacts import path_to_record, recorded_path_here
 from lab_notes.notebook_sink import retry_while_unreachable
@@ -24,10 +26,6 @@ ORPHAN_EXIT_CODE = 70
 LEASE_LOST_EXIT_CODE = 71
 CHECKPOINT_STEP = re.compile(r"step_(\d+)\.pt(\.partial)?$")
 
-
-def print_flushed(message: str) -> None:
-    """One line to stdout, flushed now: it is the log (the worker's, or the run's that the worker copies)."""
-    print(message, flush=True)
 
 
 def _watch_worker(worker: int, sink: NotebookSink) -> None:
@@ -64,6 +62,12 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
     """Train `attempt` of its run in the notebook at `url`, resuming from the run's last checkpoint if it has
     one; when `worker_pid` is given, end as soon as that worker is no longer this process's parent."""
     notebook = retry_while_unreachable(lambda: Notebook(url))
+    stored = retry_while_unreachable(lambda: notebook.get_run(attempt.run_id).config)
+    if is_script(stored):  # the researcher's own command: this process stands beside it (engine.script_runs)
+        notebook.close()
+        from engine.script_runs import run_stored_script
+
+        return run_stored_script(url, attempt, stored, runs_dir, worker_pid)
     sink = NotebookSink(notebook, attempt, on_lease_lost=lambda: _lease_lost(attempt), artifact_root=runs_dir)
     if worker_pid is not None:
         threading.Thread(target=_watch_worker, args=(worker_pid, sink), daemon=True).start()

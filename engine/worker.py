@@ -23,6 +23,7 @@ from pathlib import Path
 
 
 from engine.journal_drafts.drafter import Drafter
+from engine.console import print_flushed
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launchers.local import Launcher, RunProcess, start_launcher
 from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
@@ -310,8 +311,3 @@ def rotate_log(path: Path, read_up_to: int, cap: int) -> int:
     except OSError:
         return read_up_to
     return 0
-
-
-def print_flushed(message: str) -> None:
-    """One line to stdout, flushed now: it is the log (the worker's, or the run's that the worker copies)."""
-    print(message, flush=True)

@@ -7,6 +7,7 @@ import streamlit as st
 from app.form import config_form
 from app.identity import owner_to_record
 from app.literal import literal
+from app.script_form import script_form
 from app.services import may_start_worker, open_notebook, run_id_from
 from engine import jobs
 from engine.config import ConfigError, Problem, fields_set
@@ -24,6 +25,15 @@ if clone_of is not None:
         st.error(f"There is no run {clone_of} to clone.")
 
 st.title("New run")
+own_code = parent is not None and jobs.is_script(parent.config)
+if parent is None:
+    own_code = st.radio("Kind", ["preset", "script"], horizontal=True, key="kind",
+                        format_func={"preset": "A preset", "script": "Your script"}.get) == "script"
+if own_code:  # the researcher's own command (app.script_form), cloned or new
+    if parent is not None:
+        st.info(f"Cloning run {parent.id} — {literal(parent.name)}. The new run records it as its parent.")
+    script_form(notebook, parent, f"{parent.name} (edit)" if parent is not None else "my script")
+    st.stop()
 if parent is not None:
     st.info(f"Cloning run {parent.id} — {literal(parent.name)}. The new run records it as its parent; the original "
             "is unchanged.")

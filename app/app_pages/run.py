@@ -13,6 +13,7 @@ from app.identity import author_in_words, current_person, sign_in_is_on
 from app.literal import literal, literal_code
 from app.live_chart import live_chart
 from app.pinning import pin_popover
+from app.script_view import command_fact, draw_flat_config, draw_images_and_text, is_own_code
 from app.services import open_notebook, run_id_from
 from app.widgets import page_is_visible, show_image
 from engine import jobs
@@ -51,7 +52,8 @@ if run.status == "deleted":
     st.stop()
 st.title(f"Run {run.id} — {literal(run.name)}")
 status_text = "stopping" if run.status == "running" and run.stop_requested else run.status
-facts = [f"{BADGES.get(run.status, '')} **{status_text}**", f"preset {literal_code(run.preset or '—')}",
+facts = [f"{BADGES.get(run.status, '')} **{status_text}**",
+         command_fact(run) or f"preset {literal_code(run.preset or '—')}",
          f"device {literal(run.device or '—')}"]
 if sign_in_is_on():
     facts.append(f"by {literal(author_in_words(run.owner))}")
@@ -112,9 +114,17 @@ for warning in run.lint:
 
 # The open tab is in the address (?tab=Evaluation): a link opens it, and only it is drawn and kept live (each tab
 # open on a live run costs the run's cores some work, bench/viewers.py).
-charts_tab, eval_tab, images_tab, weights_tab, provenance_tab, config_tab, output_tab = st.tabs(
-    ["Charts", "Evaluation", "Reconstructions", "Weights & gradients", "Provenance", "Config", "Output"], key="tab",
-    bind="query-params")
+# A run of one's own code (script, imported logs) has no Evaluation or Weights tab unless it logged them.
+own_code = is_own_code(run.config)
+has_report = bool(notebook.snapshot_steps(run.id, "few_shot"))
+tab_names = ["Charts", *(["Evaluation"] if not own_code or has_report else []),
+         "Images" if own_code else "Reconstructions",
+         *(["Weights & gradients"] if not own_code or notebook.snapshot_steps(run.id, "histograms") else []),
+         "Provenance", "Config", "Output"]
+tabs = dict(zip(tab_names, st.tabs(tab_names, key="tab", bind="query-params")))
+charts_tab, provenance_tab, config_tab, output_tab = (tabs[n] for n in ("Charts", "Provenance", "Config", "Output"))
+eval_tab, weights_tab = tabs.get("Evaluation"), tabs.get("Weights & gradients")
+images_tab = tabs["Images" if own_code else "Reconstructions"]
 
 
 def read_series(key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +272,10 @@ def draw_evaluation() -> None:
                    f"{features['alignment']:.3f} (lower: classes tighter) · uniformity {features['uniformity']:.3f}"
                    " (lower: more spread out)")
 
-if images_tab.open:
+if images_tab.open and own_code:
+    with images_tab:
+        draw_images_and_text(notebook, run)
+elif images_tab.open:
     with images_tab:
         keys = notebook.image_keys(run.id)
         if not keys:
@@ -280,11 +293,11 @@ if images_tab.open:
                             {"kind": "image", "run_id": run.id, "key": key, "step": step}))
 
 
-if eval_tab.open:
+if eval_tab is not None and eval_tab.open:
     with eval_tab:
         st.fragment(draw_evaluation, run_every=every_few if live else None)()
 
-if weights_tab.open:
+if weights_tab is not None and weights_tab.open:
     with weights_tab:
         steps = notebook.snapshot_steps(run.id, "histograms")
         if not steps:
@@ -332,7 +345,10 @@ if provenance_tab.open:
                                  f"{literal_code(git.get('diff_file'))}"):
                     st.code(git["diff_head"], language="diff")
 
-if config_tab.open:
+if config_tab.open and own_code:
+    with config_tab:
+        draw_flat_config(notebook, run)
+elif config_tab.open:
     with config_tab:
         if run.config.get("model", {}).get("contrastive", {}).get("enabled", True):
             no_positive = run.config.get("loss", {}).get("no_positive", "exclude")  # older runs: the default

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from engine.config import ConfigError, RunConfig, SlurmConfig
 from engine.launchers.local import RunProcess
+from engine.script_job import ScriptJob, is_script
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.artifacts import recorded_path_here
 
@@ -109,7 +110,7 @@ def job_files(folder: Path, job_id: str) -> dict[str, str]:
     return tails
 
 
-def sbatch_parameters(cfg: RunConfig) -> dict[str, Any]:
+def sbatch_parameters(cfg: RunConfig | ScriptJob) -> dict[str, Any]:
     """submitit's parameters for one attempt of `cfg`: one task per rank, the run's Slurm settings."""
     slurm: SlurmConfig = cfg.runtime.slurm
     parameters: dict[str, Any] = {
@@ -156,7 +157,7 @@ def flags_as_parameters(flags: list[str]) -> dict[str, Any]:
     return parameters
 
 
-def slurm_executor(cfg: RunConfig, folder: Path, run_id: int) -> submitit.AutoExecutor:
+def slurm_executor(cfg: RunConfig | ScriptJob, folder: Path, run_id: int) -> submitit.AutoExecutor:
     """submitit's executor for an attempt of run `run_id`: its files in `folder`, its name, `sbatch_parameters`.
     Nothing is submitted yet (tests read the batch script it would write)."""
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
@@ -174,7 +175,8 @@ class SlurmLauncher:
 
     def start(self, attempt: Attempt, *, url: str, runs_dir: Path, env: dict[str, str], log: Path) -> RunProcess:
         try:  # a run queued before a check existed (a newline in its account, over budget) is never submitted
-            cfg = RunConfig.model_validate(self.notebook.get_run(attempt.run_id).config)
+            stored = self.notebook.get_run(attempt.run_id).config
+            cfg = (ScriptJob if is_script(stored) else RunConfig).model_validate(stored)
         except ValidationError as error:
             raise OSError(f"its config does not validate: {ConfigError.from_validation_error(error)}") from None
         try:  # read before submitting: a bad setting fails the run (the worker says so), leaving no job behind
@@ -285,12 +287,16 @@ class SlurmAttempt(submitit.helpers.Checkpointable):
 
 def _train_as_other_rank(url: str, attempt: Attempt) -> int:
     """A rank other than 0: trains its share, writes nothing (train() gives it a sink that drops everything)."""
+    with Notebook(url) as notebook:
+        stored = notebook.get_run(attempt.run_id).config
+    if is_script(stored):  # each rank of a script run runs the command itself
+        from engine.script_runs import run_as_other_rank
+
+        return run_as_other_rank(ScriptJob.model_validate(stored))
     from engine.sinks import NullSink
     from engine.train import train
 
-    with Notebook(url) as notebook:
-        cfg = RunConfig.model_validate(notebook.get_run(attempt.run_id).config)
-    train(cfg, NullSink())
+    train(RunConfig.model_validate(stored), NullSink())
     return 0
 
 
