@@ -40,6 +40,7 @@ from lab_notes.artifacts import path_to_record
 from lab_notes.notebook_sink import retry_while_unreachable
 
 GRACE_VARIABLE = "LAB_SCRIPT_STOP_GRACE_SECONDS"
+FIRST_SAMPLE_SECONDS = 0.5
 STOP_GRACE_SECONDS = 10.0
 TICK_SECONDS = 0.25  # how often the logdir is read and the script looked at: well inside the 2 s a point may lag
 ORPHAN_EXIT_CODE = 70  # as engine.run_process's: the worker says "its worker died"
@@ -269,7 +270,8 @@ class _ScriptSampler:
 
     def __init__(self, pid: int, interval: float) -> None:
         self.interval = interval
-        self.due = time.monotonic() + interval
+        # the first sample half a second in (cpu_percent needs a span to measure), so a short script gets one too
+        self.due = time.monotonic() + min(interval, FIRST_SAMPLE_SECONDS)
         try:
             self.process: psutil.Process | None = psutil.Process(pid)
             self.process.cpu_percent(None)

@@ -8,7 +8,7 @@ import math
 from engine import jobs
 from engine.tensorboard_feed import SNAPSHOT_HPARAMS, SNAPSHOT_TEXT
 from lab_notes import Notebook
-from tests.app.test_pages import notebook, live_charts, page, png, seeded_run  # noqa: F401 - the fixture too
+from tests.app.conftest import live_charts, page, png, seeded_run
 from tests.helpers import claimed
 
 
