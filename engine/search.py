@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import math
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import OperationalError
 
 from engine.config import RunConfig, validate_config, with_overrides
 from engine.lint import lint
@@ -56,8 +58,18 @@ def submit_search(book: Notebook, base: RunConfig, settings: SearchSettings, *, 
 
 
 def advance_searches(book: Notebook) -> list[StepReport]:
-    """One step of every active search (the worker's hook)."""
-    return [advance_search(book, sweep_id) for sweep_id in book.active_searches()]
+    """One step of every active search (the worker's hook). One search's error is printed and that search is
+    stepped again later; the others go on. A database outage is the caller's to wait out."""
+    reports = []
+    for sweep_id in book.active_searches():
+        try:
+            reports.append(advance_search(book, sweep_id))
+        except OperationalError:
+            raise
+        except Exception:  # noqa: BLE001 - a bug met in one search must not stop the others, nor the worker
+            traceback.print_exc()
+            print(f"search {sweep_id}: step failed (above); trying again at the next step", flush=True)
+    return reports
 
 
 def advance_search(book: Notebook, sweep_id: int) -> StepReport:

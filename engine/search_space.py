@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.config import ConfigError, Problem, RunConfig, with_overrides
+from engine.sweepable import NEVER_SWEPT, SWEPT_SECTIONS, sweepable_fields
 
 MAX_TRIALS = 200
 MAX_PARALLEL = 16
@@ -107,8 +108,6 @@ def parse_range(spec: str) -> Range:
     """`path=low:high[:log]` (integer fields give integers), or `path=a,b,c` (choices, each read as JSON when it
     parses); ConfigError naming the field when the range is empty, a log bound is not positive, or the field is
     not one a sweep may vary."""
-    from engine.sweeps import NEVER_SWEPT, SWEPT_SECTIONS, sweepable_fields  # engine.sweeps re-exports this module
-
     if "=" not in spec:
         raise ConfigError([Problem(spec, "a searched field is written path=low:high[:log] or path=a,b,c, "
                                          "e.g. optim.lr=1e-5:1e-1:log")])

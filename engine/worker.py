@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launchers.local import Launcher, RunProcess, start_launcher
 from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
+from engine.search import advance_searches, step_in_words
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.backup import ScheduledBackups
 from lab_notes.notebook_sink import HEARTBEAT_SECONDS, retry_while_unreachable
@@ -34,6 +35,7 @@ STALE_AFTER_SECONDS = 15.0
 SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 10.0
 LOG_CAP_BYTES = 8 * 1024 * 1024
+SEARCH_STEP_SECONDS = 1.0  # how often searches are told, pruned and asked (engine.search)
 LOG_TAIL_BYTES = 64 * 1024  # more than the notebook keeps of a run's output (lab_notes.runs.LOG_TAIL_CHARS)
 
 
@@ -104,6 +106,7 @@ class Worker:
         self.id = f"{self.host_id}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
         self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
+        self._next_search_step = 0.0
         self._backups = ScheduledBackups.from_environment(url, report=say)
 
     # --- the loop ---------------------------------------------------------------------------------------------
@@ -124,9 +127,11 @@ class Worker:
                     if time.monotonic() >= next_heartbeat:
                         self._heartbeat()
                         next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+                    self._advance_searches()
                     self._fill_slots()
                     self._backups.start_if_due()
-                    if exit_when_idle and not self.children and not self.notebook.runs_page(status="queued", limit=1).total:
+                    if (exit_when_idle and not self.children and not self.notebook.runs_page(status="queued", limit=1).total
+                            and not self.notebook.active_searches()):
                         break
                     backoff = 0.0
                 except OperationalError as error:
@@ -149,6 +154,15 @@ class Worker:
             except OperationalError:
                 pass  # the lease expires by itself
             self.notebook.close()
+
+    def _advance_searches(self) -> None:
+        """Tell searches how their trials went, prune hopeless ones and queue the trials they ask for."""
+        if time.monotonic() < self._next_search_step:
+            return
+        self._next_search_step = time.monotonic() + SEARCH_STEP_SECONDS
+        for report in advance_searches(self.notebook):
+            if report.asked or report.told or report.pruned or report.done:
+                say(step_in_words(report))
 
     def _heartbeat(self) -> None:
         if not self.notebook.heartbeat_worker(self.id):  # swept as stale while paused: take a lease again
