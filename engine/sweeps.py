@@ -22,7 +22,8 @@ MAX_RUNS = 64
 Mode = Literal["grid", "list"]
 __all__ = ["MAX_FIELDS", "MAX_PARALLEL", "MAX_RUNS", "MAX_TRIALS", "Mode", "NEVER_SWEPT", "OBJECTIVE_KEYS",
            "PRUNERS", "Range", "SAMPLERS", "SWEPT_SECTIONS", "SearchSettings", "SweepPoint", "expand", "parse_field",
-           "parse_objective", "parse_range", "search_settings", "sweepable_fields"]
+           "parse_objective", "parse_range", "search_overview", "search_settings", "submit_search",
+           "sweepable_fields"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,19 @@ def expand(base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid") -
                                for p in error.problems]) from None
         points.append(SweepPoint(values, config))
     return points
+
+
+def search_overview(book: Any, sweep_id: int) -> Any:
+    """A search as the Sweep page shows it (`engine.search_view.SearchOverview`): trials, best so far,
+    importances. Imported here, when asked, so a grid sweep's page never loads Optuna."""
+    from engine.search_view import search_overview as overview
+
+    return overview(book, sweep_id)
+
+
+def submit_search(book: Any, base: RunConfig, settings: SearchSettings, *, name: str, preset: str | None,
+                  owner: str | None = None) -> int:
+    """Record a checked search and queue its first trials (`engine.search.submit_search`); its sweep id."""
+    from engine.search import submit_search as submit
+
+    return submit(book, base, settings, name=name, preset=preset, owner=owner)
