@@ -13,6 +13,7 @@ from engine.sweeps import (MAX_FIELDS, MAX_PARALLEL, MAX_TRIALS, OBJECTIVE_KEYS,
                            parse_objective, search_settings, submit_search, sweepable_fields)
 from lab_notes import Notebook
 
+SAMPLER_WORDS = {"tpe": "TPE (Bayesian)", "random": "random", "grid": "grid"}
 PRUNER_WORDS = {"median": "median (stop a trial below the median of earlier ones at the same step)",
                 "halving": "successive halving (keep the best third at each rung)", "none": "none"}
 
@@ -36,9 +37,10 @@ def search_section(book: Notebook, cfg: RunConfig | None, *, source: str, name: 
     trials = right.number_input("Budget (trials)", 1, MAX_TRIALS, 20, key=f"search-trials:{source}")
     left, middle, right = st.columns(3)
     parallel = left.number_input("Trials at once", 1, MAX_PARALLEL, 2, key=f"search-parallel:{source}")
-    sampler = middle.selectbox("Sampler", SAMPLERS, key=f"search-sampler:{source}",
-                               format_func={"tpe": "TPE (Bayesian)", "random": "random", "grid": "grid"}.get)
-    pruner = right.selectbox("Pruner", PRUNERS, key=f"search-pruner:{source}", format_func=PRUNER_WORDS.get)
+    sampler = str(middle.selectbox("Sampler", list(SAMPLERS), key=f"search-sampler:{source}",
+                                   format_func=lambda s: SAMPLER_WORDS.get(s, s)))
+    pruner = str(right.selectbox("Pruner", list(PRUNERS), key=f"search-pruner:{source}",
+                                 format_func=lambda p: PRUNER_WORDS.get(p, p)))
     settings: SearchSettings | None = None
     if cfg is not None and ranges:
         try:

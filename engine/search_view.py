@@ -49,7 +49,7 @@ class SearchOverview:
         if not finished:
             return None
         pick = max if self.direction == "maximize" else min
-        return pick(finished, key=lambda t: t.value)
+        return pick(finished, key=lambda t: t.value or 0.0)  # None was left out above
 
 
 def search_overview(book: Notebook, sweep_id: int) -> SearchOverview:

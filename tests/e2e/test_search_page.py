@@ -46,6 +46,7 @@ def searched(url: str, runs_dir) -> int:
 
 def test_the_sweep_page_of_a_real_search(app_server, page):
     sweep_id = searched(app_server["db"], app_server["folder"] / "runs")
+    page.set_viewport_size({"width": 1400, "height": 1900})  # the trials table too, below the figures
     page.goto(f"{app_server['base']}/sweep?sweep={sweep_id}")
     page.get_by_role("heading", name=re.compile(rf"Search {sweep_id} — lr and τ")).wait_for()
     page.get_by_text(re.compile(r"Best: trial \d+")).first.wait_for()

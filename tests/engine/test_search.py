@@ -176,3 +176,21 @@ def test_the_study_lives_in_the_notebook_on_postgresql():
             assert "study_log" in tables and not {"studies", "trials", "version_info"} & tables  # no Optuna RDB tables
     finally:
         drop()
+
+
+def test_the_cli_queues_a_search_or_refuses_bad_input_naming_the_field(book, capsys):
+    from engine.cli import main
+
+    common = ["sweep", "--db", book.url, "--preset", NEGATIVES, "--search", "tpe"]
+    for bad, field in ((["--range", "optim.lr=1e-5:1e-1:log", "--trials", "0"], "trials"),
+                       (["--range", "optim.lr=-1:1e-1:log"], "optim.lr"),
+                       (["--range", "optim.lr=1e-5:1e-1:log", "--objective", "eval/nope:max"], "objective")):
+        assert main([*common, *bad]) == 2
+        assert f"error: {field}:" in capsys.readouterr().err
+    assert book.list_runs() == [] and book.list_sweeps() == []
+    assert main([*common, "--range", "optim.lr=1e-5:1e-1:log", "--range", "loss.temperature=0.05:1",
+                 "--objective", "eval/prototype:max", "--trials", "40", "--parallel", "2", "--pruner", "halving"]) == 0
+    (sweep,) = book.list_sweeps()
+    settings = book.get_search(sweep.id).settings
+    assert (settings["trials"], settings["parallel"], settings["pruner"], settings["sampler"]) == (40, 2, "halving", "tpe")
+    assert len(sweep.run_ids) == 2 and f"sweep {sweep.id}: search of 40 trials" in capsys.readouterr().out
