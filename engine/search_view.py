@@ -66,8 +66,10 @@ def search_overview(book: Notebook, sweep_id: int) -> SearchOverview:
         pruned_at = trial.user_attrs.get("pruned_at")
         if pruned_at is None and reason and reason.startswith(PRUNED_AT):  # asked to stop, not yet stopped
             pruned_at = int(reason[len(PRUNED_AT):].split()[0])
+        # a pruned trial's value is its last periodic evaluation, not the objective: shown only for completed ones
+        value = trial.value if trial.state.name == "COMPLETE" else None
         rows.append(TrialRow(trial.number, run_id, trial.state.name, run.status if run else "—",
-                             trial.value, dict(trial.params), pruned_at, reason))
+                             value, dict(trial.params), pruned_at, reason))
     best_so_far, best = [], None
     for row in rows:
         if row.state == "COMPLETE" and row.value is not None and math.isfinite(row.value):

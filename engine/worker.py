@@ -35,7 +35,7 @@ STALE_AFTER_SECONDS = 15.0
 SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 10.0
 LOG_CAP_BYTES = 8 * 1024 * 1024
-SEARCH_STEP_SECONDS = 1.0  # how often searches are told, pruned and asked (engine.search)
+SEARCH_STEP_SECONDS = 0.25  # how often searches are told, pruned and asked: a late prune wastes steps
 LOG_TAIL_BYTES = 64 * 1024  # more than the notebook keeps of a run's output (lab_notes.runs.LOG_TAIL_CHARS)
 
 
