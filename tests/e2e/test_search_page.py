@@ -35,6 +35,7 @@ def searched(url: str, runs_dir) -> int:
             while not book.get_search(sweep_id).settings.get("done"):
                 attempt = book.claim_next_run("e2e")
                 if attempt is not None:
+                    (runs_dir / str(attempt.run_id)).mkdir(parents=True, exist_ok=True)  # as the worker does
                     run_one(url, attempt, runs_dir)
                 else:
                     stop.wait(0.2)

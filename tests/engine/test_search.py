@@ -66,6 +66,7 @@ def drive(book: Notebook, runs_dir, limit: int = 50) -> None:
             if not book.active_searches():
                 return
             continue
+        (runs_dir / str(attempt.run_id)).mkdir(parents=True, exist_ok=True)  # as the worker's spawn does
         run_one(book.url, attempt, runs_dir)
     raise AssertionError("the search did not finish")
 
