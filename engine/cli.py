@@ -16,6 +16,7 @@ from engine.presets import PRESET_INFO, preset
 from engine.hosts import this_host_id
 from engine.journal_cli import register as register_journal
 from engine.provenance import collect_provenance, keep_diff
+from engine.cli_search import add_search_options, is_search, search_command
 from engine.sweeps import Mode, parse_field
 from lab_notes import Notebook, NotFound
 from lab_notes.artifacts import artifact_root
@@ -98,6 +99,8 @@ def _submit(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from engine import jobs
 
+    if is_search(args):
+        return search_command(args)
     if bool(args.grid) == bool(args.list):
         raise ConfigError([Problem("sweep", "give --grid fields (every combination) or --list fields (values "
                                             "taken together), not both")])
@@ -265,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--list", action="append", metavar="PATH=V1,V2", help="swept field, values taken together "
                                                                                "(repeatable, up to 3)")
     sweep.add_argument("--name", help="sweep name (default: the preset's); each run is named by its values")
+    add_search_options(sweep)
     for name, handler, help_ in (("stop", _stop, "ask a run to stop at its next step, with a checkpoint"),
                                  ("resume", _resume, "queue a stopped, failed or diverged run to continue from its "
                                                      "last checkpoint")):

@@ -12,31 +12,18 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from engine.config import ConfigError, Problem, RunConfig, with_overrides
+from engine.search_space import (MAX_PARALLEL, MAX_TRIALS, OBJECTIVE_KEYS, PRUNERS, SAMPLERS, Range, SearchSettings,
+                                 parse_objective, parse_range, search_settings)
+from engine.sweepable import NEVER_SWEPT, SWEPT_SECTIONS, sweepable_fields
 
 MAX_FIELDS = 3
 MAX_RUNS = 64
 Mode = Literal["grid", "list"]
-SWEPT_SECTIONS = ("data", "model", "loss", "optim", "schedule", "guard")
-NEVER_SWEPT = ("data.path",)
-
-
-def sweepable_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
-    """The dotted paths a sweep may vary, in the schema's order: every field of the training sections but
-    data.path."""
-    found = []
-    for name, info in model.model_fields.items():
-        path = f"{prefix}{name}"
-        if not prefix and name not in SWEPT_SECTIONS:
-            continue
-        nested = info.annotation
-        if isinstance(nested, type) and issubclass(nested, BaseModel):
-            found.extend(sweepable_fields(nested, f"{path}."))
-        elif path not in NEVER_SWEPT:
-            found.append(path)
-    return found
+__all__ = ["MAX_FIELDS", "MAX_PARALLEL", "MAX_RUNS", "MAX_TRIALS", "Mode", "NEVER_SWEPT", "OBJECTIVE_KEYS",
+           "PRUNERS", "Range", "SAMPLERS", "SWEPT_SECTIONS", "SearchSettings", "SweepPoint", "expand", "parse_field",
+           "parse_objective", "parse_range", "search_overview", "search_settings", "submit_search",
+           "sweepable_fields"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +89,19 @@ def expand(base: RunConfig, fields: dict[str, list[Any]], mode: Mode = "grid") -
                                for p in error.problems]) from None
         points.append(SweepPoint(values, config))
     return points
+
+
+def search_overview(notebook: Any, sweep_id: int) -> Any:
+    """A search as the Sweep page shows it (`engine.search_view.SearchOverview`): trials, best so far,
+    importances. Imported here, when asked, so a grid sweep's page never loads Optuna."""
+    from engine.search_view import search_overview as overview
+
+    return overview(notebook, sweep_id)
+
+
+def submit_search(notebook: Any, base: RunConfig, settings: SearchSettings, *, name: str, preset: str | None,
+                  owner: str | None = None) -> int:
+    """Record a checked search and queue its first trials (`engine.search.submit_search`); its sweep id."""
+    from engine.search import submit_search as submit
+
+    return submit(notebook, base, settings, name=name, preset=preset, owner=owner)

@@ -27,6 +27,7 @@ from engine.console import print_flushed
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launchers.local import Launcher, RunProcess, start_launcher
 from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
+from engine.search import advance_searches, step_in_words
 from lab_notes import Attempt, LeaseLost, Notebook, Unreachable
 from lab_notes.backup import ScheduledBackups
 from lab_notes.notebook_sink import HEARTBEAT_SECONDS, retry_while_unreachable
@@ -35,6 +36,7 @@ STALE_AFTER_SECONDS = 15.0
 SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 10.0
 LOG_CAP_BYTES = 8 * 1024 * 1024
+SEARCH_STEP_SECONDS = 0.25  # how often searches are told, pruned and asked: a late prune wastes steps
 LOG_TAIL_BYTES = 64 * 1024  # more than the notebook keeps of a run's output (lab_notes.runs.LOG_TAIL_CHARS)
 
 
@@ -105,6 +107,7 @@ class Worker:
         self.id = f"{self.host_id}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
         self._blind_until = 0.0  # after an outage, runs get one stale period to heartbeat again
+        self._next_search_step = 0.0
         self._backups = ScheduledBackups.from_environment(url, report=print_flushed)
         self.drafter = Drafter(url, report=print_flushed)  # journal drafts of ended runs, on a thread of its own
 
@@ -127,9 +130,11 @@ class Worker:
                     if time.monotonic() >= next_heartbeat:
                         self._heartbeat()
                         next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+                    self._advance_searches()
                     self._fill_slots()
                     self._backups.start_if_due()
-                    if exit_when_idle and not self.children and not self.notebook.runs_page(status="queued", limit=1).total:
+                    if (exit_when_idle and not self.children and not self.notebook.runs_page(status="queued", limit=1).total
+                            and not self.notebook.active_searches()):
                         break
                     backoff = 0.0
                 except Unreachable as error:
@@ -153,6 +158,15 @@ class Worker:
             except Unreachable:
                 pass  # the lease expires by itself
             self.notebook.close()
+
+    def _advance_searches(self) -> None:
+        """Tell searches how their trials went, prune hopeless ones and queue the trials they ask for."""
+        if time.monotonic() < self._next_search_step:
+            return
+        self._next_search_step = time.monotonic() + SEARCH_STEP_SECONDS
+        for report in advance_searches(self.notebook):
+            if report.asked or report.told or report.pruned or report.done:
+                print_flushed(step_in_words(report))
 
     def _heartbeat(self) -> None:
         if not self.notebook.heartbeat_worker(self.id):  # swept as stale while paused: take a lease again

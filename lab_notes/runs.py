@@ -135,15 +135,16 @@ class RunsStore(Room):
                        *[position(literal(name.lower()), func.lower(RunRow.pinned_gpu)) > 0 for name in gpus])
         return and_(host_fits, gpu_fits)
 
-    def request_stop(self, run_id: int) -> str:
+    def request_stop(self, run_id: int, reason: str | None = None) -> str:
         """queued -> stopped while still queued; otherwise a stop request to the running attempt, which stops at
-        its next step with a checkpoint. Returns "stopped" or "stop requested"; refuses any other state."""
+        its next step with a checkpoint, ending with `reason` (a search's "pruned at step S") when given.
+        Returns "stopped" or "stop requested"; refuses any other state."""
         with self._write() as session:
             if self._change_status(session, run_id, "stopped", sources=("queued",),
-                                   status_reason="stopped before it started", ended_at=self._clock()):
+                                   status_reason=reason or "stopped before it started", ended_at=self._clock()):
                 return "stopped"
             asked = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
-                                    .values(stop_requested=True))
+                                    .values(stop_requested=True, **({"status_reason": reason} if reason else {})))
             if rowcount(asked):
                 return "stop requested"
             raise self._refusal(session, run_id, "stopped")
@@ -165,7 +166,9 @@ class RunsStore(Room):
         with self.flush_buffered(also=attempt) as (session, lost):
             assert session is not None  # always, without skip_when_empty
             if attempt not in lost:
-                values: dict[str, Any] = {"status_reason": reason, "ended_at": self._clock()}
+                # a run that obeys a stop request keeps the reason it was asked with (a pruner's)
+                kept = RunRow.status_reason if status == "stopped" and reason is None else reason
+                values: dict[str, Any] = {"status_reason": kept, "ended_at": self._clock()}
                 if report is not None:
                     values["divergence_report"] = report
                 if exit_code is not None:

@@ -15,6 +15,7 @@ class Base(DeclarativeBase):
 
 class RunRow(Base):
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_sweep_trial", "sweep_id", "trial", unique=True),)  # one run per trial
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -41,6 +42,7 @@ class RunRow(Base):
     owner: Mapped[str | None] = mapped_column(String(320), index=True)  # who launched it (None: the local user)
     pinned_host: Mapped[str | None] = mapped_column(String(200))  # only a worker on this host may take it
     pinned_gpu: Mapped[str | None] = mapped_column(String(200))  # only a worker offering this GPU kind may take it
+    trial: Mapped[int | None] = mapped_column(Integer)  # a search's trial number this run evaluates
 
 
 class SweepRow(Base):
@@ -50,9 +52,19 @@ class SweepRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     preset: Mapped[str | None] = mapped_column(String(200))
-    mode: Mapped[str] = mapped_column(String(10))  # grid | list
-    fields: Mapped[dict[str, Any]] = mapped_column(JSON)  # path -> values, in the order given
+    mode: Mapped[str] = mapped_column(String(10))  # grid | list | search
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)  # path -> values (a search: path -> its range, as typed)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    search: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a search's objective, budget, sampler, pruner …
+
+
+class StudyLogRow(Base):
+    """One entry of a search's Optuna journal (lab_notes.study_log): the study lives with the notebook."""
+
+    __tablename__ = "study_log"
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class WorkerRow(Base):

@@ -17,6 +17,7 @@ from lab_notes.notes import NotesStore
 from lab_notes.overview import OverviewStore
 from lab_notes.runs import LOG_TAIL_CHARS, LeaseLost, Refused, RunsStore
 from lab_notes.snapshots import SnapshotsStore
+from lab_notes.study_log import StudyLogStore
 from lab_notes.sweeps import SweepsStore
 
 __all__ = ["DEFAULT_PATH", "LOG_TAIL_CHARS", "LeaseLost", "MIGRATIONS", "NotFound", "Notebook", "Refused",
@@ -24,7 +25,7 @@ __all__ = ["DEFAULT_PATH", "LOG_TAIL_CHARS", "LeaseLost", "MIGRATIONS", "NotFoun
 
 
 class Notebook(RunsStore, MetricsStore, ArtifactsStore, SnapshotsStore, FramesStore, OverviewStore, SweepsStore,
-               DraftsStore, NotesStore):
+               DraftsStore, StudyLogStore, NotesStore):
     """The notebook at `url` (default: $LAB_NOTEBOOK_URL, else ./notebook.db). Upgrades its schema on open."""
 
     def __init__(self, url: str | None = None, *, flush_interval: float = 0.5, flush_points: int = 1000) -> None:

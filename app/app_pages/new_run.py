@@ -5,6 +5,7 @@ from typing import Any, cast
 import streamlit as st
 
 from app.form import config_form
+from app.search_form import search_section
 from app.identity import owner_to_record
 from app.literal import literal
 from app.script_form import script_form
@@ -95,6 +96,8 @@ with st.expander("🧹 Sweep: queue sibling runs over up to three fields instead
         queued_sweep = jobs.submit_sweep(notebook, cfg, fields, mode, name=name.strip(), preset=preset_name,
                                       start_worker=may_start_worker(), owner=owner_to_record())
         st.switch_page("app_pages/sweep.py", query_params={"sweep": str(queued_sweep.sweep_id)})
+with st.expander("🔎 Sweep that searches: Optuna picks each next run from the results so far"):
+    search_section(notebook, cfg, source=source, name=name, preset=preset_name)
 
 if st.button("🚀 Launch", type="primary", disabled=cfg is None or not name.strip()) and cfg is not None:
     # Each Launch checks for a live worker and starts one if the last one died: the queue never stalls.

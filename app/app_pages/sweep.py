@@ -8,6 +8,7 @@ import streamlit as st
 
 from app.charts import metric_figure, parallel_coordinates
 from app.literal import literal, literal_code
+from app.search_page import show_search
 from app.services import open_notebook, run_id_from
 from lab_notes import EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, LOSS_TOTAL, NotFound
 
@@ -27,6 +28,9 @@ try:
     sweep = notebook.get_sweep(sweep_id)
 except NotFound as error:
     st.error(literal(error))
+    st.stop()
+if sweep.mode == "search":
+    show_search(notebook, sweep)
     st.stop()
 
 st.title(f"Sweep {sweep.id} — {literal(sweep.name)}")

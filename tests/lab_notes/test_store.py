@@ -180,7 +180,7 @@ def test_reopening_keeps_data_and_schema_is_at_head(notebook_url):
         assert again.get_run(run).name == "persist"
         assert again.metric_history(run, "x")[1].tolist() == [2.0]
         with again._reader.connect() as connection:
-            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0007"
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0008"
 
 
 def test_a_notebook_from_the_first_schema_upgrades_with_its_data(notebook_url):
