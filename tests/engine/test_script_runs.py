@@ -19,8 +19,7 @@ from lab_notes import Notebook
 from tests.helpers import missing_service, stop_processes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-# The scripts that write what they logged to $EXPECTED_METRICS (lightning_fit.py keeps a CSVLogger witness instead
-# and is driven by tests/lab_notes/test_client_processes.py).
+# A SummaryWriter script without lab_notes, a Lightning fit (NotebookLogger), a plain lab_notes.start_run script.
 SCRIPTS = sorted(p for p in (ROOT / "tests" / "scripts").glob("*.py") if "EXPECTED_METRICS" in p.read_text())
 STOP_GRACE = "2"  # the test worker's SIGTERM-to-SIGKILL grace, seconds
 

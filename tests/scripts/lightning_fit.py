@@ -3,11 +3,17 @@ epochs on the CPU. A CSVLogger beside it writes what Lightning logged (the witne
 with).
 
     LAB_NOTEBOOK_URL=sqlite:///notebook.db python tests/scripts/lightning_fit.py [--csv-dir DIR] [--epochs N]
+        [--steps N]
+
+Launched by the worker (tests/engine/test_script_runs.py) it also writes the witness to $EXPECTED_METRICS as
+{key: {step: value}}.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import tempfile
 
@@ -47,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--csv-dir", default=None, help="where the CSVLogger witness writes (default: a temp dir)")
+    parser.add_argument("--steps", type=int, default=-1, help="stop after this many training steps (-1: no limit)")
     parser.add_argument("--name", default="lightning fit")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -58,12 +65,22 @@ def main() -> None:
     csv_dir = args.csv_dir or tempfile.mkdtemp(prefix="lightning-csv-")
     notebook_logger = NotebookLogger(name=args.name)
     trainer = lightning.Trainer(logger=[notebook_logger, CSVLogger(csv_dir, name="witness", version=0)],
-                                max_epochs=args.epochs, log_every_n_steps=1, accelerator="cpu", devices=1,
+                                max_epochs=args.epochs, max_steps=args.steps, log_every_n_steps=1, accelerator="cpu", devices=1,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                 default_root_dir=csv_dir)
     trainer.fit(TinyClassifier(), train, held_out)
     print(f"run {notebook_logger.version}", flush=True)
-    print(f"csv {os.path.join(csv_dir, 'witness', 'version_0', 'metrics.csv')}", flush=True)
+    witness = os.path.join(csv_dir, "witness", "version_0", "metrics.csv")
+    print(f"csv {witness}", flush=True)
+    if os.environ.get("EXPECTED_METRICS"):
+        logged: dict[str, dict[str, float]] = {}
+        with open(witness) as rows:
+            for row in csv.DictReader(rows):
+                for key, value in row.items():
+                    if key != "step" and value != "":
+                        logged.setdefault(key, {})[row["step"]] = float(value)
+        with open(os.environ["EXPECTED_METRICS"], "w") as out:
+            json.dump(logged, out)
 
 
 if __name__ == "__main__":
