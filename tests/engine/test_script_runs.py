@@ -26,7 +26,7 @@ STOP_GRACE = "2"  # the test worker's SIGTERM-to-SIGKILL grace, seconds
 
 @pytest.fixture
 def start_worker(notebook, tmp_path, monkeypatch):
-    """A worker on `book` whose script runs may run code under the repository or tmp_path (LAB_CODE_DIR = /)."""
+    """A worker on `notebook` whose script runs may run code under the repository or tmp_path (LAB_CODE_DIR = /)."""
     monkeypatch.setenv("LAB_CODE_DIR", "/")
     started: list[subprocess.Popen] = []
 

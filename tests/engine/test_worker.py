@@ -187,7 +187,7 @@ def test_the_diverging_preset_ends_diverged_with_one_dated_journal_draft(noteboo
     assert re.search(rf"Diverged at step {report['incidents'][-1]['step']}: \*\*loss/total is (nan|inf|-inf)",
                      note.body)
     assert "largest_logit" in note.body and "`stop`" in note.body
-    assert len(book.list_notes(run_id=run_id)) == 1  # one entry per run: no separate divergence note
+    assert len(notebook.list_notes(run_id=run_id)) == 1  # one entry per run: no separate divergence note
 
 
 def test_ensure_worker_starts_one_only_when_none_is_alive(notebook, tmp_path):
