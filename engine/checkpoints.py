@@ -84,7 +84,7 @@ class Checkpointer:
         if self.directory is None:
             return None
         # Not `parents=True`: if the run's folder was deleted meanwhile, a late writer must not bring it back.
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(exist_ok=True)
         path = self.directory / f"step_{state['step']:09d}.pt"
         partial = path.with_suffix(".pt.partial")
         torch.save(state, partial)

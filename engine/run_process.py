@@ -82,6 +82,7 @@ def run_one(url: str, attempt: Attempt, runs_dir: str | Path, worker_pid: int | 
         from engine.train import train  # torch loads here, in the run's own process
 
         checkpoint_dir = Path(runs_dir) / str(run_id) / "checkpoints"
+        checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)  # the run's folder, as the worker makes it
         # A resume has discarded the records after the checkpoint it chose: the newest record is where to go on.
         saved = notebook.checkpoints(run_id)
         resume_from = recorded_path_here(saved[-1].path, runs_dir) if saved else None
