@@ -241,6 +241,8 @@ class ScriptSupervisor:
                 self._signal_all(signal.SIGKILL)
                 stop_sent_at = float("inf")
             time.sleep(TICK_SECONDS)
+        if last := sampler.take(ended=True):
+            self.notebook.log_metrics(self.attempt.run_id, feed.last_step, last, attempt=self.attempt)
         codes = [p.returncode for p in self.processes]
         return next((c for c in codes if c != 0), 0)
 
@@ -272,6 +274,7 @@ class _ScriptSampler:
         self.interval = interval
         # the first sample half a second in (cpu_percent needs a span to measure), so a short script gets one too
         self.due = time.monotonic() + min(interval, FIRST_SAMPLE_SECONDS)
+        self.taken = False
         try:
             self.process: psutil.Process | None = psutil.Process(pid)
             self.process.cpu_percent(None)
@@ -279,18 +282,22 @@ class _ScriptSampler:
         except psutil.Error:
             self.process = None
 
-    def take(self) -> dict[str, float] | None:
-        if self.interval <= 0 or self.process is None or time.monotonic() < self.due:
+    def take(self, *, ended: bool = False) -> dict[str, float] | None:
+        """A sample when one is due; once the script has `ended`, the machine's own if none was ever taken, so
+        a script shorter than the first span still leaves one (its process is gone, so only the machine's)."""
+        if self.interval <= 0 or (self.taken if ended else time.monotonic() < self.due):
             return None
-        self.due = time.monotonic() + self.interval
+        self.due, self.taken = time.monotonic() + self.interval, True
+        memory = psutil.virtual_memory()
+        sample = {"sys/util_percent/cpu": psutil.cpu_percent(None),
+                  "sys/memory_gb/used": (memory.total - memory.available) / 2**30}
         try:
-            memory = psutil.virtual_memory()
-            return {"sys/util_percent/cpu": psutil.cpu_percent(None),
-                    "sys/util_percent/script_cpu": self.process.cpu_percent(None),
-                    "sys/memory_gb/used": (memory.total - memory.available) / 2**30,
-                    "sys/memory_gb/script_rss": self.process.memory_info().rss / 2**30}
+            if self.process is not None and not ended:
+                sample |= {"sys/util_percent/script_cpu": self.process.cpu_percent(None),
+                           "sys/memory_gb/script_rss": self.process.memory_info().rss / 2**30}
         except psutil.Error:
-            return None  # a sample missed is a gap in a chart, never a failed run
+            pass  # the script ended between the look and the sample: the machine's values stand alone
+        return sample
 
 
 def run_script(url: str, attempt: Attempt, job: ScriptJob, runs_dir: str | Path, worker_pid: int | None = None,

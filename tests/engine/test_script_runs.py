@@ -127,6 +127,8 @@ def test_exit_codes_become_the_status_and_bad_commands_fail_at_once_with_the_rea
     run = ended(notebook, runs["code 3"])
     assert (run.status, run.exit_code, run.status_reason) == ("failed", 3, "the script exited with code 3")
     assert "about to fail" in run.log_tail
+    # it ends before the first system sample is due (half a second in), and still leaves the machine's one
+    assert "sys/util_percent/cpu" in notebook.metric_keys(runs["code 3"])
     expected = {"missing script": "command.1: the script 'no_such_script.py' does not exist",
                 "missing program": "command.0: the program './no_such_program' does not exist",
                 "not executable": "command.0: './tool.sh' is not executable"}
