@@ -241,7 +241,7 @@ class ScriptSupervisor:
                 self._signal_all(signal.SIGKILL)
                 stop_sent_at = float("inf")
             time.sleep(TICK_SECONDS)
-        if last := sampler.take(ended=True):
+        if last := sampler.take_last():
             self.notebook.log_metrics(self.attempt.run_id, feed.last_step, last, attempt=self.attempt)
         codes = [p.returncode for p in self.processes]
         return next((c for c in codes if c != 0), 0)
@@ -282,21 +282,29 @@ class _ScriptSampler:
         except psutil.Error:
             self.process = None
 
-    def take(self, *, ended: bool = False) -> dict[str, float] | None:
-        """A sample when one is due; once the script has `ended`, the machine's own if none was ever taken, so
-        a script shorter than the first span still leaves one (its process is gone, so only the machine's)."""
-        if self.interval <= 0 or (self.taken if ended else time.monotonic() < self.due):
+    def take(self) -> dict[str, float] | None:
+        """A sample when one is due."""
+        if self.interval <= 0 or time.monotonic() < self.due:
             return None
-        self.due, self.taken = time.monotonic() + self.interval, True
+        self.due = time.monotonic() + self.interval
+        return self._sample(self.process)
+
+    def take_last(self) -> dict[str, float] | None:
+        """Once the script has ended: the machine's sample if none was ever taken, so a script shorter than the
+        first span still leaves one (its process is gone, so only the machine's)."""
+        return None if self.interval <= 0 or self.taken else self._sample(None)
+
+    def _sample(self, process: psutil.Process | None) -> dict[str, float]:
+        self.taken = True
         memory = psutil.virtual_memory()
         sample = {"sys/util_percent/cpu": psutil.cpu_percent(None),
                   "sys/memory_gb/used": (memory.total - memory.available) / 2**30}
-        try:
-            if self.process is not None and not ended:
-                sample |= {"sys/util_percent/script_cpu": self.process.cpu_percent(None),
-                           "sys/memory_gb/script_rss": self.process.memory_info().rss / 2**30}
-        except psutil.Error:
-            pass  # the script ended between the look and the sample: the machine's values stand alone
+        if process is not None:
+            try:
+                sample |= {"sys/util_percent/script_cpu": process.cpu_percent(None),
+                           "sys/memory_gb/script_rss": process.memory_info().rss / 2**30}
+            except psutil.Error:
+                pass  # the script ended between the look and the sample: the machine's values stand alone
         return sample
 
 
