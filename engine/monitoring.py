@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 import torch
 
+from engine.machine import machine_sample, process_sample
 from engine.sinks import Sink
 
 HISTOGRAM_BINS = 48
@@ -61,12 +62,7 @@ class SystemSampler:
                 self._latest = sample
 
     def sample(self) -> dict[str, float]:
-        memory = psutil.virtual_memory()
-        # keys grouped by unit (sys/<unit>/<what>), so each unit gets one chart
-        values = {"sys/util_percent/cpu": psutil.cpu_percent(None),
-                  "sys/util_percent/run_process_cpu": self.process.cpu_percent(None),
-                  "sys/memory_gb/used": (memory.total - memory.available) / 2**30,
-                  "sys/memory_gb/run_process_rss": self.process.memory_info().rss / 2**30}
+        values = machine_sample() | process_sample(self.process, "run_process")
         for index, handle in self._gpus:
             values.update(_gpu_sample(index, handle))
         return values
@@ -157,15 +153,17 @@ def weights_and_gradients(model: torch.nn.Module) -> tuple[dict[str, float], dic
             grouped.setdefault(layer_group(name), []).append(p)
     metrics: dict[str, float] = {}
     histograms: dict[str, Any] = {}
+    # The norms are torch's: numpy's would go through OpenBLAS, whose threads spin on after the call and take the
+    # cores from the next training step (bench/train_overhead.py measured that as a step slower in every 20).
     for group, params in grouped.items():
-        weights = torch.cat([p.detach().double().flatten() for p in params]).cpu().numpy()
+        weights = torch.cat([p.detach().double().flatten() for p in params])
         grads = [p.grad.detach().double().flatten() for p in params if p.grad is not None]
-        metrics[f"weights/{group}"] = float(np.linalg.norm(weights))
-        histograms[group] = {"weights": _histogram(weights)}
+        metrics[f"weights/{group}"] = float(torch.linalg.vector_norm(weights))
+        histograms[group] = {"weights": _histogram(weights.cpu().numpy())}
         if grads:
-            flat = torch.cat(grads).cpu().numpy()
-            metrics[f"grads/{group}"] = float(np.linalg.norm(flat))
-            histograms[group]["grads"] = _histogram(flat)
+            flat = torch.cat(grads)
+            metrics[f"grads/{group}"] = float(torch.linalg.vector_norm(flat))
+            histograms[group]["grads"] = _histogram(flat.cpu().numpy())
     return metrics, histograms
 
 

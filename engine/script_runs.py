@@ -31,6 +31,7 @@ import psutil
 
 from engine.console import print_flushed
 from engine.hosts import process_is_running
+from engine.machine import machine_sample, process_sample
 from engine.provenance import PACKAGES, collect_provenance, keep_diff
 from engine.config import ConfigError
 from engine.script_job import ScriptJob, validate_script
@@ -296,13 +297,10 @@ class _ScriptSampler:
 
     def _sample(self, process: psutil.Process | None) -> dict[str, float]:
         self.taken = True
-        memory = psutil.virtual_memory()
-        sample = {"sys/util_percent/cpu": psutil.cpu_percent(None),
-                  "sys/memory_gb/used": (memory.total - memory.available) / 2**30}
+        sample = machine_sample()
         if process is not None:
             try:
-                sample |= {"sys/util_percent/script_cpu": process.cpu_percent(None),
-                           "sys/memory_gb/script_rss": process.memory_info().rss / 2**30}
+                sample |= process_sample(process, "script")
             except psutil.Error:
                 pass  # the script ended between the look and the sample: the machine's values stand alone
         return sample

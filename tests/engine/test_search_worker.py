@@ -5,35 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 from optuna.trial import TrialState
 
 from engine.search import submit_search
 from engine.search_space import search_settings
 from engine.search_storage import replayed_trials
 from tests.engine.test_search import NEGATIVES, small
-from tests.helpers import stop_processes, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def start_worker(notebook, tmp_path):
-    started: list[subprocess.Popen] = []
-
-    def start(*extra: str) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", notebook.url, "--runs-dir",
-                                    str(tmp_path / "runs"), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        started.append(process)
-        return process
-
-    yield start
-    stop_processes(started)
+from tests.helpers import wait_for
 
 
 def test_kill_9_of_the_worker_mid_search_then_restart_loses_no_trial_and_runs_none_twice(notebook, start_worker):

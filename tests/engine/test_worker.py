@@ -18,24 +18,9 @@ from engine.presets import PRESETS
 from engine.jobs import ensure_worker
 from engine.worker import device_slots, exit_reason
 from lab_notes import Notebook
-from tests.helpers import counted_image_folder, missing_service, stop_processes, tiny, wait_for
+from tests.helpers import counted_image_folder, missing_service, tiny, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def start_worker(notebook, tmp_path):
-    started: list[subprocess.Popen] = []
-
-    def start(*extra: str) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--db", notebook.url, "--runs-dir",
-                                    str(tmp_path / "runs"), *extra], cwd=ROOT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT)
-        started.append(process)
-        return process
-
-    yield start
-    stop_processes(started)
 
 
 def submit(notebook: Notebook, *overrides: str, preset: str = "tiny", name: str = "run") -> int:
