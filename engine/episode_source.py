@@ -25,17 +25,11 @@ class EpisodeSource:
         return self.on_device(self.staged(sampler.sample()))
 
     def staged(self, episode: Episode) -> list[torch.Tensor]:
-        """The host's share, done ahead on the prefetch thread in training. With the images in host memory that is
-        the whole episode, gathered; on CUDA the indices, pinned, so the copy never waits."""
+        """The host's share, done ahead on the prefetch thread in training: on CUDA pinned, so the copy never waits."""
         parts = [torch.from_numpy(a) for a in (episode.indices, episode.labels, episode.is_query)]
-        if self.images.device.type == "cpu":
-            return [self.images[parts[0]], *parts[1:]]
         return [p.pin_memory() for p in parts] if self.images.is_cuda else parts
 
     def on_device(self, staged: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.images.device.type == "cpu":
-            images, labels, is_query = staged
-            return images, labels, is_query
         indices, labels, is_query = (p.to(self.images.device, non_blocking=True) for p in staged)
         return self.images[indices], labels, is_query
 
