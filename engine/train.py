@@ -68,6 +68,7 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    every_parameter = [p.detach() for p in model.parameters()]  # the guard checks frozen ones too
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -250,6 +251,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         return result
 
     params = [p for p in model.parameters() if p.requires_grad]
+    every_parameter = [p.detach() for p in model.parameters()]  # the guard checks frozen ones too
     max_norm = cfg.optim.grad_clip or float("inf")
     schedule = cfg.schedule
     model.train()
@@ -273,15 +275,17 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
             norms, histograms = weights_and_gradients(model)
             sink.log_event("histograms", {"step": step, "groups": histograms})
-        grad_norm = (torch.nn.utils.clip_grad_norm_(params, max_norm) if cfg.optim.grad_clip
-                     else torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
+        clipped_norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if cfg.optim.grad_clip else None
         scalars = step_scalars(out, masked=cfg.model.masking.ratio > 0)
-        scalars["grad_norm"] = grad_norm
         # The update runs before anything is read, so the step never waits on the host: a non-finite loss or
         # gradient is undone afterwards (skip: the saved state; rollback: the checkpoint; stop: the run ends).
         guard.remember_update(model, optimizer)
         optimizer.step()
-        scalars[PARAMETER_NORM] = guard.parameter_norm(model)
+        # the gradients' norm (the update leaves them as they were) and the parameters' in one pass, unless
+        # clipping already took the gradients' norm before the update
+        grads = [] if clipped_norm is not None else [p.grad for p in params if p.grad is not None]
+        grad_norm, scalars[PARAMETER_NORM] = guard.total_norms(grads, every_parameter)
+        scalars["grad_norm"] = grad_norm if clipped_norm is None else clipped_norm
         metrics = to_floats(scalars)  # the one device-to-host read of the step
         parameter_norm = metrics.pop(PARAMETER_NORM)
         metrics.update(norms)

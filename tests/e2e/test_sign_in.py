@@ -113,6 +113,8 @@ def write_note(page, base: str, title: str) -> None:
     title_box = page.get_by_label("Title").first
     title_box.fill(title)
     title_box.press("Enter")  # the value is the app's before Save is clicked (a click alone can race the blur)
+    # Enter reruns the page; a click that lands mid-rerun was lost once on a loaded machine, so wait it out
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=60_000)
     page.get_by_role("button", name="Save note").first.click()
     page.get_by_text(title).wait_for(timeout=60_000)
 
