@@ -16,14 +16,13 @@ from pathlib import Path
 from engine.config import ConfigError, validate_config
 from engine.console import print_flushed
 from engine.hosts import process_is_running, this_host_id
+from engine.lease import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE, end_as_lease_lost
 from engine.provenance import collect_provenance, keep_diff
 from engine.script_job import is_script
 from lab_notes import Attempt, LeaseLost, Notebook, NotebookSink
 from lab_notes.artifacts import path_to_record, recorded_path_here
 from lab_notes.notebook_sink import retry_while_unreachable
 
-ORPHAN_EXIT_CODE = 70
-LEASE_LOST_EXIT_CODE = 71
 CHECKPOINT_STEP = re.compile(r"step_(\d+)\.pt(\.partial)?$")
 
 
@@ -44,9 +43,8 @@ def _watch_worker(worker: int, sink: NotebookSink) -> None:
 
 
 def _lease_lost(attempt: Attempt) -> None:
-    print_flushed(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run; stopping, writing "
-                  "nothing more")
-    os._exit(LEASE_LOST_EXIT_CODE)  # at once: no atexit flush, no checkpoint, whatever the main thread is doing
+    end_as_lease_lost(f"run {attempt.run_id}: attempt {attempt.number} no longer owns the run; stopping, writing "
+                      "nothing more")
 
 
 def drop_checkpoints_after(directory: Path, step: int) -> None:

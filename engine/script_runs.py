@@ -31,6 +31,7 @@ import psutil
 
 from engine.console import print_flushed
 from engine.hosts import process_is_running
+from engine.lease import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE, end_as_lease_lost
 from engine.machine import machine_sample, process_sample
 from engine.provenance import PACKAGES, collect_provenance, keep_diff
 from engine.config import ConfigError
@@ -44,8 +45,6 @@ GRACE_VARIABLE = "LAB_SCRIPT_STOP_GRACE_SECONDS"
 FIRST_SAMPLE_SECONDS = 0.5
 STOP_GRACE_SECONDS = 10.0
 TICK_SECONDS = 0.25  # how often the logdir is read and the script looked at: well inside the 2 s a point may lag
-ORPHAN_EXIT_CODE = 70  # as engine.run_process's: the worker says "its worker died"
-LEASE_LOST_EXIT_CODE = 71
 PYTHON_NAMES = ("python", "python3")
 PR_SET_PDEATHSIG = 1
 try:  # Linux: a script's process is killed when the process that started it dies, even by SIGKILL
@@ -154,9 +153,8 @@ class ScriptSupervisor:
                 pass
 
     def _lease_lost(self) -> None:
-        print_flushed(f"run {self.attempt.run_id}: attempt {self.attempt.number} no longer owns the run; killing the script")
-        self._kill_all()
-        os._exit(LEASE_LOST_EXIT_CODE)
+        end_as_lease_lost(f"run {self.attempt.run_id}: attempt {self.attempt.number} no longer owns the run; "
+                          "killing the script", before=self._kill_all)
 
     def watch_worker(self, worker_pid: int) -> None:
         """The script lives only as long as its worker: when the worker dies, kill it and fail the run."""

@@ -26,7 +26,7 @@ from engine.journal_drafts.drafter import Drafter
 from engine.console import print_flushed
 from engine.hosts import check_artifact_root, gpu_names, this_host_id
 from engine.launchers.local import Launcher, RunProcess, start_launcher
-from engine.run_process import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
+from engine.lease import LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE
 from engine.search import advance_searches, step_in_words
 from lab_notes import Attempt, LeaseLost, Notebook, Unreachable
 from lab_notes.backup import ScheduledBackups

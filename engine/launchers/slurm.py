@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from engine.config import ConfigError, RunConfig, SlurmConfig
 from engine.launchers.local import RunProcess
+from engine.lease import hand_over_begins, hand_over_refused
 from engine.script_job import ScriptJob, is_script
 from lab_notes import Attempt, LeaseLost, Notebook
 from lab_notes.artifacts import recorded_path_here
@@ -276,9 +277,11 @@ class SlurmAttempt(submitit.helpers.Checkpointable):
         is no longer this attempt's (stopped, reaped, deleted)."""
         with Notebook(os.environ[URL_VARIABLE]) as notebook:
             saved = [c for c in notebook.checkpoints(attempt.run_id) if recorded_path_here(c.path, runs_dir).exists()]
+            hand_over_begins()  # before: the heartbeat must not end the job between the hand-over and the requeue
             try:
                 handed = notebook.hand_over(attempt, saved[-1].step if saved else 0)
             except LeaseLost:
+                hand_over_refused()
                 return None
         print(f"run {attempt.run_id}: time limit; attempt {handed.number} resumes from step "
               f"{saved[-1].step if saved else 0} when the job is requeued", flush=True)
