@@ -43,13 +43,19 @@ def tiny_config() -> RunConfig:
 
 
 def _our_engine_processes() -> list[str]:
-    """Worker, run and rank processes started from this checkout (Linux /proc), other than this one."""
+    """Worker, run and rank processes started from this checkout (Linux /proc), other than this one; under
+    pytest-xdist, only those started by this pytest process's own share of the tests (they inherit its
+    PYTEST_XDIST_WORKER), since the other shares may still be running theirs."""
     root = str(Path(__file__).resolve().parents[1])
+    share = os.environ.get("PYTEST_XDIST_WORKER")
+    ours = f"PYTEST_XDIST_WORKER={share}".encode()
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
             cwd = os.readlink(proc / "cwd")
+            if share is not None and ours not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv]

@@ -65,12 +65,24 @@ def launch_from_home(app, page) -> float:
     return seconds
 
 
+def seconds_to_import_torch() -> float:
+    """What any cold start pays at least (a worker, or a run process not forked from a warm launcher), on this
+    machine as loaded as it is now."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.monotonic() - started
+
+
 def test_the_first_launch_on_a_fresh_notebook_is_as_fast_as_the_second(fresh_app_server, page):
+    """The first Launch pays no cold start: it is slower than the second by less than half of a bare torch import,
+    measured beside it (a ratio of the two launches alone failed in CI on a loaded machine: 4.4 s against 2.2 s,
+    one sample each, with a cold start costing more than the whole difference)."""
     page.goto(fresh_app_server["base"])
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.get_by_text("Worker warming up").wait_for()  # the app started its worker as it started
     wait_for(lambda: sidebar.get_by_text("Worker warming up").count() == 0, 120, "the worker to warm up")
     first = launch_from_home(fresh_app_server, page)
     second = launch_from_home(fresh_app_server, page)
-    print(f"first Launch → first point {first:.2f} s; second Launch {second:.2f} s")
-    assert first <= max(2.0, 1.5 * second)
+    cold = seconds_to_import_torch()
+    print(f"first Launch → first point {first:.2f} s; second Launch {second:.2f} s; import torch {cold:.2f} s")
+    assert first <= max(2.0, second + cold / 2), "the first Launch waited for something to start cold"

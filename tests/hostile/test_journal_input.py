@@ -21,7 +21,8 @@ ONE_MB = 1 << 20
 @pytest.mark.parametrize("unit", ["<img ", "![", "[", "<img src='a", "![a](", "<"])
 def test_a_megabyte_of_figure_syntax_imports_and_renders_in_linear_time(notebook, unit):
     """A parser that backtracks over unclosed figure syntax takes quadratic time: 4 x the text, 16 x the seconds.
-    Measured against a quarter of the text in the same run (an absolute limit failed on a loaded machine: 2.05 s)."""
+    Measured against a quarter of the text and the journal's prose in the same run (an absolute limit failed on a
+    loaded machine: 2.05 s)."""
     def seconds_for(size: int) -> float:
         text = "### 2022.12.08\n\n" + unit * (size // len(unit)) + "\n"
         started = time.perf_counter()
@@ -36,7 +37,10 @@ def test_a_megabyte_of_figure_syntax_imports_and_renders_in_linear_time(notebook
         body_segments(notebook.get_note(note_id).body)
         return time.perf_counter() - started
 
-    quarter, whole, baseline = seconds_for(ONE_MB // 4), seconds_for(ONE_MB), prose_seconds(ONE_MB)
+    # The best of two of the whole and of its baseline: a neighbour's burst (the suite runs its files three at a
+    # time) once made the whole 2.3 x the prose; quadratic time would make it 16 x the quarter, however busy.
+    quarter = seconds_for(ONE_MB // 4)
+    whole, baseline = (min(pair) for pair in zip(*[(seconds_for(ONE_MB), prose_seconds(ONE_MB)) for _ in range(2)]))
     assert whole < 8 * max(quarter, 0.05) and whole < 2 * baseline, \
         f"{unit!r}: {quarter:.2f} s for 256 kB, {whole:.2f} s for 1 MB, prose {baseline:.2f} s for 1 MB"
 
