@@ -286,11 +286,11 @@ def test_a_job_that_reaches_its_time_limit_is_requeued_and_the_run_goes_on_from_
     assert {s.payload["job_id"] for s in notebook.snapshots(run_id, "slurm")} == {job}, "one job, requeued"
     wait_for(lambda: squeue_state(job) in ("", "COMPLETED"), 30, "the job to end")
     assert int(job_fields(job)["Restarts"]) == run.attempt - 1, "Slurm requeued the job once per hand-over"
-    log = log_file.read_text()
+    log, handed_at = log_file.read_text(), resumed_from()
     assert "Caught signal SIGUSR2" in log and "this job is timed-out" in log, "Slurm's own time-limit warning"
     assert log.count(f"Requeued job {job} (") == run.attempt - 1, "submitit requeued the job at each warning"
-    assert f"resuming from step {resumed_from()[0]}" in log, "the requeued job went on from the handed-over step"
-    assert len(resumed_from()) == run.attempt - 1 and resumed_from() == sorted(resumed_from()), "each job went further"
+    assert f"resuming from step {handed_at[0]}" in log, "the requeued job went on from the handed-over step"
+    assert len(handed_at) == run.attempt - 1 and handed_at == sorted(handed_at), "each job went further"
     print(f"1-minute jobs: {run.attempt} attempts of one job (Slurm restarts {run.attempt - 1}), handed over at "
-          f"steps {resumed_from()}, requeued jobs started at {list(requeues_started.values())} s; {len(steps)} steps stored once; "
-          f"stopped after {time.monotonic() - started:.0f} s")
+          f"steps {handed_at}, requeued jobs started at {list(requeues_started.values())} s; {len(steps)} steps "
+          f"stored once; stopped after {time.monotonic() - started:.0f} s")
