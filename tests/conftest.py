@@ -13,10 +13,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
 
 from engine.config import RunConfig  # noqa: E402
 from engine.presets import PRESETS  # noqa: E402
 from tests.helpers import fresh_postgres_database, missing_service, tiny  # noqa: E402
+from tests.tcp_proxy import CuttableProxy  # noqa: E402
 
 # Test models are tiny: one thread is as fast as two here, and cannot be starved by a neighbour.
 torch.set_num_threads(1)
@@ -89,3 +91,14 @@ def empty_postgres_url():
     url, drop = fresh_postgres_database()
     yield url
     drop()
+
+
+@pytest.fixture
+def cuttable_postgres(empty_postgres_url):
+    """(URL through a proxy a test can cut, the direct URL, the proxy): an outage as a client sees one, while the
+    server the other tests use (three files at a time) stays up."""
+    direct = make_url(empty_postgres_url)
+    proxy = CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432))
+    through = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    yield through, empty_postgres_url, proxy
+    proxy.close()

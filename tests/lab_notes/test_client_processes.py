@@ -16,11 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url
 
 from lab_notes import Notebook, start_run
 from tests.helpers import wait_for
-from tests.lab_notes.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.slow  # processes of their own, and a 30 s outage
 
@@ -129,16 +127,6 @@ def test_ctrl_c_stops_the_scripts_run(tmp_path):
         assert (run.status, run.status_reason) == ("stopped", "interrupted (Ctrl-C)")
         last_step = points(notebook, run_id, "loss")[-1][0]
         assert len(points(notebook, run_id, "acc/heldout")) == last_step + 1  # every step up to the last kept
-
-
-@pytest.fixture
-def cuttable_postgres(empty_postgres_url):
-    """(URL through a proxy a test can cut, the direct URL, the proxy)."""
-    direct = make_url(empty_postgres_url)
-    proxy = CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432))
-    through = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    yield through, empty_postgres_url, proxy
-    proxy.close()
 
 
 def test_a_30_s_outage_loses_nothing(cuttable_postgres):
