@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -33,6 +33,9 @@ from lab_notes.backup import ScheduledBackups
 from lab_notes.notebook_sink import HEARTBEAT_SECONDS, retry_while_unreachable
 
 STALE_AFTER_SECONDS = 15.0
+# A run process started cold imports torch before its first heartbeat: 30 s on a loaded 2-core machine, when another
+# worker reaped it as stale. Its own worker holds the lease for it that long.
+STARTING_UP_SECONDS = 120.0
 SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 10.0
 LOG_CAP_BYTES = 8 * 1024 * 1024
@@ -83,6 +86,7 @@ class Child:
     log_path: Path
     offset: int = 0  # how much of the log the notebook has
     stop_seen_at: float | None = None  # when the worker first saw a stop request for it
+    started_at: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -175,6 +179,8 @@ class Worker:
             self._copy_output(child)
             if child.process.keeps_lease_while_alive:
                 self._vouch_for(child)
+            elif time.monotonic() - child.started_at < STARTING_UP_SECONDS:
+                self.notebook.heartbeat(child.attempt)
         if time.monotonic() < self._blind_until:
             return  # this worker could not see the database a moment ago: neither could the runs
         for run_id in self.notebook.fail_stale_attempts(self.stale_after):
