@@ -1,6 +1,6 @@
-"""`TrackedRun`: one script's run as the tracking client sees it. `log` only checks the values and appends them to
-the notebook's `MetricBuffer` (so a training loop that logs every step stays fast); a background thread writes
-them every FLUSH_SECONDS, under the run's attempt, and keeps them (bounded, counted) while the database is
+"""`TrackedRun`: one script's run as the tracking client sees it. `log` only checks the values and keeps them (so a
+training loop that logs every step stays fast); a background thread moves them into the notebook's `MetricBuffer`
+and writes them every FLUSH_SECONDS, under the run's attempt, and keeps them (bounded, counted) while the database is
 unreachable. Images wait in the same way; notes are written at once."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from sqlalchemy.exc import OperationalError
 
-from lab_notes.client_values import MAX_KEY_CHARS, BadValue, as_number, checked_key, image_png
+from lab_notes.client_values import BadValue, as_number, checked_key, image_png
 from lab_notes.keys import SNAPSHOT_HYPERPARAMETERS
 from lab_notes.metric_buffer import Pending
 from lab_notes.notebook_sink import NotebookSink, retry_while_unreachable
@@ -29,6 +29,7 @@ FLUSH_SECONDS = 0.5
 FLUSH_POINTS = 50_000  # more waiting than this wakes the writer early: memory stays small at any logging rate
 MAX_BUFFERED_POINTS = 2_000_000  # ~30 min of 1,000 points/s kept through an outage (~0.3 GB), then counted
 MAX_BUFFERED_IMAGE_BYTES = 256 * 1024 * 1024
+_now = time.time
 EXIT_PATIENCE_SECONDS = 120.0  # at exit, how long an unreachable database is waited for before giving up
 TRACEBACK_LINES = 6
 
@@ -67,6 +68,10 @@ class TrackedRun:
         self._accepted = 0
         self._written = 0
         self._ended: str | None = None  # why nothing more may be logged
+        # what `log` kept, (step, ((key, value), ...), wall time) per call: a deque, since its append and popleft
+        # are each safe against the other thread without a lock
+        self._logged: collections.deque[tuple[int, tuple[tuple[str, float], ...], float]] = collections.deque()
+        self._good_keys: set[str] = set()  # keys already checked
         self._images: collections.deque[tuple[str, int, bytes]] = collections.deque()
         self._image_bytes = 0
         self._unreachable_since: float | None = None
@@ -81,7 +86,9 @@ class TrackedRun:
     def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
         """Record `values` (key -> number; NaN and ±inf kept) at `step` (default: one after the last). A bad key
         or value raises BadValue naming it, and then nothing of this call is kept."""
-        # Every point passes here: the common case (a dict of str -> float or int, a whole step) costs no call.
+        # Every point passes here, between two steps of someone's training loop, where each line costs many times
+        # what it costs alone (the step has just evicted it from the caches). So the common case (a dict of known
+        # keys -> floats) keeps one tuple of the call and nothing more; the writer thread builds the rows.
         if self._ended is not None:
             raise RunEnded(self._ended)
         if step is None:
@@ -90,24 +97,22 @@ class TrackedRun:
             step = self._checked_step(step)
         if type(values) is not dict:
             values = _checked_mapping(values)
-        attempt, run_id, number, stamp = self.attempt, self.id, self._attempt_number, time.time()
-        rows: Pending = []
-        for key, value in values.items():
-            if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or key.isspace():
-                checked_key(key)
-            if type(value) is not float:
-                value = float(value) if type(value) is int else as_number(key, value)
-            rows.append((attempt, (run_id, key, step, None if value != value else value, stamp, number)))
+        items = tuple(values.items())  # a copy: the caller may change its dict after the call
+        for key, value in items:
+            if type(value) is not float or key not in self._good_keys:
+                items = self._checked_items(items)
+                break
         self._step = step
-        if self._accepted - self._written + len(rows) > self.max_buffered_points:
+        waiting = self._accepted - self._written + len(items)
+        if waiting > self.max_buffered_points:
             if not self.dropped:
-                say(f"run {run_id}: {self.max_buffered_points:,} points wait for the notebook already; further "
+                say(f"run {self.id}: {self.max_buffered_points:,} points wait for the notebook already; further "
                     f"points are counted and dropped until it is reachable")
-            self.dropped += len(rows)
+            self.dropped += len(items)
             return
-        self._accepted += len(rows)
-        waiting = self.notebook.buffer.add(rows)
-        if waiting >= FLUSH_POINTS > waiting - len(rows):  # wake the writer once as the buffer passes the mark
+        self._accepted += len(items)
+        self._logged.append((step, items, _now()))
+        if waiting >= FLUSH_POINTS > waiting - len(items):  # wake the writer once as the waiting pass the mark
             self._wake.set()
 
     def log_image(self, key: str, image: Any, step: int | None = None) -> None:
@@ -205,6 +210,7 @@ class TrackedRun:
 
     def _write_pending(self) -> None:
         accepted = self._accepted
+        self._buffer_logged()
         self.notebook.flush()
         self._written = accepted
         while self._images:
@@ -216,6 +222,26 @@ class TrackedRun:
             say(f"run {self.id}: the notebook is reachable again after {time.monotonic() - self._unreachable_since:.0f}"
                 f" s; what waited is written")
             self._unreachable_since = None
+
+    def _buffer_logged(self) -> None:
+        """Move what `log` kept into the notebook's buffer as rows of this attempt (NaN stored as NULL)."""
+        logged, attempt, run_id, number = self._logged, self.attempt, self.id, self._attempt_number
+        rows: Pending = []
+        add = rows.append
+        for _ in range(len(logged)):
+            step, items, stamp = logged.popleft()
+            for key, value in items:  # a loop, not a comprehension: one frame fewer per call logged
+                add((attempt, (run_id, key, step, None if value != value else value, stamp, number)))
+        if rows:
+            self.notebook.buffer.add(rows)
+
+    def _checked_items(self, items: tuple[tuple[Any, Any], ...]) -> tuple[tuple[str, float], ...]:
+        """`items` with each key checked and each value a float (BadValue naming the first bad one); the keys are
+        then known good."""
+        checked = tuple((checked_key(key), value if type(value) is float else
+                         float(value) if type(value) is int else as_number(key, value)) for key, value in items)
+        self._good_keys.update(key for key, _ in checked)
+        return checked
 
     def _unreachable(self, error: OperationalError) -> None:
         if self._unreachable_since is None:

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from itertools import groupby
 from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
@@ -27,6 +28,7 @@ from lab_notes.series import (BUCKET_STEPS, ROLLUP_COLUMNS, downsample, from_sql
 from lab_notes.snapshots import KEPT_ON_RESUME
 
 _value = itemgetter(3)
+_attempt, _row = itemgetter(0), itemgetter(1)
 
 
 class MetricsStore(Room):
@@ -108,9 +110,11 @@ class MetricsStore(Room):
     def _write_fenced(self, connection: Connection, pending: Pending, also: Attempt | None) -> set[Attempt]:
         """Write the points whose attempt (if any) still owns its run; returns the attempts that do not, among
         them `also` (the writer's own attempt, checked even when it has no points buffered)."""
-        attempts = {a for a, _ in pending if a is not None} | ({also} if also is not None else set())
+        # the distinct attempts of runs of points (one object each, nearly always): groupby compares by identity
+        # first, where a set would call the dataclass's Python __hash__ once per point
+        attempts = {a for a, _ in groupby(map(_attempt, pending)) if a is not None} | ({also} if also else set())
         lost = self.leases_lost_within(connection, attempts)
-        rows = [row for attempt, row in pending if attempt not in lost] if lost else [row for _, row in pending]
+        rows = [row for attempt, row in pending if attempt not in lost] if lost else list(map(_row, pending))
         if rows:
             self._write_points(connection, rows)
         return lost
