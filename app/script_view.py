@@ -4,6 +4,8 @@ as text, never as Markdown or HTML."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import PurePath
 from typing import Any, Mapping
 
 import streamlit as st
@@ -23,9 +25,14 @@ def is_own_code(config: Mapping[str, Any]) -> bool:
 
 
 def command_fact(run: Run) -> str | None:
-    """The facts line's word on a script run: its command."""
+    """The facts line's word on a script run: its command as a shell would quote it, the program by its name (a
+    path such as a virtual environment's `/home/me/project/.venv/bin/python` reads as `python`; the Config tab
+    keeps the whole argv)."""
     command = run.config.get("command")
-    return f"command {literal_code(' '.join(command))}" if isinstance(command, list) else None
+    if not isinstance(command, list) or not command:
+        return None
+    program, *arguments = map(str, command)
+    return f"command {literal_code(shlex.join([PurePath(program).name or program, *arguments]))}"
 
 
 def draw_images_and_text(notebook: Notebook, run: Run) -> None:

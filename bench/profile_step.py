@@ -78,7 +78,7 @@ def instrument(timers: Timers) -> list[tuple[Any, str, Any]]:
     targets = [
         (loop.EpisodeSource, "batch", "episode sampling"), (loop.EpisodeSource, "on_device", "episode sampling"),
         (loop.EpisodeSource, "staged", "episode sampling"), (PrefetchingSampler, "next", "episode sampling"),
-        (DivergenceGuard, "remember_update", "guard"), (DivergenceGuard, "parameter_norm", "guard"),
+        (DivergenceGuard, "remember_update", "guard"), (DivergenceGuard, "total_norms", "gradient norm"),
         (DivergenceGuard, "check_loss", "guard"), (DivergenceGuard, "check_gradient", "guard"),
         (DivergenceGuard, "check_parameter_norm", "guard"), (DivergenceGuard, "record_finite", "guard"),
         (loop, "step_scalars", "metrics"), (loop, "to_floats", "metrics"), (loop, "learning_rate", "metrics"),

@@ -52,9 +52,10 @@ if run.status == "deleted":
     st.stop()
 st.title(f"Run {run.id} — {literal(run.name)}")
 status_text = "stopping" if run.status == "running" and run.stop_requested else run.status
-facts = [f"{BADGES.get(run.status, '')} **{status_text}**",
-         command_fact(run) or f"preset {literal_code(run.preset or '—')}",
-         f"device {literal(run.device or '—')}"]
+command = command_fact(run)
+facts = [f"{BADGES.get(run.status, '')} **{status_text}**", command or f"preset {literal_code(run.preset or '—')}"]
+if run.device or command is None:  # a script's device is the script's business: named only when it told us
+    facts.append(f"device {literal(run.device or '—')}")
 if sign_in_is_on():
     facts.append(f"by {literal(author_in_words(run.owner))}")
 if run.placement_in_words:

@@ -12,8 +12,9 @@ from tests.app.conftest import live_charts, page, png, seeded_run
 from tests.helpers import claimed
 
 
-def script_run(notebook: Notebook, tmp_path, *, name: str = "my script") -> int:
-    job = jobs.validate_script({"command": ["python", "train.py", "--lr", "0.1"], "workdir": str(tmp_path),
+def script_run(notebook: Notebook, tmp_path, *, name: str = "my script",
+               command: tuple[str, ...] = ("python", "train.py", "--lr", "0.1")) -> int:
+    job = jobs.validate_script({"command": list(command), "workdir": str(tmp_path),
                                 "env": {"SEED": "3"}})
     run_id = jobs.submit_script(notebook, job, name=name).run_id
     attempt = claimed(notebook, run_id)
@@ -68,7 +69,7 @@ def test_the_run_page_shows_a_script_run_generically(notebook, tmp_path, monkeyp
     monkeypatch.setenv("LAB_CODE_DIR", str(tmp_path.parent))
     run_id = script_run(notebook, tmp_path)
     app = page("run", run=str(run_id))
-    assert "command `python train.py --lr 0.1`" in app.markdown[0].value
+    assert "command `python train.py --lr 0.1`" in app.markdown[0].value and "device" not in app.markdown[0].value
     assert [t.label for t in app.tabs] == ["Charts", "Images", "Provenance", "Config", "Output"]  # no Evaluation
     assert set(live_charts(app)) == {"Losses", "Accuracy", "my metric"}  # metrics under whatever keys they have
     app = page("run", run=str(run_id), tab="Images")
@@ -104,3 +105,13 @@ def test_home_and_runs_pages_list_a_script_run_and_a_running_one(notebook, tmp_p
         shown = " ".join(str(d.value) for d in app.dataframe) + " ".join(m.value for m in app.markdown)
         assert "finished script" in shown and "running script" in shown, name
     assert notebook.get_run(finished).status == "completed"
+
+
+def test_the_facts_line_names_the_program_and_quotes_its_arguments_as_a_shell_would(notebook, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CODE_DIR", str(tmp_path.parent))
+    run_id = script_run(notebook, tmp_path, command=("/home/me/project/.venv/bin/python", "train.py", "--tag",
+                                                     "two words"))
+    facts = page("run", run=str(run_id)).markdown[0].value
+    assert "command `python train.py --tag 'two words'`" in facts and "/home/me" not in facts
+    table = page("run", run=str(run_id), tab="Config").dataframe[0].value
+    assert table.loc["command", "value"].startswith("['/home/me/project/.venv/bin/python'")  # the whole argv kept
