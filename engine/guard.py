@@ -29,6 +29,41 @@ class Incident:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
+class WatchedParameters:
+    """Every parameter of a model (frozen ones too) as the guard's per-step norm reads them: moved into one buffer
+    per dtype and device, each parameter a view of its part, so that their norm is one reduction a buffer rather
+    than one per tensor (on a CPU, most of its cost for a small model's many small tensors). Values, training and
+    checkpoints are unchanged: only where the parameters live. Should anything swap a parameter's storage, the
+    views no longer cover it and `tensors()` falls back to each parameter: the norm is never a stale buffer's."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._parameters = list(model.parameters())
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.nn.Parameter]] = {}
+        for p in self._parameters:
+            groups.setdefault((p.dtype, p.device), []).append(p)
+        self.buffers: list[torch.Tensor] = []
+        with torch.no_grad():
+            for (dtype, device), parameters in groups.items():
+                flat = torch.empty(sum(p.numel() for p in parameters), dtype=dtype, device=device)
+                start = 0
+                for p in parameters:
+                    part = flat[start:start + p.numel()].view(p.shape)
+                    part.copy_(p)
+                    p.data = part
+                    start += p.numel()
+                self.buffers.append(flat)
+        self._pointers = self._data_pointers()
+
+    def _data_pointers(self) -> list[int]:
+        return list(map(torch.Tensor.data_ptr, self._parameters))
+
+    def tensors(self) -> list[torch.Tensor]:
+        """What covers every parameter now: the buffers, or (the views broken) each parameter."""
+        if self._data_pointers() == self._pointers:
+            return self.buffers
+        return [p.detach() for p in self._parameters]
+
+
 class DivergenceGuard:
     def __init__(self, cfg: GuardConfig) -> None:
         self.policy: Action = cfg.policy

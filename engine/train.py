@@ -19,7 +19,7 @@ from engine.distributed import Team, ranks
 from engine.episode_source import EpisodeSource, load_episodes  # noqa: F401 - load_episodes: tests import it here
 from engine.evaluation import summarise
 from engine.figures import reconstruction_png
-from engine.guard import DivergenceGuard, Incident, Stage, divergence_diagnostics
+from engine.guard import DivergenceGuard, Incident, Stage, WatchedParameters, divergence_diagnostics
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
 from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
 from engine.sinks import NullSink, Sink
@@ -68,7 +68,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    every_parameter = [p.detach() for p in model.parameters()]  # the guard checks frozen ones too
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -206,6 +205,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
     source = load_episodes(cfg, device)
     episodes = PrefetchingSampler(source.train, source.staged)  # the next episode is drawn while this one trains
     model = ExperimentModel(cfg).to(device)
+    watched = WatchedParameters(model)  # before the optimiser, so that it holds the parameters as they now live
     optimizer = build_optimizer(cfg.optim, model)
     on_disk = run_dir is not None and team.is_writer
     checkpointer = Checkpointer(Path(run_dir) / "checkpoints" if on_disk and run_dir is not None else None)
@@ -251,7 +251,6 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         return result
 
     params = [p for p in model.parameters() if p.requires_grad]
-    every_parameter = [p.detach() for p in model.parameters()]  # the guard checks frozen ones too
     max_norm = cfg.optim.grad_clip or float("inf")
     schedule = cfg.schedule
     model.train()
@@ -284,7 +283,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         # the gradients' norm (the update leaves them as they were) and the parameters' in one pass, unless
         # clipping already took the gradients' norm before the update
         grads = [] if clipped_norm is not None else [p.grad for p in params if p.grad is not None]
-        grad_norm, scalars[PARAMETER_NORM] = guard.total_norms(grads, every_parameter)
+        grad_norm, scalars[PARAMETER_NORM] = guard.total_norms(grads, watched.tensors())
         scalars["grad_norm"] = grad_norm if clipped_norm is None else clipped_norm
         metrics = to_floats(scalars)  # the one device-to-host read of the step
         parameter_norm = metrics.pop(PARAMETER_NORM)

@@ -7,6 +7,7 @@ import torch
 from engine import train as train_module
 from engine.config import with_overrides
 from engine.presets import PRESETS
+from engine.guard import DivergenceGuard, WatchedParameters
 from engine.train import train
 from tests.engine.test_presets import Recorder
 from tests.helpers import tiny
@@ -115,3 +116,42 @@ def test_max_incidents_stops_at_the_nth_incident_as_its_help_says(max_incidents)
     guard = DivergenceGuard(cfg)
     actions = [guard.incident(step, "loss", "loss/total is nan", {}).action for step in range(1, max_incidents + 1)]
     assert actions == ["rollback"] * (max_incidents - 1) + ["stop"]  # N−1 handled by the policy, the Nth stops
+
+
+def test_watched_parameters_live_in_one_buffer_and_fall_back_to_each_parameter_when_one_is_moved():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    watched = WatchedParameters(model)
+    (buffer,) = watched.tensors()
+    assert buffer.numel() == sum(p.numel() for p in before)
+    for p, value in zip(model.parameters(), before):  # each a view of the buffer, holding what it held
+        assert p.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr() and torch.equal(p, value)
+    norms = DivergenceGuard.total_norms([], watched.tensors())[1]
+    assert torch.allclose(norms, torch.linalg.vector_norm(torch.cat([v.flatten() for v in before])))
+    moved = model[2].weight
+    moved.data = moved.data.clone()  # something swapped its storage: the buffer no longer covers it
+    with torch.no_grad():
+        moved[0, 0] = float("nan")
+    assert len(watched.tensors()) == len(before)
+    assert torch.isnan(DivergenceGuard.total_norms([], watched.tensors())[1])
+
+
+def test_a_run_trains_exactly_as_it_would_with_its_parameters_where_the_model_made_them(monkeypatch):
+    def metrics_of_a_run():
+        sink = Recorder()
+        assert train(guarded("stop"), sink).status == "completed"
+        timing = ("sys/", "perf/", "images_per_s")  # how fast, not what was learnt
+        return {step: {k: v for k, v in values.items() if not k.startswith(timing)}
+                for step, values in sink.metrics.items()}
+
+    flattened = metrics_of_a_run()
+
+    class EachParameter:
+        def __init__(self, model):
+            self.parameters = [p.detach() for p in model.parameters()]
+
+        def tensors(self):
+            return self.parameters
+    monkeypatch.setattr(train_module, "WatchedParameters", EachParameter)
+    assert metrics_of_a_run() == flattened and len(flattened) >= 10
