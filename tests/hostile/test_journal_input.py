@@ -37,11 +37,12 @@ def test_a_megabyte_of_figure_syntax_imports_and_renders_in_linear_time(notebook
         body_segments(notebook.get_note(note_id).body)
         return time.perf_counter() - started
 
-    # The best of two of the whole and of its baseline: a neighbour's burst (the suite runs its files three at a
-    # time) once made the whole 2.3 x the prose; quadratic time would make it 16 x the quarter, however busy.
+    # The best of two of the whole and of its baseline. Quadratic time would make the whole 16 x the quarter, however
+    # busy the machine. Against the prose, a megabyte of '<' (each one an HTML tag opened) is 1.6 x the prose on an
+    # idle machine and measured 2.3 x in CI, three files at a time: 3 x bounds a parser made uniformly slower.
     quarter = seconds_for(ONE_MB // 4)
     whole, baseline = (min(pair) for pair in zip(*[(seconds_for(ONE_MB), prose_seconds(ONE_MB)) for _ in range(2)]))
-    assert whole < 8 * max(quarter, 0.05) and whole < 2 * baseline, \
+    assert whole < 8 * max(quarter, 0.05) and whole < 3 * baseline, \
         f"{unit!r}: {quarter:.2f} s for 256 kB, {whole:.2f} s for 1 MB, prose {baseline:.2f} s for 1 MB"
 
 
