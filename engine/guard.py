@@ -33,26 +33,41 @@ class WatchedParameters:
     """Every parameter of a model (frozen ones too) as the guard's per-step norm reads them: moved into one buffer
     per dtype and device, each parameter a view of its part, so that their norm is one reduction a buffer rather
     than one per tensor (on a CPU, most of its cost for a small model's many small tensors). Values, training and
-    checkpoints are unchanged: only where the parameters live. Should anything swap a parameter's storage, the
-    views no longer cover it and `tensors()` falls back to each parameter: the norm is never a stale buffer's."""
+    checkpoints are unchanged: only where the parameters live. Each part starts on a 64-byte boundary, as PyTorch's
+    own flat parameters do, since GPU kernels (foreach optimisers, cuBLAS) pick slower paths for misaligned memory;
+    the padding is zeros, which the norm does not see. A model whose parameters share memory with each other, or
+    are not contiguous (channels_last), is left as it is: one buffer would break the tie or change the layout.
+    Should anything swap a parameter's storage, the views no longer cover it and `tensors()` falls back to each
+    parameter: the norm is never a stale buffer's."""
+
+    ALIGN_BYTES = 64
 
     def __init__(self, model: torch.nn.Module) -> None:
         self._parameters = list(model.parameters())
+        self.buffers: list[torch.Tensor] = [p.detach() for p in self._parameters]
+        storages = {p.untyped_storage().data_ptr() for p in self._parameters}
+        if len(storages) == len(self._parameters) and all(p.is_contiguous() for p in self._parameters):
+            self.buffers = self._gathered()
+        self._pointers = self._data_pointers()
+
+    def _gathered(self) -> list[torch.Tensor]:
         groups: dict[tuple[torch.dtype, torch.device], list[torch.nn.Parameter]] = {}
         for p in self._parameters:
             groups.setdefault((p.dtype, p.device), []).append(p)
-        self.buffers: list[torch.Tensor] = []
+        buffers = []
         with torch.no_grad():
             for (dtype, device), parameters in groups.items():
-                flat = torch.empty(sum(p.numel() for p in parameters), dtype=dtype, device=device)
-                start = 0
+                align = max(1, self.ALIGN_BYTES // parameters[0].element_size())
+                starts = [0]
                 for p in parameters:
+                    starts.append(starts[-1] + -(-p.numel() // align) * align)
+                flat = torch.zeros(starts[-1], dtype=dtype, device=device)
+                for p, start in zip(parameters, starts):
                     part = flat[start:start + p.numel()].view(p.shape)
                     part.copy_(p)
                     p.data = part
-                    start += p.numel()
-                self.buffers.append(flat)
-        self._pointers = self._data_pointers()
+                buffers.append(flat)
+        return buffers
 
     def _data_pointers(self) -> list[int]:
         return list(map(torch.Tensor.data_ptr, self._parameters))

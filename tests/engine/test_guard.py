@@ -124,9 +124,9 @@ def test_watched_parameters_live_in_one_buffer_and_fall_back_to_each_parameter_w
     before = [p.detach().clone() for p in model.parameters()]
     watched = WatchedParameters(model)
     (buffer,) = watched.tensors()
-    assert buffer.numel() == sum(p.numel() for p in before)
     for p, value in zip(model.parameters(), before):  # each a view of the buffer, holding what it held
         assert p.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr() and torch.equal(p, value)
+        assert p.data_ptr() % WatchedParameters.ALIGN_BYTES == 0  # aligned, as GPU kernels want
     norms = DivergenceGuard.total_norms([], watched.tensors())[1]
     assert torch.allclose(norms, torch.linalg.vector_norm(torch.cat([v.flatten() for v in before])))
     moved = model[2].weight
@@ -135,6 +135,18 @@ def test_watched_parameters_live_in_one_buffer_and_fall_back_to_each_parameter_w
         moved[0, 0] = float("nan")
     assert len(watched.tensors()) == len(before)
     assert torch.isnan(DivergenceGuard.total_norms([], watched.tensors())[1])
+
+
+def test_parameters_that_share_memory_or_are_not_contiguous_are_left_where_they_are():
+    tied = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    tied[1].weight.data = tied[0].weight.data  # two parameters, one memory: a buffer would untie them
+    strided = torch.nn.Conv2d(3, 8, 3).to(memory_format=torch.channels_last)
+    for model in (tied, strided):
+        pointers = [p.data_ptr() for p in model.parameters()]
+        watched = WatchedParameters(model)
+        assert [p.data_ptr() for p in model.parameters()] == pointers
+        assert len(watched.tensors()) == len(pointers)
+    assert tied[1].weight.data_ptr() == tied[0].weight.data_ptr()
 
 
 def test_a_run_trains_exactly_as_it_would_with_its_parameters_where_the_model_made_them(monkeypatch):
