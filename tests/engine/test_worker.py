@@ -144,7 +144,13 @@ def test_two_workers_run_each_queued_run_exactly_once(notebook, start_worker):
     runs = [submit(notebook, "schedule.episodes=8", name=f"r{i}") for i in range(4)]
     start_worker()
     start_worker()
-    wait_for(lambda: all(finished(notebook, r) for r in runs), 180, "all runs to complete")
+    # Two rounds of two cold starts: under CI's load (three test files at a time) a run process's torch import alone
+    # has taken 30 s, and one round of this test took over 180 s. On timeout, the message names each run's state.
+    try:
+        wait_for(lambda: all(finished(notebook, r) for r in runs), 420, "all runs to complete")
+    except AssertionError as error:
+        states = [(r, (run := notebook.get_run(r)).status, run.exit_code, run.status_reason) for r in runs]
+        raise AssertionError(f"{error}: (run, status, exit code, reason) = {states}") from None
     for run_id in runs:
         assert notebook.metric_history(run_id, "loss/total")[0].tolist() == list(range(1, 9))
         assert notebook.get_run(run_id).log_tail.count("completed at step 8") == 1
