@@ -29,7 +29,7 @@ FLUSH_SECONDS = 0.5
 FLUSH_POINTS = 50_000  # more waiting than this wakes the writer early: memory stays small at any logging rate
 MAX_BUFFERED_POINTS = 2_000_000  # ~30 min of 1,000 points/s kept through an outage (~0.3 GB), then counted
 MAX_BUFFERED_IMAGE_BYTES = 256 * 1024 * 1024
-_now = time.time
+_now = time.time  # bound once: `log` stamps every call, and a module global is one lookup, not two
 EXIT_PATIENCE_SECONDS = 120.0  # at exit, how long an unreachable database is waited for before giving up
 TRACEBACK_LINES = 6
 

@@ -242,10 +242,27 @@ def test_concurrent_writers_and_a_polling_reader_lose_nothing(notebook, notebook
         assert seen[run] == list(range(points))
 
 
+@pytest.mark.parametrize("rows_per_statement", [512, 4])
+def test_points_written_many_to_a_statement_come_back_exact_and_in_order(notebook, monkeypatch, rows_per_statement):
+    # 1,337 points: SQLite writes them as INSERTs of 512, 256, ... 1 rows (or at most 4), a partial one last
+    monkeypatch.setattr("lab_notes.metrics.ROWS_PER_STATEMENT", rows_per_statement)
+    run = notebook.create_run({}, name="many a statement")
+    values = [math.nan if i % 97 == 0 else math.inf if i % 89 == 0 else -math.inf if i % 83 == 0 else i / 7 + 1e-17
+              for i in range(1337)]
+    for step, value in enumerate(values):
+        notebook.log_metrics(run, step, {"x": value, "y": -value})
+    notebook.log_batch([(run, "z", step, value, 0.0) for step, value in enumerate(values)])  # the unfenced path
+    notebook.flush()
+    for key, sign in (("x", 1), ("y", -1), ("z", 1)):
+        steps, stored = notebook.metric_history(run, key)
+        assert steps.tolist() == list(range(1337))
+        assert [repr(v) for v in stored.tolist()] == [repr(sign * v) for v in values]
+
+
 def test_a_failed_flush_keeps_the_points_for_the_next_one(notebook, monkeypatch):
     run = notebook.create_run({}, name="retry")
     real_sql = notebook._insert_metrics_sql
-    monkeypatch.setattr(notebook, "_insert_metrics_sql", "INSERT INTO no_such_table VALUES (1)")
+    monkeypatch.setattr(notebook, "_insert_metrics_sql", real_sql.replace("metrics", "no_such_table"))
     notebook.log_metrics(run, 1, {"x": 1.0})  # every flush now fails, the background one included
     with pytest.raises(DBAPIError, match="no_such_table"):
         notebook.flush()
