@@ -18,8 +18,10 @@ import threading
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 
 from engine.journal_drafts.drafter import Drafter
@@ -239,13 +241,39 @@ class Worker:
         log_path = run_dir / "output.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
         env = {**env, "LAB_HOST_ID": self.host_id}  # the run names this host as its worker does
-        child = Child(attempt, self._launcher_for(attempt).start(attempt, url=self.url, runs_dir=self.runs_dir,
-                                                                 env=env, log=log_path), log_path, offset)
+        with self._kept_alive(attempt):
+            process = self._launcher_for(attempt).start(attempt, url=self.url, runs_dir=self.runs_dir, env=env,
+                                                        log=log_path)
+        child = Child(attempt, process, log_path, offset)
         try:
             self.notebook.set_pid(attempt, child.process.pid)
         except LeaseLost:
             pass  # stopped or reaped already: the child sees it at its first heartbeat and exits
         return child
+
+    @contextmanager
+    def _kept_alive(self, attempt: Attempt) -> Iterator[None]:
+        """Heartbeats for `attempt` and this worker, from a thread, while the loop is busy starting it. A start can
+        block: the warm server answers only once it has imported torch, 30 s and more on a loaded machine. In CI,
+        another worker's sweep then reaped the claimed run as stale before its process existed (which then saw
+        its lease lost and exited 71)."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(min(HEARTBEAT_SECONDS, self.stale_after / 3)):
+                try:
+                    self.notebook.heartbeat_worker(self.id)
+                    self.notebook.heartbeat(attempt)
+                except Unreachable:  # or too busy: the loop waits out an outage once the start returns
+                    pass
+
+        beating = threading.Thread(target=beat, daemon=True, name=f"starting run {attempt.run_id}")
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
 
     def _launcher_for(self, attempt: Attempt) -> Launcher:
         """The worker's own launcher, or Slurm for a run whose runtime.executor says so."""

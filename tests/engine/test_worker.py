@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 from engine import jobs
 from engine.presets import PRESETS
 from engine.jobs import ensure_worker
-from engine.worker import device_slots, exit_reason
+from engine.launchers.local import RunProcess
+from engine.worker import Worker, device_slots, exit_reason
 from lab_notes import Notebook
 from tests.helpers import counted_image_folder, tiny, wait_for
 
@@ -154,6 +156,36 @@ def test_two_workers_run_each_queued_run_exactly_once(notebook, start_worker):
     for run_id in runs:
         assert notebook.metric_history(run_id, "loss/total")[0].tolist() == list(range(1, 9))
         assert notebook.get_run(run_id).log_tail.count("completed at step 8") == 1
+
+
+def test_a_claimed_run_is_kept_alive_while_its_start_blocks_past_the_stale_period(notebook, tmp_path):
+    """A start can hold up the worker's loop: the warm server answers once it has imported torch, which took 30 s
+    and more on a loaded machine, and another worker's sweep reaped the claimed run before its process existed."""
+    run_id = submit(notebook, name="slow to start")
+    worker = Worker(notebook.url, runs_dir=tmp_path / "runs", launcher="cold", stale_after=3.0)
+    worker._register()
+    starting, release = threading.Event(), threading.Event()
+
+    class LauncherThatBlocks:
+        def start(self, attempt, **_):
+            starting.set()
+            assert release.wait(60)
+            return RunProcess(os.getpid(), lambda: None, lambda: None)
+
+    worker.launcher = LauncherThatBlocks()  # type: ignore[assignment]
+    filling = threading.Thread(target=worker._fill_slots, daemon=True)
+    filling.start()
+    try:
+        wait_for(starting.is_set, 30, "the run's start to begin")
+        swept_until = time.monotonic() + 2 * worker.stale_after  # swept as another worker would, for two periods
+        while time.monotonic() < swept_until:
+            assert notebook.fail_stale_attempts(worker.stale_after) == [], notebook.get_run(run_id).status_reason
+            time.sleep(0.1)
+    finally:
+        release.set()
+        filling.join(30)
+    assert status(notebook, run_id) == "running" and [c.attempt.run_id for c in worker.children.values()] == [run_id]
+    worker.notebook.close()
 
 
 def test_a_hand_edited_config_fails_clearly_and_the_worker_goes_on(notebook, start_worker):
