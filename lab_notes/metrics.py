@@ -138,8 +138,12 @@ class MetricsStore(Room):
             return
         sqlite = cast(sqlite3.Connection, connection.connection.driver_connection)
         variables = sqlite.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 32,766 by default; 999 before 3.32
-        most, start = _power_of_two_at_most(min(ROWS_PER_STATEMENT, variables // len(rows[0]))), 0
+        width = row.count("?")
+        most, start = _power_of_two_at_most(min(ROWS_PER_STATEMENT, variables // width)), 0
         try:
+            if set(map(len, rows)) != {width}:  # flattened, a short row and a long one would shift into each other
+                raise sqlite3.ProgrammingError(f"Incorrect number of bindings supplied: rows of "
+                                               f"{sorted(set(map(len, rows)))} values for {width} columns")
             while start < len(rows):
                 count = min(most, _power_of_two_at_most(len(rows) - start))
                 sql = _values_sql(self._insert_metrics_sql, row, count)

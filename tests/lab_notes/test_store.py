@@ -259,6 +259,16 @@ def test_points_written_many_to_a_statement_come_back_exact_and_in_order(noteboo
         assert [repr(v) for v in stored.tolist()] == [repr(sign * v) for v in values]
 
 
+def test_a_batch_with_a_row_of_the_wrong_length_is_refused_whole(tmp_path):
+    # the rows are flattened into one INSERT: a short row and a long one must not shift values into each other
+    with Notebook(f"sqlite:///{tmp_path / 'notebook.db'}") as notebook:
+        run = notebook.create_run({}, name="uneven")
+        with pytest.raises(DBAPIError, match="bindings"):
+            notebook.log_batch([(run, "u", 1, 1.0, 0.0, 9.0), (run, "u", 2, 2.0)])
+        assert notebook.metric_history(run, "u")[0].tolist() == []
+        assert notebook.metric_keys(run) == []
+
+
 def test_a_failed_flush_keeps_the_points_for_the_next_one(notebook, monkeypatch):
     run = notebook.create_run({}, name="retry")
     real_sql = notebook._insert_metrics_sql
