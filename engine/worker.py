@@ -253,17 +253,20 @@ class Worker:
 
     @contextmanager
     def _kept_alive(self, attempt: Attempt) -> Iterator[None]:
-        """Heartbeats for `attempt` and this worker, from a thread, while the loop is busy starting it. A start can
-        block: the warm server answers only once it has imported torch, 30 s and more on a loaded machine. In CI,
-        another worker's sweep then reaped the claimed run as stale before its process existed (which then saw
-        its lease lost and exited 71)."""
+        """Heartbeats for `attempt`, this worker, and the children whose lease the worker keeps (see `_heartbeat`),
+        from a thread, while the loop is busy starting `attempt`. A start can block: the warm server answers only
+        once it has imported torch, 30 s and more on a loaded machine. In CI, another worker's sweep then reaped
+        the claimed run as stale before its process existed (which then saw its lease lost and exited 71)."""
         done = threading.Event()
+        kept = [attempt, *(child.attempt for child in self.children.values() if child.process.keeps_lease_while_alive
+                           or time.monotonic() - child.started_at < STARTING_UP_SECONDS)]
 
         def beat() -> None:
             while not done.wait(min(HEARTBEAT_SECONDS, self.stale_after / 3)):
                 try:
                     self.notebook.heartbeat_worker(self.id)
-                    self.notebook.heartbeat(attempt)
+                    for each in kept:  # fenced: one that was stopped or handed over meanwhile is left as it is
+                        self.notebook.heartbeat(each)
                 except Unreachable:  # or too busy: the loop waits out an outage once the start returns
                     pass
 

@@ -158,33 +158,38 @@ def test_two_workers_run_each_queued_run_exactly_once(notebook, start_worker):
         assert notebook.get_run(run_id).log_tail.count("completed at step 8") == 1
 
 
-def test_a_claimed_run_is_kept_alive_while_its_start_blocks_past_the_stale_period(notebook, tmp_path):
+def test_claimed_runs_are_kept_alive_while_a_start_blocks_past_the_stale_period(notebook, tmp_path):
     """A start can hold up the worker's loop: the warm server answers once it has imported torch, which took 30 s
-    and more on a loaded machine, and another worker's sweep reaped the claimed run before its process existed."""
-    run_id = submit(notebook, name="slow to start")
-    worker = Worker(notebook.url, runs_dir=tmp_path / "runs", launcher="cold", stale_after=3.0)
+    and more on a loaded machine, and another worker's sweep reaped the claimed run before its process existed.
+    The run started just before it, whose lease the worker keeps while it starts up, must not go stale either."""
+    runs = [submit(notebook, name="started"), submit(notebook, name="slow to start")]
+    worker = Worker(notebook.url, runs_dir=tmp_path / "runs", launcher="cold", stale_after=3.0, max_parallel=2,
+                    gpu_ids=[])
     worker._register()
-    starting, release = threading.Event(), threading.Event()
+    blocking, release = threading.Event(), threading.Event()
 
-    class LauncherThatBlocks:
+    class LauncherThatBlocksTheSecondStart:
         def start(self, attempt, **_):
-            starting.set()
-            assert release.wait(60)
+            if worker.children:  # the second start
+                blocking.set()
+                assert release.wait(60)
             return RunProcess(os.getpid(), lambda: None, lambda: None)
 
-    worker.launcher = LauncherThatBlocks()  # type: ignore[assignment]
+    worker.launcher = LauncherThatBlocksTheSecondStart()
     filling = threading.Thread(target=worker._fill_slots, daemon=True)
     filling.start()
     try:
-        wait_for(starting.is_set, 30, "the run's start to begin")
+        wait_for(blocking.is_set, 30, "the second run's start to begin")
         swept_until = time.monotonic() + 2 * worker.stale_after  # swept as another worker would, for two periods
         while time.monotonic() < swept_until:
-            assert notebook.fail_stale_attempts(worker.stale_after) == [], notebook.get_run(run_id).status_reason
+            assert notebook.fail_stale_attempts(worker.stale_after) == [], [
+                (r, notebook.get_run(r).status_reason) for r in runs]
             time.sleep(0.1)
     finally:
         release.set()
         filling.join(30)
-    assert status(notebook, run_id) == "running" and [c.attempt.run_id for c in worker.children.values()] == [run_id]
+    assert [status(notebook, r) for r in runs] == ["running"] * 2
+    assert sorted(c.attempt.run_id for c in worker.children.values()) == runs
     worker.notebook.close()
 
 
