@@ -180,11 +180,14 @@ def test_claimed_runs_are_kept_alive_while_a_start_blocks_past_the_stale_period(
     filling.start()
     try:
         wait_for(blocking.is_set, 30, "the second run's start to begin")
-        swept_until = time.monotonic() + 2 * worker.stale_after  # swept as another worker would, for two periods
-        while time.monotonic() < swept_until:
+        swept_until = time.monotonic() + 2 * worker.stale_after
+
+        def swept_for_two_stale_periods_and_nothing_reaped() -> bool:  # as another worker's sweep would
             assert notebook.fail_stale_attempts(worker.stale_after) == [], [
                 (r, notebook.get_run(r).status_reason) for r in runs]
-            time.sleep(0.1)
+            return time.monotonic() >= swept_until
+
+        wait_for(swept_for_two_stale_periods_and_nothing_reaped, 2 * worker.stale_after + 30, "two stale periods")
     finally:
         release.set()
         filling.join(30)
