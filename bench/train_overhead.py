@@ -15,7 +15,9 @@ step (`bench/profile_step.py`), so the pairing hides at most that.
 Two traceability settings, each its own run per round: `default` (system metrics every 5 s, per-layer norms and
 histograms every 100 steps) and `heavy` (every 1 s and every 20 steps). Provenance is collected once per attempt,
 before the first step: its time is printed and added to the engine's, spread over a default run's 300 steps.
-Setup, evaluation and checkpoints at the end are outside both measurements.
+Setup, evaluation and checkpoints at the end are outside both measurements. Both loops run in the one process, so
+both under the allocator policy `train()` sets for its process (`engine/host_memory.py`: freed memory is kept for
+the next step); each round prints the page faults a step of each loop took.
 
     .venv/bin/python bench/train_overhead.py [--steps 100] [--rounds 5]
 Required (median of the rounds' ratios): default ratio >= 0.98, heavy ratio >= 0.97.
@@ -24,6 +26,7 @@ Required (median of the rounds' ratios): default ratio >= 0.98, heavy ratio >= 0
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -100,33 +103,48 @@ class TimingSink(NullSink):
 
 
 class PairedSink(TimingSink):
-    """Runs and times one bare step after each engine step's metrics arrive."""
+    """Runs and times one bare step after each engine step's metrics arrive, and counts each side's page faults
+    (memory handed back to the system and faulted in again is time a loop loses)."""
 
     def __init__(self, step: Callable[[], None]) -> None:
         super().__init__()
         self.step = step
         self.engine_seconds: list[float] = []
         self.bare_seconds: list[float] = []
+        self.engine_faults: list[int] = []
+        self.bare_faults: list[int] = []
         self._left: float | None = None
+        self._faults_left = 0
 
     def arrived(self) -> None:
+        faults = page_faults()
         if self._left is not None:
             self.engine_seconds.append(self.times[-1] - self._left)
+            self.engine_faults.append(faults - self._faults_left)
         started = time.perf_counter()
         self.step()
         ended = time.perf_counter()
         self.bare_seconds.append(ended - started)
+        self._faults_left = page_faults()
+        self.bare_faults.append(self._faults_left - faults)
         self._left = time.perf_counter()
 
 
-def paired_seconds(cfg, steps: int) -> tuple[float, float]:
-    """(engine, bare) seconds over steps 2..N+1 of each, run in turn: both first steps warm up."""
+def page_faults() -> int:
+    """Minor page faults of this thread so far (the process's where a thread's own are not counted)."""
+    return resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)).ru_minflt
+
+
+def paired_seconds(cfg, steps: int) -> tuple[float, float, float, float]:
+    """(engine, bare) seconds over steps 2..N+1 of each, run in turn (both first steps warm up), and (engine, bare)
+    page faults per step over the same steps."""
     sink = PairedSink(bare_step(cfg))
     train(with_overrides(cfg, [f"schedule.episodes={steps + 1}"]), sink)
     if cfg.schedule.histogram_every == 20:  # the heavy settings must really have watched
         assert sink.histogram_steps >= steps // 20, "histograms were not logged during the measurement"
         assert sink.sampled >= 1, "no system metrics were sampled during the measurement"
-    return sum(sink.engine_seconds), sum(sink.bare_seconds[1:])
+    return (sum(sink.engine_seconds), sum(sink.bare_seconds[1:]),
+            statistics.mean(sink.engine_faults), statistics.mean(sink.bare_faults[1:]))
 
 
 def main() -> None:
@@ -151,11 +169,12 @@ def main() -> None:
     for round_ in range(args.rounds):
         line = []
         for name, each in settings.items():
-            engine_s, bare_s = paired_seconds(each, args.steps)
+            engine_s, bare_s, engine_faults, bare_faults = paired_seconds(each, args.steps)
             engine_s += provenance_s / DEFAULT_RUN_STEPS * args.steps
             ratios[name].append(bare_s / engine_s)
             line.append(f"{name}: engine {batch * args.steps / engine_s:7.1f} img/s, bare "
-                        f"{batch * args.steps / bare_s:7.1f}, ratio {ratios[name][-1]:.3f}")
+                        f"{batch * args.steps / bare_s:7.1f}, ratio {ratios[name][-1]:.3f} (page faults a step "
+                        f"{engine_faults:.0f} / {bare_faults:.0f})")
         print(f"round {round_ + 1}:  " + "   ".join(line))
     passed = True
     for name, values in ratios.items():

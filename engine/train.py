@@ -20,6 +20,7 @@ from engine.episode_source import EpisodeSource, load_episodes  # noqa: F401 - l
 from engine.evaluation import summarise
 from engine.figures import reconstruction_png
 from engine.guard import DivergenceGuard, Incident, Stage, WatchedParameters, divergence_diagnostics
+from engine.host_memory import keep_freed_memory
 from engine.models import ExperimentModel, StepOutput, patchify, unpatchify
 from engine.monitoring import MonitoredSink, SystemSampler, weights_and_gradients
 from engine.sinks import NullSink, Sink
@@ -189,6 +190,7 @@ def train(cfg: RunConfig, sink: Sink, *, resume_from: str | Path | None = None,
     (torchrun, Slurm) already made it one of its ranks. Rank 0 alone writes to `sink` and `run_dir` and reads
     `resume_from`; the other ranks drop what they would write.
     """
+    keep_freed_memory()  # each step reuses the memory the last one freed, rather than faulting it in afresh
     with ranks(cfg, pick_device(cfg.runtime.device)) as team:
         if not team.is_writer:
             return _train(cfg, NullSink(), resume_from, run_dir, team)
