@@ -2,8 +2,8 @@
 
 Runs the bench's own two loops (same preset, size and traceability settings) with light timers wrapped around
 what the engine does besides the model: episode sampling, the divergence guard, metrics, the gradient norm,
-histograms, system sampling and the sink (and the model's forward, backward and optimiser step, timed the same
-way in both loops). Timers nest: a category's time excludes time spent in another category it calls. Prints each
+histograms, system sampling and the sink (and the model's forward, backward and optimiser step, and the episode
+sampling, timed the same way in both loops; the evaluation after the last step is no step's). Timers nest: a category's time excludes time spent in another category it calls. Prints each
 category in ms per step and as a fraction of the bare step, median of the rounds, and what is left unattributed.
 
     .venv/bin/python bench/profile_step.py [--steps 60] [--rounds 3] [--settings default|heavy] [--cprofile]
@@ -38,6 +38,7 @@ from engine.presets import PRESETS  # noqa: E402
 from train_overhead import HEAVY, SIZE, TimingSink, bare_images_per_second  # noqa: E402
 
 MODEL = ("forward", "backward", "optimizer step")
+BOTH = (*MODEL, "episode sampling")  # what the bare loop does too, timed the same way in both
 ENGINE = ("episode sampling", "guard", "metrics", "gradient norm", "histograms", "system sampling", "sink",
           "team (stop / incident agreement)")
 
@@ -118,12 +119,13 @@ def profiled_engine(cfg, steps: int) -> tuple[float, dict[str, float], dict[str,
     sink = TimingSink()
     saved = instrument(timers)
     first: dict[str, float] = {}
+    last: dict[str, float] = {}
     real_log = TimingSink.log_metrics
 
-    def mark(self, step, values):  # the clock starts at step 1's metrics, as the bench's does
-        real_log(self, step, values)
-        if step == 1 and "loss/total" in values:
-            first.update(timers.seconds)
+    def mark(self, step, values):  # the clock runs from step 1's metrics to the last step's, as the bench's does
+        real_log(self, step, values)  # (not on to the evaluation after the last step, whose forwards are no step's)
+        if step in (1, steps + 1) and "loss/total" in values:
+            (first if step == 1 else last).update(timers.seconds)
     TimingSink.log_metrics = mark
     try:
         loop.train(with_overrides(cfg, [f"schedule.episodes={steps + 1}"]), sink)
@@ -131,7 +133,7 @@ def profiled_engine(cfg, steps: int) -> tuple[float, dict[str, float], dict[str,
         TimingSink.log_metrics = real_log
         restore(saved)
     per_step = (sink.times[-1] - sink.times[0]) / steps
-    timed = {k: (v - first.get(k, 0.0)) / steps for k, v in timers.seconds.items()}
+    timed = {k: (v - first.get(k, 0.0)) / steps for k, v in last.items()}
     return per_step, timed, {k: v / steps for k, v in timers.off_thread.items()}
 
 
@@ -163,7 +165,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         seconds, parts = profiled_bare(cfg, args.steps)
         bare_steps.append(seconds)
-        for k in MODEL:
+        for k in BOTH:
             bare_parts[k].append(parts.get(k, 0.0))
         seconds, parts, off = profiled_engine(cfg, args.steps)
         engine_steps.append(seconds)
@@ -183,7 +185,7 @@ def main() -> None:
     explained = 0.0
     for k in MODEL + ENGINE:
         e = statistics.median(engine_parts[k])
-        b = statistics.median(bare_parts[k]) if k in MODEL else 0.0
+        b = statistics.median(bare_parts[k]) if k in BOTH else 0.0
         explained += e - b
         print(f"{k:34}{e * 1e3:10.3f}{b * 1e3:10.3f}{(e - b) * 1e3:10.3f}{(e - b) / bare:14.2%}")
     rest = (engine - bare) - explained
