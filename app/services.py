@@ -1,11 +1,8 @@
-"""The app's shared resources: one Notebook per server process; the pages' imports, loaded as the server starts;
-whether this server may start a worker."""
+"""The app's shared resources: one Notebook per server process; whether this server may start a worker."""
 
 from __future__ import annotations
 
-import importlib
 import os
-import threading
 from pathlib import Path
 
 import streamlit as st
@@ -20,21 +17,6 @@ apply_umask()  # also for a server started by hand (`streamlit run`), before the
 def open_notebook() -> Notebook:
     """The notebook at $LAB_NOTEBOOK_URL (else ./notebook.db), opened (and upgraded) once per server."""
     return Notebook(default_url())
-
-
-# What the other pages import beyond what the home page does (pandas alone took 0.35 s here, cold)
-PAGE_MODULES = ("pandas", "app.widgets", "app.script_view", "app.live_chart", "app.pinning",
-                "app.form", "app.script_form", "app.search_form", "app.search_page", "app.reproductions")
-
-
-@st.cache_resource(show_spinner=False)
-def pages_loaded_in_the_background() -> threading.Thread:
-    """Once per server process: the pages' modules load on a thread of their own while the first page draws, so
-    the first visit to a Run page (right after the first Launch) does not wait for them."""
-    thread = threading.Thread(target=lambda: [importlib.import_module(name) for name in PAGE_MODULES],
-                              name="page-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 def backup_folder() -> Path:

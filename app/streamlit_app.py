@@ -10,14 +10,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import streamlit as st  # noqa: E402
 
 from app.identity import refuse_to_serve_here, require_sign_in, signed_in_box  # noqa: E402
-from app.services import pages_loaded_in_the_background  # noqa: E402
 from app.sidebar import worker_health  # noqa: E402
 
 st.set_page_config(page_title="Lab notebook", page_icon="🧪", layout="wide")
 # Both before anything else is drawn (the sidebar's queue count included): one gate for every page.
 refuse_to_serve_here()
 require_sign_in()
-pages_loaded_in_the_background()
 with st.sidebar:
     signed_in_box()
     worker_health()
