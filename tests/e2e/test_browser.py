@@ -204,13 +204,34 @@ def test_a_tab_in_the_background_stops_redrawing_and_catches_up_when_shown(app_s
         assert notebook.latest_metrics(run_id)["loss/total"][0] > held + 10  # the run did go on meanwhile
 
         page.evaluate(SHOW_THE_TAB)
-        stored = notebook.latest_metrics(run_id)["loss/total"][0]
-        shown = time.monotonic()
-        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= stored, 10, f"step {stored} on screen",
-                 every=0.05)
-        print(f"a tab brought back to the front shows the run's latest step after {time.monotonic() - shown:.2f} s")
-        assert time.monotonic() - shown < 2.0
+        caught_up = seconds_to_show_the_latest_step(page, notebook, run_id)
+        # against the same tab's own redraws, in front, on the machine as loaded as it is now: at once is within
+        # two of them (a tab that waited for its background period would take 30 s)
+        redraws = max(seconds_between_redraws(page) for _ in range(3))
+        print(f"a tab brought back to the front shows the run's latest step after {caught_up:.2f} s; in front, "
+              f"it redraws every {redraws:.2f} s or sooner")
+        assert caught_up <= max(2 * redraws, 1.0), "a tab brought back to the front did not catch up at once"
         jobs.request_stop(notebook, run_id)
+
+
+def seconds_between_redraws(page) -> float:
+    """Seconds from one change of the first chart's last step to the next."""
+    def changed_from(step: int) -> bool:
+        return page.evaluate(LAST_STEP_IN_FIRST_CHART) != step
+
+    before = page.evaluate(LAST_STEP_IN_FIRST_CHART)
+    wait_for(lambda: changed_from(before), 30, "a redraw", every=0.02)
+    drawn, started = page.evaluate(LAST_STEP_IN_FIRST_CHART), time.monotonic()
+    wait_for(lambda: changed_from(drawn), 30, "the next redraw", every=0.02)
+    return time.monotonic() - started
+
+
+def seconds_to_show_the_latest_step(page, notebook: Notebook, run_id: int) -> float:
+    """Seconds from now until the first chart shows the step the notebook holds now."""
+    stored = notebook.latest_metrics(run_id)["loss/total"][0]
+    started = time.monotonic()
+    wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= stored, 30, f"step {stored} on screen", every=0.05)
+    return time.monotonic() - started
 
 
 def test_a_zoom_on_a_live_chart_is_kept_while_points_arrive_until_a_double_click(app_server, page):
