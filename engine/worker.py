@@ -90,6 +90,12 @@ class Child:
     stop_seen_at: float | None = None  # when the worker first saw a stop request for it
     started_at: float = field(default_factory=time.monotonic)
 
+    @property
+    def starting_up(self) -> bool:
+        """Whether it is still in its first STARTING_UP_SECONDS, when the worker heartbeats for it (a run that
+        is importing torch cannot heartbeat for itself yet)."""
+        return time.monotonic() - self.started_at < STARTING_UP_SECONDS
+
 
 class Worker:
     def __init__(self, url: str, *, max_parallel: int = 1, runs_dir: str | Path = "runs",
@@ -181,7 +187,7 @@ class Worker:
             self._copy_output(child)
             if child.process.keeps_lease_while_alive:
                 self._vouch_for(child)
-            elif time.monotonic() - child.started_at < STARTING_UP_SECONDS:
+            elif child.starting_up:
                 self.notebook.heartbeat(child.attempt)
         if time.monotonic() < self._blind_until:
             return  # this worker could not see the database a moment ago: neither could the runs
@@ -258,8 +264,8 @@ class Worker:
         once it has imported torch, 30 s and more on a loaded machine. In CI, another worker's sweep then reaped
         the claimed run as stale before its process existed (which then saw its lease lost and exited 71)."""
         done = threading.Event()
-        kept = [attempt, *(child.attempt for child in self.children.values() if child.process.keeps_lease_while_alive
-                           or time.monotonic() - child.started_at < STARTING_UP_SECONDS)]
+        kept = [attempt, *(child.attempt for child in self.children.values()
+                           if child.process.keeps_lease_while_alive or child.starting_up)]
 
         def beat() -> None:
             while not done.wait(min(HEARTBEAT_SECONDS, self.stale_after / 3)):
