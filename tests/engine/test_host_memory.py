@@ -4,9 +4,15 @@ page faults a step against 7-38 for the bare loop beside it (`bench/train_overhe
 
 Which step faults under glibc's own rules depends on how the loop's threads interleave, so the test asks the
 question glibc answers the same way every time: is a block freed by one step there for the next without faulting
-in again? A 40 MB tensor is made and dropped five times in a fresh process: glibc by its own rules maps every
+in again? A 40 MB tensor is made and dropped six times in a fresh process: glibc by its own rules maps every
 block of 32 MiB or more afresh and unmaps it on free, so each one faults its pages in again; after `train()` has set
-the process's policy, the second and later ones reuse the first one's memory."""
+the process's policy, the heap keeps what is freed and, from the third block on, every block reuses it.
+
+Why the third and not the second: torch asks for 64-byte-aligned memory, so glibc carves each block out of a
+request a little larger than the block and frees the slack beside it, where a small allocation may take it. The
+first block's freed memory can then be those few bytes short of the next aligned request, which comes from the top
+of the heap instead; from then on the two alternate, and nothing faults (seen here on glibc 2.36: 4,882 and 4,883
+faults, then 0, 0, 0, 0; a machine where the slack stays free reuses the first block already)."""
 
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ if sys.argv[1] == "after train()":
                "runtime.system_metrics_seconds=0"), NullSink())
 
 faults = []
-for _ in range(5):
+for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
     block = torch.ones(10_000_000)  # 40 MB, every page written
     faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
@@ -57,5 +63,5 @@ def faults_per_block(how: str) -> list[int]:
 def test_a_training_process_reuses_the_memory_it_freed_instead_of_faulting_it_in_again():
     plain, trained = faults_per_block("plain"), faults_per_block("after train()")
     assert all(faults >= PAGES * 0.25 for faults in plain), f"glibc's own rules: {plain} faults (of {PAGES} pages)"
-    assert all(faults <= PAGES * 0.01 for faults in trained[1:]), (
+    assert all(faults <= PAGES * 0.01 for faults in trained[2:]), (
         f"after train(): {trained} faults a 40 MB block (of {PAGES} pages): freed memory went back to the system")
