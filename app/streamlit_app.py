@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import streamlit as st  # noqa: E402
 
 from app.identity import refuse_to_serve_here, require_sign_in, signed_in_box  # noqa: E402
+from app.services import other_pages_loaded  # noqa: E402
 from app.sidebar import worker_health  # noqa: E402
 
 st.set_page_config(page_title="Lab notebook", page_icon="🧪", layout="wide")
@@ -29,3 +30,4 @@ pages = [
     st.Page("app_pages/journal.py", title="Journal", icon="📓", url_path="journal"),
 ]
 st.navigation(pages).run()
+other_pages_loaded()  # after the page is drawn, once per server

@@ -3,6 +3,7 @@ Streamlit's AppTest against a seeded temporary notebook (fixtures in conftest.py
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -37,3 +38,23 @@ def test_the_app_starts_no_worker_outside_a_streamlit_server(monkeypatch):
 
     monkeypatch.delenv("LAB_START_WORKER", raising=False)
     assert not st.runtime.exists() and may_start_worker() is False
+
+
+def app_modules_imported_by(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return ({node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+            | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names})
+
+
+def test_what_the_other_pages_import_loads_once_the_first_page_is_drawn():
+    """The first visit to a Run page (right after the first Launch) waited for pandas and the run page's modules;
+    the first script run of a server now loads them after drawing its page. A page that imports a module of the
+    app the home page does not must be listed there, or the first visit to it waits again."""
+    from app.services import PAGE_MODULES
+
+    pages = ROOT / "app" / "app_pages"
+    first = app_modules_imported_by(ROOT / "app" / "streamlit_app.py") | app_modules_imported_by(pages / "home.py")
+    others = set().union(*(app_modules_imported_by(page) for page in pages.glob("*.py") if page.name != "home.py"))
+    waited_for = {name for name in others - first if name.startswith("app.")}
+    assert waited_for <= set(PAGE_MODULES), f"not loaded ahead: {sorted(waited_for - set(PAGE_MODULES))}"
+    assert set(PAGE_MODULES) - {"pandas"} <= others, "loaded ahead, but no page imports it"
