@@ -39,25 +39,23 @@ def test_launch_watch_stop_pin_and_export(app_server, page, tmp_path):
                      "the loss chart to gain points while the run trains")
     assert later > first
     run_id = int(re.search(r"run=(\d+)", page.url).group(1))
-    # The chart's own cadence on this machine now (the time between two updates it draws) is the baseline: a point
-    # the notebook holds is on screen within two of those (about 2 s on an idle machine), however loaded CI is, and
-    # the test's own polls of the page may add most of a third.
+    # The chart's own cadence on this machine now is the baseline: the mean time between the updates it draws,
+    # over five (one interval alone varies 0.2-1.0 s: a resend's answer can follow its tick closely). A point the
+    # notebook holds is on screen within two of those, however loaded CI is, and the test's own polls of the page
+    # may add most of a third. Three points are timed, and their median is held to that.
     def next_update() -> float:
         shown = page.evaluate(LAST_STEP_IN_FIRST_CHART)
         wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) > shown, 30, "the chart's next update", every=0.05)
         return time.monotonic()
 
-    next_update()
-    one_update = next_update()
-    cadence = next_update() - one_update
+    updates = [next_update() for _ in range(6)]
+    cadence = (updates[-1] - updates[0]) / (len(updates) - 1)
     with Notebook(app_server["db"]) as notebook:
-        flushed = notebook.latest_metrics(run_id)["loss/total"][0]
-        asked = time.monotonic()
-        wait_for(lambda: page.evaluate(LAST_STEP_IN_FIRST_CHART) >= flushed, 30, f"step {flushed} on the chart",
-                 every=0.05)
-        latency = time.monotonic() - asked
-        print(f"flushed step {flushed} on screen after {latency:.2f} s (the chart updates every {cadence:.2f} s)")
-        assert latency < 3 * cadence  # in CI, three files at a time: 1.00 s against a 0.50 s cadence
+        latencies = [seconds_to_show_the_latest_step(page, notebook, run_id) for _ in range(3)]
+    latency = sorted(latencies)[1]
+    print(f"flushed steps on screen after {', '.join(f'{x:.2f}' for x in latencies)} s "
+          f"(the chart updates every {cadence:.2f} s on average)")
+    assert latency < 3 * cadence
     shoot(page, "2-run-live")
 
     run_url = page.url
