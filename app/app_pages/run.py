@@ -25,6 +25,7 @@ LIVE_STATUSES = ("queued", "running")
 # Redrawn each second while the run is live: what a person watches a run for. The rest (norms, learning rate,
 # throughput, held-out evaluation, system) every 5 s: each tab open on a run costs the run's cores some work.
 TRAINING_CHARTS = {"Losses", "Accuracy"}
+SPEED_KEYS = {"images_per_s", "perf/tflops", "perf/mfu"}  # what the Speed line shows
 
 notebook = open_notebook()
 run_id = run_id_from(st.query_params.get("run"))
@@ -176,14 +177,27 @@ def draw_training_charts() -> None:
 
 
 def show_speed() -> None:
-    """The last step's images/s, achieved TFLOP/s and (on a GPU with a known peak) MFU, redrawn with the curves."""
-    last = notebook.latest_metrics(run.id)
-    speed = [f"{last['images_per_s'][1]:,.0f} images/s" if "images_per_s" in last else None,
-             f"{last['perf/tflops'][1]:.3g} TFLOP/s" if "perf/tflops" in last else None,
-             f"MFU {100 * last['perf/mfu'][1]:.1f} % of the GPU's dense {run_precision()} peak"
-             if "perf/mfu" in last else None]
+    """Images/s, achieved TFLOP/s and (on a GPU with a known peak) MFU, redrawn with the curves: the last step's
+    while the run is live; once it has ended, the median over its steps, the figure its journal draft gives (its
+    last step's reading may be one slowed by the final evaluation)."""
+    if run.status in LIVE_STATUSES:
+        said, readings = "", {key: value for key, (_, value) in notebook.latest_metrics(run.id).items()}
+    else:
+        said, readings = " (median over the run)", {
+            key: median for key in SPEED_KEYS & set(notebook.metric_keys(run.id))
+            if (median := median_of(notebook.metric_history(run.id, key)[1])) is not None}
+    speed = [f"{readings['images_per_s']:,.0f} images/s" if "images_per_s" in readings else None,
+             f"{readings['perf/tflops']:.3g} TFLOP/s" if "perf/tflops" in readings else None,
+             f"MFU {100 * readings['perf/mfu']:.1f} % of the GPU's dense {run_precision()} peak"
+             if "perf/mfu" in readings else None]
     if any(speed):
-        st.markdown("**Speed** · " + " · ".join(s for s in speed if s))
+        st.markdown(f"**Speed**{said} · " + " · ".join(s for s in speed if s))
+
+
+def median_of(values: np.ndarray) -> float | None:
+    """The median of the finite values, None when there is none."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else None
 
 
 def run_precision() -> str:

@@ -1,5 +1,6 @@
 """What the run and New-run pages say a number is (issue 23): MFU's precision, the InfoNCE no-positive rule, the
-masked training accuracy's name next to old runs' `acc/prototype`, and the shared-decoder preset's lint."""
+masked training accuracy's name next to old runs' `acc/prototype`, the shared-decoder preset's lint, and
+which speed a live and an ended run show."""
 
 from __future__ import annotations
 
@@ -58,3 +59,19 @@ def test_the_shared_decoder_preset_shows_its_lint_and_says_why_it_is_kept(notebo
     app = page("new_run", preset=name)
     assert app.selectbox[0].value == name
     assert any("model.decoders.share" in w.value and "only rescales the loss" in w.value for w in app.warning)
+
+
+def test_a_live_runs_speed_is_its_last_steps_and_an_ended_runs_its_median_as_its_draft_gives(notebook):
+    config = with_overrides(PRESETS["tiny"], []).model_dump(mode="json")
+    run_id = notebook.create_run(config, name="speed", preset="tiny")
+    attempt = claimed(notebook, run_id)
+    for step, images_per_s in enumerate([300.0, 310.0, float("nan"), 320.0, 330.0, 40.0], start=1):
+        notebook.log_metrics(run_id, step, {"loss/total": 1.0, "images_per_s": images_per_s}, attempt=attempt)
+    notebook.flush()
+
+    def speed() -> str:
+        return " ".join(m.value for m in page("run", run=str(run_id)).markdown if m.value.startswith("**Speed**"))
+
+    assert speed() == "**Speed** · 40 images/s"  # live: the step just measured (the last one slowed by evaluation)
+    notebook.finish_attempt(attempt, "completed")
+    assert speed() == "**Speed** (median over the run) · 310 images/s"  # the NaN left out, as the draft does
