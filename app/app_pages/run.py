@@ -184,20 +184,13 @@ def show_speed() -> None:
         said, readings = "", {key: value for key, (_, value) in notebook.latest_metrics(run.id).items()}
     else:
         said, readings = " (median over the run)", {
-            key: median for key in SPEED_KEYS & set(notebook.metric_keys(run.id))
-            if (median := median_of(notebook.metric_history(run.id, key)[1])) is not None}
+            key: median for key in SPEED_KEYS if (median := notebook.metric_median(run.id, key)) is not None}
     speed = [f"{readings['images_per_s']:,.0f} images/s" if "images_per_s" in readings else None,
              f"{readings['perf/tflops']:.3g} TFLOP/s" if "perf/tflops" in readings else None,
              f"MFU {100 * readings['perf/mfu']:.1f} % of the GPU's dense {run_precision()} peak"
              if "perf/mfu" in readings else None]
     if any(speed):
         st.markdown(f"**Speed**{said} · " + " · ".join(s for s in speed if s))
-
-
-def median_of(values: np.ndarray) -> float | None:
-    """The median of the finite values, None when there is none."""
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if len(finite) else None
 
 
 def run_precision() -> str:

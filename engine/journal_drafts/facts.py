@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from engine.field_labels import label_in_words
 from engine.presets import PRESET_INFO
 from lab_notes import SNAPSHOT_FEW_SHOT, Notebook, Run
@@ -111,11 +109,9 @@ def gather_run_facts(notebook: Notebook, run_id: int) -> RunFacts:
         changes, from_parent = [], False
     latest = notebook.latest_metrics(run_id)
     keys = notebook.metric_keys(run_id)
-    speeds = notebook.metric_history(run_id, IMAGES_PER_S)[1] if IMAGES_PER_S in keys else np.array([])
-    speeds = speeds[np.isfinite(speeds)]
     report = notebook.latest_snapshots([run_id], SNAPSHOT_FEW_SHOT).get(run_id)
     return RunFacts(run, journal_line(run.preset), info.summary if info else None, changes, from_parent, latest,
-                    float(np.median(speeds)) if len(speeds) else None, report, _earlier(notebook, run, parent), keys)
+                    notebook.metric_median(run_id, IMAGES_PER_S), report, _earlier(notebook, run, parent), keys)
 
 
 def _parent(notebook: Notebook, run: Run) -> Run | None:
