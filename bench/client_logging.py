@@ -8,9 +8,13 @@ machine slows each alike):
    the same loop with logging off (the line deleted), alternating in segments within each round; the logging side
    pays for writing all it logged. Required: the median slowdown <= 2 %. Two more loops alternate with them, so
    that what is left of the 2 % shows: a logger that does nothing (the call site alone: the loss read to the host
-   and a call with a dict), and one that only appends each point to a deque (the least that keeps it).
+   and a call with a dict), and one that only appends each point to a deque (the least that keeps it). A fifth
+   is logging off again, so each run prints its own noise: the slowdown of a loop against itself.
+   Each loop's extra time is printed in microseconds a step as well. It does not carry over to another step
+   length: it grows with the step (the step evicts the logger's code and data from the caches, and a longer step
+   evicts more), so measure at your own step's length with --width.
 
-    .venv/bin/python bench/client_logging.py [--points 200000] [--steps 20000] [--rounds 7]
+    .venv/bin/python bench/client_logging.py [--points 200000] [--steps 20000] [--rounds 7] [--width 64]
 """
 
 from __future__ import annotations
@@ -63,14 +67,14 @@ def throughput_round(folder: Path, points: int) -> tuple[float, float]:
 
 
 class TinyStep:
-    """One step of a tiny MLP (32 -> 64 -> 10, batch 32): forward, cross-entropy, backward, SGD."""
+    """One step of a tiny MLP (32 -> `width` -> 10, batch 32): forward, cross-entropy, backward, SGD."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 64) -> None:
         import torch
 
         torch.manual_seed(0)
         self.torch = torch
-        self.model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+        self.model = torch.nn.Sequential(torch.nn.Linear(32, width), torch.nn.ReLU(), torch.nn.Linear(width, 10))
         self.optimiser = torch.optim.SGD(self.model.parameters(), lr=0.01)
         self.features, self.labels = torch.randn(32, 32), torch.randint(0, 10, (32,))
 
@@ -90,15 +94,20 @@ def loop_off(step: TinyStep, steps: int, first: int = 0) -> float:
     return time.perf_counter() - started
 
 
-def loop_on(step: TinyStep, steps: int, run, first: int) -> float:
+def loop_on(step: TinyStep, steps: int, run, first: int, flushes: list[float] | None = None) -> float:
     """Seconds for `steps` steps that log their loss each step, and then for writing what is still waiting (so
-    the side that logs pays for all of its writes, and none leak into the other side)."""
+    the side that logs pays for all of its writes, and none leak into the other side); that last part's seconds
+    are added to `flushes`."""
     log = run.log
     started = time.perf_counter()
     for index in range(first, first + steps):
         log({"loss": step().item()}, step=index)
+    looped = time.perf_counter()
     run.flush()
-    return time.perf_counter() - started
+    ended = time.perf_counter()
+    if flushes is not None:
+        flushes.append(ended - looped)
+    return ended - started
 
 
 class LoggerThatDoesNothing:
@@ -122,24 +131,32 @@ class LoggerThatAppends(LoggerThatDoesNothing):
         self.kept.clear()
 
 
-def overhead_round(url: str, steps: int, pairs: int = 10) -> dict[str, float]:
-    """Slowdown over logging off for run.log and the two reference loggers: `steps` steps of each loop, as `pairs`
-    segments of each in a shuffled order per pair (a neighbour's burst on a shared machine lands on each alike)."""
-    step = TinyStep()
+def overhead_round(url: str, steps: int, width: int, seed: int,
+                   pairs: int = 20) -> tuple[dict[str, float], dict[str, float]]:
+    """(slowdown over logging off, extra microseconds a step) for run.log and the two reference loggers, and the
+    microseconds a step of the step itself ("off") and of run.log's flushes at segment ends ("flushes"). `steps`
+    steps of each loop, as `pairs` segments of each, in an order shuffled per pair (a neighbour's burst on a shared
+    machine lands on each alike) and per round by `seed` (with one order for every round, a place in it that
+    favours one loop would favour it in every round)."""
+    step = TinyStep(width)
     loop_off(step, 200)  # warm up: first-call costs belong to no side
     segment = steps // pairs
     with start_run(name="tight loop", url=url) as run:
-        loops = {"off": loop_off, "run.log": partial(loop_on, run=run),
+        flushes: list[float] = []
+        loops = {"off": loop_off, "off again": loop_off, "run.log": partial(loop_on, run=run, flushes=flushes),
                  "does nothing": partial(loop_on, run=LoggerThatDoesNothing()),
                  "appends": partial(loop_on, run=LoggerThatAppends())}
         loops["run.log"](step, 200, first=0)
+        flushes.clear()
         seconds = dict.fromkeys(loops, 0.0)
-        order = random.Random(0)
+        order = random.Random(seed)
         for pair in range(pairs):
             first = 200 + pair * segment
             for name in order.sample(list(loops), len(loops)):
                 seconds[name] += loops[name](step, segment, first=first)
-    return {name: seconds[name] / seconds["off"] - 1 for name in loops if name != "off"}
+    slowdown = {name: seconds[name] / seconds["off"] - 1 for name in loops if name != "off"}
+    microseconds = {name: (seconds[name] - seconds["off"]) / steps * 1e6 for name in slowdown}
+    return slowdown, {**microseconds, "off": seconds["off"] / steps * 1e6, "flushes": sum(flushes) / steps * 1e6}
 
 
 def main() -> None:
@@ -147,6 +164,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--width", type=int, default=64, help="the MLP's hidden width: wider, a longer step")
     args = parser.parse_args()
     import torch
 
@@ -159,14 +177,20 @@ def main() -> None:
             throughput.append((client, client / raw))
             print(f"   round {round_ + 1}: raw executemany {raw:10,.0f}  run.log {client:10,.0f} points/s "
                   f"({client / raw:.2f} x raw)")
-        print(f"2. tight loop (MLP 32-64-10, batch 32, torch on 1 thread), {args.steps:,} steps a side, "
+        print(f"2. tight loop (MLP 32-{args.width}-10, batch 32, torch on 1 thread), {args.steps:,} steps a side, "
               f"{args.rounds} rounds")
         slowdowns: dict[str, list[float]] = collections.defaultdict(list)
+        extra_us: dict[str, list[float]] = collections.defaultdict(list)
         for round_ in range(args.rounds):
-            for name, value in overhead_round(f"sqlite:///{folder}/loop{round_}.db", args.steps).items():
+            round_slowdown, microseconds = overhead_round(f"sqlite:///{folder}/loop{round_}.db", args.steps,
+                                                        args.width, seed=round_)
+            for name, value in round_slowdown.items():
                 slowdowns[name].append(value)
-            print(f"   round {round_ + 1}: slowdown over logging off: " + ", ".join(
-                f"{name} {values[-1] * 100:+.2f} %" for name, values in slowdowns.items()))
+            for name, value in microseconds.items():
+                extra_us[name].append(value)
+            print(f"   round {round_ + 1}: step {microseconds['off']:.0f} us; slowdown over logging off: " + ", ".join(
+                f"{name} {slowdowns[name][-1] * 100:+.2f} % ({microseconds[name]:+.1f} us)" for name in round_slowdown)
+                + f"; run.log's flushes {microseconds['flushes']:.1f} us a step")
     rates, to_raw = [r[0] for r in throughput], [r[1] for r in throughput]
     rate = statistics.median(rates)
     print(f"median run.log = {rate:,.0f} points/s (spread {min(rates):,.0f}..{max(rates):,.0f}), "
@@ -175,6 +199,9 @@ def main() -> None:
         print(f"median tight-loop slowdown, {name:12s} = {statistics.median(values) * 100:+.2f} % (spread "
               f"{min(values) * 100:+.2f}..{max(values) * 100:+.2f} %)" + ("; required <= 2 %" if name == "run.log"
                                                                           else ""))
+    step_us, log_us = statistics.median(extra_us["off"]), statistics.median(extra_us["run.log"])
+    print(f"median step with logging off = {step_us:.0f} us; run.log adds {log_us:+.1f} us a step (its flushes at "
+          f"segment ends {statistics.median(extra_us['flushes']):.1f} us of it)")
     slowdown = statistics.median(slowdowns["run.log"])
     ok = rate >= 100_000 and slowdown <= 0.02
     print("PASS" if ok else "FAIL")
