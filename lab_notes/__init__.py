@@ -11,7 +11,7 @@ from lab_notes.drafts import DRAFT_TAG, EndedRun, JournalDraft, run_ending_key, 
 from lab_notes.images import MAX_IMAGE_BYTES, BadImage, check_image
 from lab_notes.journal import JournalError
 from lab_notes.journal_render import PREVIEW_CHARS, body_segments
-from lab_notes.keys import (EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, LOSS_TOTAL, SNAPSHOT_FEW_SHOT,
+from lab_notes.keys import (EVAL_ACC_DISCRIMINATOR, EVAL_ACC_PROTOTYPE, IMAGES_PER_S, LOSS_TOTAL, SNAPSHOT_FEW_SHOT,
                             SNAPSHOT_PROVENANCE)
 from lab_notes.owners import LOCAL_USER, NotAllowed, Person, is_admin, may_change
 from lab_notes.records import (FINAL_STATUSES, RESUMABLE_STATUSES, RUN_STATUSES, Attempt, Checkpoint, Figure, Note,
@@ -36,7 +36,8 @@ def curves_png(series: Mapping[str, tuple[Any, Any]], *, title: str, ylabel: str
 
 
 __all__ = [
-    "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT", "SNAPSHOT_PROVENANCE",
+    "EVAL_ACC_DISCRIMINATOR", "EVAL_ACC_PROTOTYPE", "IMAGES_PER_S", "LOSS_TOTAL", "SNAPSHOT_FEW_SHOT",
+    "SNAPSHOT_PROVENANCE",
     "Attempt", "BackupError", "BadImage", "BadValue", "Checkpoint", "DRAFT_TAG", "EndedRun", "FINAL_STATUSES",
     "Figure", "JournalDraft", "JournalError", "LOCAL_USER", "LeaseLost", "MAX_IMAGE_BYTES", "Note", "NoteDraft",
     "NoteHeading", "NotAllowed", "NotFound", "Notebook", "NotebookSink", "PREVIEW_CHARS", "Person",

@@ -17,7 +17,7 @@ from app.script_view import command_fact, draw_flat_config, draw_images_and_text
 from app.services import open_notebook, run_id_from
 from app.widgets import page_is_visible, show_image
 from engine import jobs
-from lab_notes import RESUMABLE_STATUSES, Figure, NotFound, Refused, downsample, may_change
+from lab_notes import IMAGES_PER_S, RESUMABLE_STATUSES, Figure, NotFound, Refused, downsample, may_change
 
 MASKED = "_masked"  # the suffix of training accuracies measured on masked views (engine.train.step_scalars)
 MAX_POINTS = 1000  # per series on screen; the server downsamples longer ones keeping min, max and last
@@ -25,7 +25,7 @@ LIVE_STATUSES = ("queued", "running")
 # Redrawn each second while the run is live: what a person watches a run for. The rest (norms, learning rate,
 # throughput, held-out evaluation, system) every 5 s: each tab open on a run costs the run's cores some work.
 TRAINING_CHARTS = {"Losses", "Accuracy"}
-SPEED_KEYS = {"images_per_s", "perf/tflops", "perf/mfu"}  # what the Speed line shows
+SPEED_KEYS = {IMAGES_PER_S, "perf/tflops", "perf/mfu"}  # what the Speed line shows
 
 notebook = open_notebook()
 run_id = run_id_from(st.query_params.get("run"))
@@ -185,7 +185,7 @@ def show_speed() -> None:
     else:
         said, readings = " (median over the run)", {
             key: median for key in SPEED_KEYS if (median := notebook.metric_median(run.id, key)) is not None}
-    speed = [f"{readings['images_per_s']:,.0f} images/s" if "images_per_s" in readings else None,
+    speed = [f"{readings[IMAGES_PER_S]:,.0f} images/s" if IMAGES_PER_S in readings else None,
              f"{readings['perf/tflops']:.3g} TFLOP/s" if "perf/tflops" in readings else None,
              f"MFU {100 * readings['perf/mfu']:.1f} % of the GPU's dense {run_precision()} peak"
              if "perf/mfu" in readings else None]
