@@ -5,25 +5,14 @@ suite on a shared machine, 2.5 x (CPU time, best of three, prose measured in the
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import pytest
 
 from lab_notes.journal import parse_journal_text
 from lab_notes.journal_render import body_segments
+from tests.helpers import cpu_seconds
 from tests.journal_bodies import dense_bodies, prose
 
 SIZE = 100_000
-
-
-def cpu_seconds(work: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        work()
-        best = min(best, time.process_time() - started)
-    return best
 
 
 def render_and_import(body: str) -> tuple[float, float]:
