@@ -273,9 +273,14 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()
         norms: dict[str, float] = {}
+        snapshot_seconds = 0.0
         if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
+            # The notebook's own snapshot, not training: its time is kept with it, out of the step's speed (a run
+            # that ends on one would otherwise show about half its speed in the Runs table, which reads the last)
+            taken = time.perf_counter()
             norms, histograms = weights_and_gradients(model)
-            sink.log_event("histograms", {"step": step, "groups": histograms})
+            sink.log_event("histograms", {"step": step, "groups": histograms, "seconds": time.perf_counter() - taken})
+            snapshot_seconds = time.perf_counter() - taken
         clipped_norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if cfg.optim.grad_clip else None
         scalars = step_scalars(out, masked=cfg.model.masking.ratio > 0)
         # The update runs before anything is read, so the step never waits on the host: a non-finite loss or
@@ -298,7 +303,7 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
             stage, reason = "parameters", guard.check_parameter_norm(parameter_norm, model)
         stage, reason = team.agree_on_incident(stage, reason)  # a non-finite value on any rank acts on all
         metrics["lr"] = lr
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started - snapshot_seconds
         metrics["images_per_s"] = len(labels) / max(seconds, 1e-9)
         metrics.update(throughput_metrics(flops_per_step, seconds, peak.tflops * team.world_size if peak else None))
         sink.log_metrics(step, metrics)

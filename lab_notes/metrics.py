@@ -243,8 +243,7 @@ class MetricsStore(Room):
 
     def metric_median(self, run_id: int, key: str) -> float | None:
         """The median of the run's finite values of `key`, None when it has none: a run's typical speed, as its
-        Run page and its journal draft both give it (its last step may be one that also took the weight and
-        gradient histograms, and slower)."""
+        Run page and its journal draft both give it (one step's reading is noisy)."""
         values = self.metric_history(run_id, key)[1]
         finite = values[np.isfinite(values)]
         return float(np.median(finite)) if len(finite) else None

@@ -178,8 +178,7 @@ def draw_training_charts() -> None:
 
 def show_speed() -> None:
     """Images/s, achieved TFLOP/s and (on a GPU with a known peak) MFU, redrawn with the curves: the last step's
-    while the run is live; once it has ended, the median over its steps, the figure its journal draft gives (its
-    last step may be one that also took the weight and gradient histograms, and read slower)."""
+    while the run is live; once it has ended, the median over its steps, the figure its journal draft gives."""
     if run.status in LIVE_STATUSES:
         said, readings = "", {key: value for key, (_, value) in notebook.latest_metrics(run.id).items()}
     else:

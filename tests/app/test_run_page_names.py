@@ -72,6 +72,6 @@ def test_a_live_runs_speed_is_its_last_steps_and_an_ended_runs_its_median_as_its
     def speed() -> str:
         return " ".join(m.value for m in page("run", run=str(run_id)).markdown if m.value.startswith("**Speed**"))
 
-    assert speed() == "**Speed** · 40 images/s"  # live: the step just measured (the last one slowed, as by histograms)
+    assert speed() == "**Speed** · 40 images/s"  # live: the step just measured (the last one, slowed here)
     notebook.finish_attempt(attempt, "completed")
     assert speed() == "**Speed** (median over the run) · 310 images/s"  # the NaN left out, as the draft does

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine import train as training
 from engine.presets import PRESETS
 from engine.monitoring import layer_group
 from engine.provenance import code_differs, git_state
@@ -104,6 +105,26 @@ def test_norms_and_histograms_every_k_steps():
     block = histograms[0]["groups"]["encoder.blocks.0"]
     assert sum(block["weights"]["counts"]) > 1000 and len(block["weights"]["edges"]) == 49
     assert block["grads"]["nonfinite"] == 0
+
+
+def test_a_histogram_step_reads_the_speed_of_its_training_and_keeps_the_snapshots_own_time(monkeypatch):
+    """The histograms are the notebook's work, not training: their time is kept with them and left out of the step's
+    images/s (the Runs table reads a run's last step, and the journal's 300-step presets end on a histogram step)."""
+    take_histograms = training.weights_and_gradients
+
+    def slow_snapshot(model):
+        time.sleep(0.5)  # a snapshot far slower than a tiny step, so a step charged with it would read it
+        return take_histograms(model)
+
+    monkeypatch.setattr(training, "weights_and_gradients", slow_snapshot)
+    sink = Recorder()
+    cfg = tiny(PRESETS["tiny"], "schedule.episodes=4", "schedule.histogram_every=2", "runtime.system_metrics_seconds=0")
+    train(cfg, sink)
+    snapshot_seconds = {payload["step"]: payload["seconds"] for kind, payload in sink.events if kind == "histograms"}
+    assert sorted(snapshot_seconds) == [2, 4] and min(snapshot_seconds.values()) >= 0.5
+    images = cfg.data.n_way * (cfg.data.k_shot + cfg.data.q_queries)
+    step_seconds = {step: images / sink.metrics[step]["images_per_s"] for step in (2, 4)}
+    assert all(step_seconds[step] < snapshot_seconds[step] for step in (2, 4)), (step_seconds, snapshot_seconds)
 
 
 def test_layer_groups_stop_at_a_numbered_block():
