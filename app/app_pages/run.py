@@ -312,10 +312,14 @@ if weights_tab is not None and weights_tab.open:
                     "on the Charts tab).")
         else:
             step = steps[0] if len(steps) == 1 else st.select_slider("Histogram step", options=steps, value=steps[-1])
-            groups = notebook.snapshot(run.id, "histograms", step)["groups"]
+            snapshot = notebook.snapshot(run.id, "histograms", step)
+            groups = snapshot["groups"]
             left, right = st.columns(2)
             left.plotly_chart(histogram_figure(groups, "weights", title=f"weights at step {step}"), key="hist:w")
             right.plotly_chart(histogram_figure(groups, "grads", title=f"gradients at step {step}"), key="hist:g")
+            if isinstance(snapshot.get("seconds"), (int, float)):  # runs from before it was kept have none
+                st.caption(f"Taken in {1000 * snapshot['seconds']:,.1f} ms, timed apart from the step: the step's "
+                           f"images/s is its training's alone.")
 
 if provenance_tab.open:
     with provenance_tab:

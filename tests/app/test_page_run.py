@@ -196,3 +196,13 @@ def test_a_slurm_run_shows_its_job_ranks_and_the_jobs_files(notebook, tmp_path):
     assert "Slurm job 4242:" in facts and "2 rank(s) on 1 node(s)" in facts
     assert any(e.label == "Slurm job file 4242_1_log.err" for e in app.expander)
     assert any("gloo connected" in c.value for c in app.code)
+
+
+def test_the_weights_tab_draws_a_trained_runs_histograms_and_says_what_taking_them_cost(notebook):
+    run_id = trained_run(notebook, "histograms", "schedule.histogram_every=3")
+    app = page("run", run=str(run_id), tab="Weights & gradients")
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.select_slider[0].options == ["3", "6"] and app.select_slider[0].value == 6
+    (caption,) = [c.value for c in app.caption if c.value.startswith("Taken in")]
+    assert caption.endswith("ms, timed apart from the step: the step's images/s is its training's alone.")
+    assert 0 < float(caption.split()[2].replace(",", ""))
