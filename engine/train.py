@@ -273,13 +273,13 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()
         norms: dict[str, float] = {}
+        histograms: dict[str, Any] | None = None
         snapshot_seconds = 0.0
         if team.is_writer and schedule.histogram_every and step % schedule.histogram_every == 0:  # before clipping
             # The notebook's own snapshot, not training: its time is kept with it, out of the step's speed (a run
             # that ends on one would otherwise show about half its speed in the Runs table, which reads the last)
             taken = time.perf_counter()
             norms, histograms = weights_and_gradients(model)
-            sink.log_event("histograms", {"step": step, "groups": histograms, "seconds": time.perf_counter() - taken})
             snapshot_seconds = time.perf_counter() - taken
         clipped_norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if cfg.optim.grad_clip else None
         scalars = step_scalars(out, masked=cfg.model.masking.ratio > 0)
@@ -306,6 +306,8 @@ def _train(cfg: RunConfig, sink: Sink, resume_from: str | Path | None, run_dir: 
         seconds = time.perf_counter() - started - snapshot_seconds
         metrics["images_per_s"] = len(labels) / max(seconds, 1e-9)
         metrics.update(throughput_metrics(flops_per_step, seconds, peak.tflops * team.world_size if peak else None))
+        if histograms is not None:  # written once the step's clock has stopped, as its metrics are
+            sink.log_event("histograms", {"step": step, "groups": histograms, "seconds": snapshot_seconds})
         sink.log_metrics(step, metrics)
 
         if reason is not None:

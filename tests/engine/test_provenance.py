@@ -110,13 +110,14 @@ def test_norms_and_histograms_every_k_steps():
 def test_a_histogram_step_reads_the_speed_of_its_training_and_keeps_the_snapshots_own_time(monkeypatch):
     """The histograms are the notebook's work, not training: their time is kept with them and left out of the step's
     images/s (the Runs table reads a run's last step, and the journal's 300-step presets end on a histogram step)."""
-    take_histograms = training.weights_and_gradients
+    take_histograms, real_clock, skipped = training.weights_and_gradients, time.perf_counter, [0.0]
 
     def slow_snapshot(model):
-        time.sleep(0.5)  # a snapshot far slower than a tiny step, so a step charged with it would read it
+        skipped[0] += 0.5  # the engine's clock jumps 0.5 s, far more than a tiny step: a step charged with it reads it
         return take_histograms(model)
 
     monkeypatch.setattr(training, "weights_and_gradients", slow_snapshot)
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + skipped[0])
     sink = Recorder()
     cfg = tiny(PRESETS["tiny"], "schedule.episodes=4", "schedule.histogram_every=2", "runtime.system_metrics_seconds=0")
     train(cfg, sink)
