@@ -13,9 +13,13 @@ machine slows each alike):
    Each loop's extra time is printed in microseconds a step as well. It does not carry over to another step
    length: it grows with the step (run.log measured 16 us a step at 0.2 ms, 21 us at 0.64 ms, 44 us at 1 ms). The
    cause is not pinned down: a longer step evicts more of the logger's code and data from the caches, and the
-   background writer's work per step grows with it. Measure at your own step's length with --width.
+   background writer's work per step grows with it. Measure at your own step's length with --width, or on a
+   journal preset's own training step with --preset (its model, optimiser and episodes, as the bare loop of
+   `bench/train_overhead.py` draws them; 2,000 steps a side by default): the journal's smallest experiment,
+   2022-12-08-disc-vit1, steps in about 4.5 ms here on one thread.
 
     .venv/bin/python bench/client_logging.py [--points 200000] [--steps 20000] [--rounds 7] [--width 64]
+    .venv/bin/python bench/client_logging.py --preset 2022-12-08-disc-vit1 [--steps 2000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -132,21 +137,22 @@ class LoggerThatAppends(LoggerThatDoesNothing):
         self.kept.clear()
 
 
-def overhead_round(url: str, steps: int, width: int, seed: int,
+def overhead_round(url: str, steps: int, make_step: Callable, seed: int,
                    pairs: int = 20) -> tuple[dict[str, float], dict[str, float]]:
     """(slowdown over logging off, extra microseconds a step) for run.log and the two reference loggers, and the
     microseconds a step of the step itself ("off") and of run.log's flushes at segment ends ("flushes"). `steps`
     steps of each loop, as `pairs` segments of each, in an order shuffled per pair (a neighbour's burst on a shared
     machine lands on each alike) and per round by `seed` (with one order for every round, a place in it that
     favours one loop would favour it in every round)."""
-    step = TinyStep(width)
+    step = make_step()
     loop_off(step, 200)  # warm up: first-call costs belong to no side
     segment = steps // pairs
     with start_run(name="tight loop", url=url) as run:
         flushes: list[float] = []
-        loops = {"off": loop_off, "off again": loop_off, "run.log": partial(loop_on, run=run, flushes=flushes),
-                 "does nothing": partial(loop_on, run=LoggerThatDoesNothing()),
-                 "appends": partial(loop_on, run=LoggerThatAppends())}
+        loops: dict[str, Callable[..., float]] = {
+            "off": loop_off, "off again": loop_off, "run.log": partial(loop_on, run=run, flushes=flushes),
+            "does nothing": partial(loop_on, run=LoggerThatDoesNothing()),
+            "appends": partial(loop_on, run=LoggerThatAppends())}
         loops["run.log"](step, 200, first=0)
         flushes.clear()
         seconds = dict.fromkeys(loops, 0.0)
@@ -163,11 +169,22 @@ def overhead_round(url: str, steps: int, width: int, seed: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=200_000)
-    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, help="steps of each loop a round (default 20,000; 2,000 with --preset)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--width", type=int, default=64, help="the MLP's hidden width: wider, a longer step")
+    parser.add_argument("--preset", help="loop a journal preset's training step instead of the MLP's")
     args = parser.parse_args()
     import torch
+
+    if args.preset:
+        from engine.presets import PRESETS
+        from train_overhead import bare_step
+
+        make_step: Callable = partial(bare_step, PRESETS[args.preset])
+        looped, args.steps = f"preset {args.preset}'s training step", args.steps or 2_000
+    else:
+        make_step = partial(TinyStep, args.width)
+        looped, args.steps = f"MLP 32-{args.width}-10, batch 32", args.steps or 20_000
 
     torch.set_num_threads(1)  # one core for the loop: the notebook's writer thread may use another
     print(f"1. run.log of single points: {args.points:,} points a round, {args.rounds} rounds")
@@ -178,13 +195,12 @@ def main() -> None:
             throughput.append((client, client / raw))
             print(f"   round {round_ + 1}: raw executemany {raw:10,.0f}  run.log {client:10,.0f} points/s "
                   f"({client / raw:.2f} x raw)")
-        print(f"2. tight loop (MLP 32-{args.width}-10, batch 32, torch on 1 thread), {args.steps:,} steps a side, "
-              f"{args.rounds} rounds")
+        print(f"2. tight loop ({looped}, torch on 1 thread), {args.steps:,} steps a side, {args.rounds} rounds")
         slowdowns: dict[str, list[float]] = collections.defaultdict(list)
         extra_us: dict[str, list[float]] = collections.defaultdict(list)
         for round_ in range(args.rounds):
             round_slowdown, microseconds = overhead_round(f"sqlite:///{folder}/loop{round_}.db", args.steps,
-                                                        args.width, seed=round_)
+                                                        make_step, seed=round_)
             for name, value in round_slowdown.items():
                 slowdowns[name].append(value)
             for name, value in microseconds.items():

@@ -55,21 +55,23 @@ BARS = {"default": 0.98, "heavy": 0.97}
 DEFAULT_RUN_STEPS = 300
 
 
-def bare_step(cfg) -> Callable[[], None]:
+def bare_step(cfg) -> Callable[[], torch.Tensor]:
     """One step of the bare loop: the same model, optimiser and batch size as the engine's, and the same data: each
-    step draws its episode in the loop from the same dataset and split (its own sampler), as a plain loop would."""
+    step draws its episode in the loop from the same dataset and split (its own sampler), as a plain loop would.
+    It reads its loss to the host, as the engine does, and returns it (`bench/client_logging.py --preset` logs it)."""
     torch.manual_seed(cfg.runtime.seed)
     model = ExperimentModel(cfg)
     optimizer = build_optimizer(cfg.optim, model)
     source = load_episodes(cfg, torch.device("cpu"))
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         images, labels, is_query = source.batch(source.train)
         optimizer.zero_grad(set_to_none=True)
         out = model(images, labels, is_query)
         out.total.backward()
         optimizer.step()
         out.total.item()
+        return out.total
     return step
 
 
@@ -106,7 +108,7 @@ class PairedSink(TimingSink):
     """Runs and times one bare step after each engine step's metrics arrive, and counts each side's page faults
     (memory handed back to the system and faulted in again is time a loop loses)."""
 
-    def __init__(self, step: Callable[[], None]) -> None:
+    def __init__(self, step: Callable[[], object]) -> None:
         super().__init__()
         self.step = step
         self.engine_seconds: list[float] = []
