@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from engine.script_job import parse_env, validate_script
 from lab_notes import Notebook
+from lab_notes.client_values import MAX_NAME_CHARS, checked_text
 
 Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
@@ -25,7 +26,8 @@ def _launch(args: argparse.Namespace) -> int:
                               "runtime": {"executor": args.executor, "processes": args.processes}}
     job = validate_script(values)
     with Notebook(args.db) as notebook:
-        submitted = jobs.submit_script(notebook, job, name=args.name or " ".join(command)[:200])
+        name = checked_text("--name", args.name, MAX_NAME_CHARS) if args.name else " ".join(command)[:MAX_NAME_CHARS]
+        submitted = jobs.submit_script(notebook, job, name=name)
         if not jobs.live_workers(notebook):
             print("no live worker: start one with `python -m engine worker`", file=sys.stderr)
     print(submitted.run_id)

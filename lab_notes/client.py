@@ -19,10 +19,10 @@ import socket
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 from lab_notes.client_run import EXIT_PATIENCE_SECONDS, MAX_BUFFERED_POINTS, TrackedRun, outcome
-from lab_notes.client_values import BadValue
+from lab_notes.client_values import MAX_NAME_CHARS, BadValue, checked_text
 from lab_notes.db import default_url
 from lab_notes.notebook_sink import retry_while_unreachable
 from lab_notes.records import Attempt
@@ -55,7 +55,8 @@ def start_run(name: str | None = None, config: Mapping[str, Any] | None = None, 
             if checked_config:
                 run.log_hyperparameters(checked_config)
         else:
-            run_name = name or Path(sys.argv[0] or "script").stem or "script"
+            run_name = (checked_text("start_run: name", name, MAX_NAME_CHARS) if name else
+                        (Path(sys.argv[0] or "script").stem or "script")[:MAX_NAME_CHARS])
             made = retry_while_unreachable(lambda: notebook.create_running_run(
                 checked_config, name=run_name, owner=owner, pid=os.getpid(),
                 worker_id=f"script on {socket.gethostname()} pid {os.getpid()}"))
@@ -128,17 +129,23 @@ def _end_at_exit(run: TrackedRun) -> None:
 
 
 def _install_hooks() -> None:
-    """An uncaught exception (Ctrl-C included) is remembered, so a run the script never ended is ended at exit
-    as failed (or stopped) rather than completed."""
+    """An uncaught exception (Ctrl-C included) and a `sys.exit(code)` are remembered, so a run the script never
+    ended is ended at exit as failed (or stopped) rather than completed. (Python calls no hook for SystemExit, and
+    an atexit function cannot see the exit status: a bare `raise SystemExit(3)` outside a `with` block is not seen.)"""
     global _hooks_installed
     _hooks_installed = True
-    previous = sys.excepthook
+    previous, exit_ = sys.excepthook, sys.exit
 
     def remember(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
         _uncaught.append((kind, error, trace))
         previous(kind, error, trace)
 
+    def remember_exit(status: str | int | None = None) -> NoReturn:
+        _uncaught.append((SystemExit, SystemExit(status), None))
+        exit_(status)
+
     sys.excepthook = remember
+    sys.exit = remember_exit
     atexit.register(_finish_open_runs)
 
 

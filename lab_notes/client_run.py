@@ -15,9 +15,10 @@ import traceback
 from types import TracebackType
 from typing import Any, Mapping
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from lab_notes.client_values import BadValue, as_number, checked_key, image_png
+from lab_notes.client_values import (LARGEST_STEP, BadValue, as_number, checked_key, checked_step, checked_text,
+                                     image_png)
 from lab_notes.keys import SNAPSHOT_HYPERPARAMETERS
 from lab_notes.metric_buffer import Pending
 from lab_notes.notebook_sink import NotebookSink, retry_while_unreachable
@@ -29,9 +30,12 @@ FLUSH_SECONDS = 0.5
 FLUSH_POINTS = 50_000  # more waiting than this wakes the writer early: memory stays small at any logging rate
 MAX_BUFFERED_POINTS = 2_000_000  # ~30 min of 1,000 points/s kept through an outage (~0.3 GB), then counted
 MAX_BUFFERED_IMAGE_BYTES = 256 * 1024 * 1024
+# Errors that say the database will never take these rows (a value out of a column's range, say), unlike an outage.
+REFUSED_BY_DATABASE = (DataError, IntegrityError)
 _now = time.time  # bound once: `log` stamps every call, and a module global is one lookup, not two
 EXIT_PATIENCE_SECONDS = 120.0  # at exit, how long an unreachable database is waited for before giving up
 TRACEBACK_LINES = 6
+MAX_TITLE_CHARS = 500  # a note's title column
 
 
 class RunEnded(RuntimeError):
@@ -61,6 +65,7 @@ class TrackedRun:
         self.exit_patience = exit_patience
         self.status: str | None = None  # the final status this process gave it (owned runs)
         self.dropped = 0  # points refused for want of room while the database was unreachable
+        self.refused = 0  # points and images the database refused (not an outage: they could never be written)
         self.unwritten = 0  # points and images that could not be written by the end
         self._step = -1
         # points accepted, and how many of the first of them are surely written: what waits is the difference (exact
@@ -75,6 +80,7 @@ class TrackedRun:
         self._images: collections.deque[tuple[str, int, bytes]] = collections.deque()
         self._image_bytes = 0
         self._unreachable_since: float | None = None
+        self._last_failure: str | None = None  # the writer's last unexpected error, said once
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._sink = NotebookSink(notebook, attempt, on_lease_lost=self._lease_lost if owns_run else None)
@@ -93,7 +99,7 @@ class TrackedRun:
             raise RunEnded(self._ended)
         if step is None:
             step = self._step + 1
-        elif type(step) is not int or step < 0:
+        elif type(step) is not int or not 0 <= step <= LARGEST_STEP:
             step = self._checked_step(step)
         if type(values) is not dict:
             values = _checked_mapping(values)
@@ -135,7 +141,9 @@ class TrackedRun:
             raise RunEnded(self._ended)
         if not isinstance(text, str) or not text.strip():
             raise BadValue("note: the text must be a non-empty string")
-        heading = title or text.strip().splitlines()[0][:120]
+        checked_text("note: the text", text)
+        heading = (checked_text("note: the title", title, MAX_TITLE_CHARS) if title else
+                   text.strip().splitlines()[0][:120])
         return retry_while_unreachable(lambda: self.notebook.add_note(
             dt.date.today(), heading, text, run_ids=[self.id], owner=self.owner))
 
@@ -173,10 +181,11 @@ class TrackedRun:
             except OperationalError as error:
                 say(f"run {self.id}: the notebook stayed unreachable; its status could not be set to {status} "
                     f"({type(error.orig).__name__})")
-        self.unwritten = left + self.dropped
+        self.unwritten = left + self.dropped + self.refused
         if self.unwritten:
             say(f"run {self.id}: {self.unwritten:,} points or images could not be written to the notebook "
-                f"({self.dropped:,} dropped while it was unreachable and the buffer was full, {left:,} still "
+                f"({self.dropped:,} dropped while it was unreachable and the buffer was full, {self.refused:,} "
+                f"refused by the database, {left:,} still "
                 f"waiting at exit)")
         try:
             self.notebook.close()
@@ -207,15 +216,26 @@ class TrackedRun:
                 self._unreachable(error)
             except LeaseLost:
                 self._lease_lost()
+            except Exception as error:  # noqa: BLE001 - the writer must outlive any one write: retried, and
+                failure = f"{type(error).__name__}: {error}"  # what is still left at the end is counted then
+                if failure != self._last_failure:
+                    say(f"run {self.id}: writing failed ({failure}); retrying")
+                self._last_failure = failure
 
     def _write_pending(self) -> None:
         accepted = self._accepted
         self._buffer_logged()
-        self.notebook.flush()
+        try:
+            self.notebook.flush()
+        except REFUSED_BY_DATABASE as error:  # never writable: kept, they would block every point after them
+            self._refused(len(self.notebook.buffer.take()), error)
         self._written = accepted
         while self._images:
             key, step, png = self._images[0]
-            self.notebook.log_image(self.id, key, step, png, attempt=self.attempt)
+            try:
+                self.notebook.log_image(self.id, key, step, png, attempt=self.attempt)
+            except REFUSED_BY_DATABASE as error:
+                self._refused(1, error)
             self._images.popleft()
             self._image_bytes -= len(png)
         if self._unreachable_since is not None:
@@ -238,10 +258,15 @@ class TrackedRun:
     def _checked_items(self, items: tuple[tuple[Any, Any], ...]) -> tuple[tuple[str, float], ...]:
         """`items` with each key checked and each value a float (BadValue naming the first bad one); the keys are
         then known good."""
-        checked = tuple((checked_key(key), value if type(value) is float else
-                         float(value) if type(value) is int else as_number(key, value)) for key, value in items)
+        checked = tuple((checked_key(key), value if type(value) is float else as_number(key, value))
+                        for key, value in items)
         self._good_keys.update(key for key, _ in checked)
         return checked
+
+    def _refused(self, count: int, error: Exception) -> None:
+        self.refused += count
+        say(f"run {self.id}: the notebook refused {count:,} points or images ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200]}); they are dropped and counted")
 
     def _unreachable(self, error: OperationalError) -> None:
         if self._unreachable_since is None:
@@ -266,6 +291,9 @@ class TrackedRun:
                     return len(self.notebook.buffer) + len(self._images)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
+            except Exception as error:  # noqa: BLE001 - the run must still be ended: what is left is counted
+                say(f"run {self.id}: writing failed ({type(error).__name__}: {error})")
+                return len(self.notebook.buffer) + len(self._images)
 
     def _lease_lost(self) -> None:
         self._ended = (f"run {self.id} no longer belongs to this process (reaped as stale, or deleted): nothing "
@@ -276,9 +304,7 @@ class TrackedRun:
             step = operator.index(step)
         except TypeError:
             raise BadValue(f"step {step!r}: a step is a whole number, not {type(step).__name__}") from None
-        if step < 0:
-            raise BadValue(f"step {step}: steps count from 0")
-        return step
+        return checked_step(step)
 
 
 def _checked_mapping(values: Any) -> Mapping[str, Any]:

@@ -12,6 +12,11 @@ from PIL import Image
 from lab_notes.images import check_image
 
 MAX_KEY_CHARS = 200
+MAX_NAME_CHARS = 200  # a run's name column
+# Steps are stored as SQL INTEGER, 32 bits on PostgreSQL: a step outside would fail the write of every point
+# waiting with it, so it is refused at the door, on SQLite too (a notebook moves between the two).
+STORED_STEPS = range(-2**31, 2**31)
+LARGEST_STEP = STORED_STEPS[-1]
 
 
 class BadValue(ValueError):
@@ -26,12 +31,39 @@ def checked_key(key: object) -> str:
         raise BadValue(f"metric key {key!r}: a key must not be empty (or only spaces)")
     if len(key) > MAX_KEY_CHARS:
         raise BadValue(f"metric key {key[:40]!r}…: {len(key)} characters is over the {MAX_KEY_CHARS}-character cap")
+    if "\x00" in key:
+        raise BadValue(f"metric key {key!r}: a key must not hold a NUL character (PostgreSQL cannot store one)")
     return key
+
+
+def checked_text(what: str, text: object, most: int | None = None) -> str:
+    """`text` if it is a string the notebook can store in `what` (no NUL; at most `most` characters); else
+    BadValue naming `what`."""
+    if not isinstance(text, str):
+        raise BadValue(f"{what}: a string, not {type(text).__name__}")
+    if most is not None and len(text) > most:
+        raise BadValue(f"{what} {text[:40]!r}…: {len(text):,} characters is over the {most}-character cap")
+    if "\x00" in text:
+        raise BadValue(f"{what}: must not hold a NUL character (PostgreSQL cannot store one)")
+    return text
+
+
+def checked_step(step: int) -> int:
+    """`step` if it is in the range the notebook stores; else BadValue saying so."""
+    if not 0 <= step <= LARGEST_STEP:
+        raise BadValue(f"step {step}: steps count from 0 up to {LARGEST_STEP:,} (stored as 32-bit integers); log a "
+                       f"coarser count, such as thousands of samples")
+    return step
 
 
 def as_number(key: str, value: object) -> float:
     """`value` as a float (NaN and ±inf as they are): a number, or anything with one element (a 0-d or 1-element
     tensor or array, a numpy scalar). A string, or a tensor of several elements, is refused naming the key."""
+    if type(value) is int:  # the common non-float: an epoch, a count
+        try:
+            return float(value)
+        except OverflowError:
+            raise BadValue(f"metric {key!r}: {str(value)[:40]}… is too large for a float") from None
     if isinstance(value, (str, bytes)):
         raise BadValue(f"metric {key!r}: {value!r} is text, not a number")
     elements = element_count(value)
@@ -42,9 +74,11 @@ def as_number(key: str, value: object) -> float:
     item = getattr(value, "item", None)
     if elements == 1 and callable(item):
         value = item()  # a 1-element tensor or array of any rank as its Python number
+        if isinstance(value, (str, bytes)):  # a numpy array of text
+            raise BadValue(f"metric {key!r}: {value!r} is text, not a number")
     try:
         return float(value)  # type: ignore[arg-type]  # anything with __float__
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise BadValue(f"metric {key!r}: {type(value).__name__} {str(value)[:60]!r} is not a number "
                        f"({error})") from None
 
@@ -66,7 +100,11 @@ def element_count(value: object) -> int | None:
 def image_png(key: str, image: object) -> bytes:
     """A numpy array (H, W) or (H, W, C) with C in 1, 3, 4, of uint8 (0..255) or float (0..1), or a PIL image, as
     PNG bytes; BadValue naming the key and what is wrong otherwise."""
-    if isinstance(image, Image.Image):
+    if isinstance(image, Image.Image) and image.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+        # numbers per pixel, not colours: convert() would clip them to 0..255 unscaled (0.5 -> black); they are
+        # checked as an array is (floats 0..1, or refused naming the dtype)
+        picture = Image.fromarray(_as_pixels(key, np.asarray(image)))
+    elif isinstance(image, Image.Image):
         picture = image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB")
     else:
         picture = Image.fromarray(_as_pixels(key, image))

@@ -182,6 +182,20 @@ def test_a_working_folder_outside_the_code_root_is_refused_naming_the_field(tmp_
     assert reserved.value.problems[0].path == "env" and "LAB_ATTEMPT_TOKEN" in str(reserved.value)
 
 
+def test_a_run_name_the_notebook_cannot_store_is_refused_by_launch_naming_it(tmp_path, monkeypatch, capsys):
+    """Over 200 characters, PostgreSQL refused the row with a raw DataError traceback; SQLite took it."""
+    from engine.cli import main
+
+    monkeypatch.setenv("LAB_CODE_DIR", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'notebook.db'}"
+    code = main(["launch", "--db", url, "--workdir", str(tmp_path), "--name", "n" * 201, "--", "python", "x.py"])
+    assert code == 2 and "error: --name 'nnnn" in capsys.readouterr().err
+    assert main(["launch", "--db", url, "--workdir", str(tmp_path), "--name", "a\x00b", "--", "python", "x.py"]) == 2
+    assert "--name: must not hold a NUL character" in capsys.readouterr().err
+    with Notebook(url) as notebook:
+        assert notebook.list_runs() == []
+
+
 def test_a_script_run_on_slurm_completes_with_what_it_logged(notebook, start_worker, tmp_path):
     if not os.environ.get("LAB_TEST_SLURM") and os.environ.get("CI") != "true":
         missing_service("no Slurm: source tests/slurm.sh (as root with apt) to start a single-node one")

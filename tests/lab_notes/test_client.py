@@ -51,6 +51,7 @@ def test_a_script_run_is_an_ordinary_run_with_its_metrics_image_and_note(noteboo
         run.log_image("reconstruction", image, step=10)
         run.log_image("grey", np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), step=10)
         run.log_image("pil", Image.new("RGB", (8, 8), "red"), step=11)
+        run.log_image("pil float", Image.new("F", (8, 8), 0.5), step=11)  # one number a pixel, 0..1: mid grey
         note_id = run.note("what I noticed\n\nthe loss went NaN at step 11")
         assert lab_notes.Notebook(notebook_url).get_run(run.id).status == "running"
     with Notebook(notebook_url) as notebook:
@@ -62,7 +63,8 @@ def test_a_script_run_is_an_ordinary_run_with_its_metrics_image_and_note(noteboo
         assert same(history(notebook, run.id, "loss"), [(10, 0.7), (11, math.nan), (12, 0.25)])
         assert history(notebook, run.id, "grad_norm") == [(11, math.inf), (12, -math.inf)]
         assert history(notebook, run.id, "acc/heldout") == [(10, 0.5)]
-        assert sorted(notebook.image_keys(run.id)) == ["grey", "pil", "reconstruction"]
+        assert sorted(notebook.image_keys(run.id)) == ["grey", "pil", "pil float", "reconstruction"]
+        assert np.asarray(Image.open(io.BytesIO(notebook.get_image(run.id, "pil float", 11)))).max() == 128
         pixels = np.asarray(Image.open(io.BytesIO(notebook.get_image(run.id, "reconstruction", 10))))
         assert np.array_equal(pixels, image)
         note = notebook.get_note(note_id)
@@ -104,12 +106,15 @@ class TensorLike:
 
 BAD_VALUES = [
     ({"loss": "0.5"}, "metric 'loss': '0.5' is text"),
+    ({"loss": np.array("0.5")}, "metric 'loss': '0.5' is text"),
     ({"loss": TensorLike()}, "metric 'loss': a value must be one number, not 3 elements"),
     ({"loss": np.ones((2, 2))}, "metric 'loss': a value must be one number, not 4 elements"),
     ({"loss": None}, "metric 'loss': NoneType"),
     ({"": 1.0}, "metric key '': a key must not be empty"),
     ({"k" * 201: 1.0}, "201 characters is over the 200-character cap"),
     ({7: 1.0}, "metric key 7: a key must be a string"),
+    ({"a\x00b": 1.0}, "metric key 'a\\x00b': a key must not hold a NUL character"),  # PostgreSQL cannot store it
+    ({"huge": 10**400}, "metric 'huge': 1000000000000000000000000000000000000000… is too large for a float"),
 ]
 BAD_IMAGES = [
     (np.zeros((4, 4, 2), np.uint8), "image 'img': shape (4, 4, 2) is not (H, W)"),
@@ -118,6 +123,8 @@ BAD_IMAGES = [
     (np.full((4, 4), 255.0), "image 'img': float pixels must lie in 0..1"),
     (np.zeros((0, 4), np.uint8), "has no pixels"),
     ([[0, 1], [1, 0]], "image 'img': a numpy array (H, W[, C]) or a PIL image, not list"),
+    (Image.new("I;16", (4, 4), 1000), "image 'img': dtype uint16 is not uint8"),  # convert() would clip it to 255
+    (Image.new("F", (4, 4), 2.0), "image 'img': float pixels must lie in 0..1"),
 ]
 
 
@@ -132,6 +139,15 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_accepted_is_lost(no
                 run.log_image("img", image, step=0)
         with pytest.raises(BadValue, match="step -1: steps count from 0"):
             run.log({"loss": 1.0}, step=-1)
+        for too_far in (2**31, 2**63):  # over PostgreSQL's INTEGER and SQLite's: either would fail its whole batch
+            with pytest.raises(BadValue, match=f"step {too_far}: steps count from 0 up to 2,147,483,647"):
+                run.log({"loss": 1.0}, step=too_far)
+            with pytest.raises(BadValue, match=f"step {too_far}: steps count from 0 up to 2,147,483,647"):
+                run.log_image("img", np.zeros((4, 4), np.uint8), step=too_far)
+        for refused, message in [(lambda: run.note("text", title="T" * 501), "501 characters is over the 500"),
+                                 (lambda: run.note("a \x00 b"), "must not hold a NUL character")]:
+            with pytest.raises(BadValue, match=message):
+                refused()
         with pytest.raises(BadValue, match="step 'x': a step is a whole number"):
             run.log({"loss": 1.0}, step="x")  # type: ignore[arg-type]
     with Notebook(notebook_url) as notebook:
@@ -209,3 +225,57 @@ def test_importing_the_client_imports_no_torch():
 def _literal(text: str) -> str:
     import re
     return re.escape(text)
+
+
+def test_a_name_the_notebook_cannot_store_is_refused_before_a_run_is_made(notebook_url):
+    with pytest.raises(BadValue, match="start_run: name 'nnnn.*201 characters is over the 200-character cap"):
+        start_run(name="n" * 201, url=notebook_url)
+    with Notebook(notebook_url) as notebook:
+        assert notebook.list_runs() == []
+
+
+def test_points_the_database_refuses_are_counted_and_the_rest_written_and_the_run_ended(notebook_url, monkeypatch,
+                                                                                        capfd):
+    """A write the database refuses (not an outage: it would fail again) must not block every point after it, kill
+    the writer, or leave the run running. The door refuses what is known to fail; this is what gets past it."""
+    from sqlalchemy.exc import DataError
+
+    run = start_run(name="refused once", url=notebook_url)
+    run.log({"loss": 1.0}, step=0)
+    real_flush, calls = run.notebook.flush, []
+
+    def refuse_the_first_write() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            run.notebook.buffer.take()  # the batch as the database saw it: taken, then put back on the error
+            run.notebook.buffer.restore([(run.attempt, (run.id, "loss", 0, 1.0, 0.0, run.attempt.number))])
+            raise DataError("INSERT INTO metrics …", {}, Exception("integer out of range"))
+        real_flush()
+
+    monkeypatch.setattr(run.notebook, "flush", refuse_the_first_write)
+    run.flush()
+    run.log({"loss": 0.5}, step=1)
+    run.finish()
+    assert (run.status, run.refused, run.unwritten) == ("completed", 1, 1)
+    assert "the notebook refused 1 points or images (DataError" in capfd.readouterr().err
+    with Notebook(notebook_url) as notebook:
+        assert history(notebook, run.id, "loss") == [(1, 0.5)]
+        assert notebook.get_run(run.id).status == "completed"
+
+
+@pytest.mark.parametrize("status, outcome", [("3", ("failed", "the script exited with 3")),
+                                             ("'no data'", ("failed", "the script exited with 'no data'")),
+                                             ("0", ("completed", None))])
+def test_sys_exit_outside_a_block_ends_the_run_by_its_status(tmp_path, status, outcome):
+    """Python calls no hook for SystemExit, so a run left open would end completed whatever the exit status."""
+    url = f"sqlite:///{tmp_path / 'notebook.db'}"
+    code = ("import sys, lab_notes\nrun = lab_notes.start_run(name='exits')\nrun.log({'loss': 1.0}, step=0)\n"
+            f"sys.exit({status})\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    finished = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "LAB_NOTEBOOK_URL": url,
+                              "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == (0 if status == "0" else 3 if status == "3" else 1), finished.stderr
+    with Notebook(url) as notebook:
+        (run,) = notebook.list_runs()
+        assert (run.status, run.status_reason) == outcome
+        assert history(notebook, run.id, "loss") == [(0, 1.0)]
