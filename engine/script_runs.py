@@ -197,6 +197,7 @@ class ScriptSupervisor:
             return self.finish("failed", cannot, None)
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.record_provenance(env0)
+        feed = TensorBoardFeed(self.notebook, self.attempt, self.logdir, report=print_flushed)  # before the script
         port = str(free_port()) if self.copies > 1 else ""
         print_flushed(f"run {self.attempt.run_id}: starting {self.job.command!r} in {self.job.folder()} "
             f"({self.copies} process(es)); TensorBoard logdir {self.logdir}")
@@ -211,7 +212,6 @@ class ScriptSupervisor:
         except OSError as error:
             self._kill_all()
             return self.finish("failed", f"command.0: could not start '{self.job.command[0]}': {error}", None)
-        feed = TensorBoardFeed(self.notebook, self.attempt, self.logdir)
         code = self.follow(feed)
         feed.poll()  # what the script wrote last
         if self.sink.stop_requested():

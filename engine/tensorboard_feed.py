@@ -4,6 +4,7 @@ run folder of existing logs, once. No torch here."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Callable
 
 from engine.tensorboard_tail import EVENT_FILE_GLOB, Batch, LogdirTail
 from lab_notes import Attempt, BadImage, Notebook
+from lab_notes.client_values import STORED_STEPS
 from lab_notes.imported_runs import start_imported_run
 
 SNAPSHOT_TEXT = "text"  # add_text: one document per (tag, step), shown on the Run page as plain text
@@ -20,15 +22,23 @@ IMPORT_HEARTBEAT_SECONDS = 2.0
 
 
 def write_batch(notebook: Notebook, attempt: Attempt, batch: Batch, report: Callable[[str], None] = print) -> None:
-    """Store what a poll read, under `attempt` (scalars buffered; images, texts and hparams at once)."""
-    for key, step, value, wall_time in batch.scalars:
+    """Store what a poll read, under `attempt` (scalars buffered; images, texts and hparams at once). What sits at
+    a step the notebook cannot store is skipped and said: written, it would fail every point buffered with it."""
+    scalars = [scalar for scalar in batch.scalars if scalar[1] in STORED_STEPS]
+    images = [image for image in batch.images if image[1] in STORED_STEPS]
+    texts = [text for text in batch.texts if text[1] in STORED_STEPS]
+    outside = len(batch.scalars) + len(batch.images) + len(batch.texts) - len(scalars) - len(images) - len(texts)
+    if outside:
+        report(f"TensorBoard: {outside:,} points, images or texts at steps outside {STORED_STEPS[0]:,}.."
+               f"{STORED_STEPS[-1]:,} (the notebook stores steps as 32-bit integers) skipped")
+    for key, step, value, wall_time in scalars:
         notebook.log_metrics(attempt.run_id, step, {key: value}, wall_time, attempt=attempt)
-    for key, step, png in batch.images:
+    for key, step, png in images:
         try:
             notebook.log_image(attempt.run_id, key, step, png, attempt=attempt)
         except BadImage as error:  # one unreadable image is skipped, said, and the rest goes on
             report(f"TensorBoard: {error}; skipped")
-    for key, step, text in batch.texts:
+    for key, step, text in texts:
         notebook.log_snapshot(attempt.run_id, SNAPSHOT_TEXT, step, {"tag": key, "text": text}, key=key, attempt=attempt)
     if batch.hparams:
         notebook.log_snapshot(attempt.run_id, SNAPSHOT_HPARAMS, 0, batch.hparams, attempt=attempt)
@@ -37,17 +47,22 @@ def write_batch(notebook: Notebook, attempt: Attempt, batch: Batch, report: Call
 class TensorBoardFeed:
     """A live run's logdir, read at each `poll` into the notebook."""
 
-    def __init__(self, notebook: Notebook, attempt: Attempt, logdir: Path) -> None:
+    def __init__(self, notebook: Notebook, attempt: Attempt, logdir: Path, report: Callable[[str], None] = print
+                 ) -> None:
+        """Made before the script starts: event files already in `logdir` are an earlier run's, never read."""
         self.notebook, self.attempt = notebook, attempt
-        self.tail = LogdirTail(logdir)
+        self.tail = LogdirTail(logdir, new_files_only=True)
         self.last_step = 0  # the newest step seen: system metrics are stored at it
+        if self.tail.passed_over:
+            report(f"TensorBoard: {len(self.tail.passed_over)} event file(s) already in {logdir} are from before "
+                   f"this run and are not read")
 
     def poll(self) -> int:
         """Read and store what is new; how many points and items that was."""
         batch = self.tail.poll()
         if batch:
             write_batch(self.notebook, self.attempt, batch)
-            self.last_step = max([self.last_step, *(s for _, s, _, _ in batch.scalars)])
+            self.last_step = max([self.last_step, *(s for _, s, _, _ in batch.scalars if s in STORED_STEPS)])
         return len(batch.scalars) + len(batch.images) + len(batch.texts)
 
 
@@ -68,9 +83,10 @@ class Imported:
 
 
 def already_imported(notebook: Notebook) -> dict[str, int]:
-    """Source folder -> run id of every run an earlier import made (and that is not deleted)."""
+    """Source folder -> run id of every run an earlier import made and finished (one that was interrupted or
+    failed is imported again)."""
     return {run.config["source"]: run.id for run in notebook.list_runs()
-            if run.preset == IMPORT_PRESET and isinstance(run.config.get("source"), str) and run.status != "deleted"}
+            if run.preset == IMPORT_PRESET and isinstance(run.config.get("source"), str) and run.status == "completed"}
 
 
 def import_logdir(notebook: Notebook, logdir: Path, *, prefix: str = "", owner: str | None = None) -> Imported:
@@ -90,13 +106,28 @@ def import_logdir(notebook: Notebook, logdir: Path, *, prefix: str = "", owner: 
         batch = tail.poll()  # read first: hparams become the config the run is made with
         config: dict[str, Any] = {"kind": IMPORT_PRESET, "source": str(folder), "hparams": batch.hparams}
         attempt = start_imported_run(notebook, config, name=name, preset=IMPORT_PRESET, owner=owner)
-        _write_in_chunks(notebook, attempt, batch)
+        try:
+            _write_in_chunks(notebook, attempt, batch)
+        except BaseException as error:  # Ctrl-C included: the run must not stay "running", nor count as imported
+            _end_unfinished(notebook, attempt, error)
+            raise
         problems = tail.unreadable()
         result.unreadable.extend(problems)
         reason = ("imported from TensorBoard logs; unreadable: " + "; ".join(problems)) if problems else None
         notebook.finish_attempt(attempt, "completed", reason=reason)
         result.made.append((attempt.run_id, folder))
     return result
+
+
+def _end_unfinished(notebook: Notebook, attempt: Attempt, error: BaseException) -> None:
+    """End an import that did not finish: stopped (Ctrl-C) or failed, saying why; the next import redoes it."""
+    notebook.buffer.take()  # its unwritten points (maybe what failed): the run is marked incomplete anyway
+    status = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
+    reason = f"the import did not finish ({type(error).__name__}: {str(error)[:200]}); importing again redoes it"
+    try:
+        notebook.finish_attempt(attempt, status, reason=reason)
+    except Exception as finishing:  # noqa: BLE001 - the first error is the one to raise; this one is said
+        print(f"run {attempt.run_id}: could not be marked {status} ({type(finishing).__name__})", file=sys.stderr)
 
 
 def _write_in_chunks(notebook: Notebook, attempt: Attempt, batch: Batch) -> None:

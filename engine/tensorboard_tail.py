@@ -74,18 +74,21 @@ def hparams_of(content: bytes) -> dict[str, Any]:
 class LogdirTail:
     """Follows the event files of one run's logdir (its own folder and every sub-folder under it)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, new_files_only: bool = False) -> None:
+        """With `new_files_only`, the event files already there (another run's, in a shared logdir) are never read."""
         self.folder = Path(folder)
         self._files: dict[Path, _File] = {}
+        self.passed_over = set(self._event_files()) if new_files_only else set()
 
     def files(self) -> list[Path]:
         return sorted(self._files)
 
+    def _event_files(self) -> list[Path]:
+        return sorted(self.folder.rglob(EVENT_FILE_GLOB)) if self.folder.is_dir() else []
+
     def _discover(self) -> None:
-        if not self.folder.is_dir():
-            return
-        for path in sorted(self.folder.rglob(EVENT_FILE_GLOB)):
-            if path not in self._files and path.is_file():
+        for path in self._event_files():
+            if path not in self._files and path not in self.passed_over and path.is_file():
                 sub = path.parent.relative_to(self.folder).as_posix()
                 self._files[path] = _File(RawEventFileLoader(str(path)), "" if sub == "." else sub)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 from engine.tensorboard_feed import import_logdir, run_folders
@@ -125,3 +126,60 @@ def test_the_cli_imports_and_says_what_it_skipped(tmp_path):
                              text=True, timeout=120)
     assert missing.returncode == 2 and "LOGDIR" in missing.stderr and "is not a folder" in missing.stderr
     shutil.rmtree(tmp_path / "logs")
+
+
+def test_an_interrupted_import_ends_its_run_and_the_next_import_redoes_the_folder(notebook, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of writing a folder's points: its run is stopped, not left running, and not counted as
+    imported (it used to be skipped ever after, with part of its points)."""
+    from engine import tensorboard_feed
+
+    logs = tmp_path / "logs"
+    expected = write_run(logs / "a", lr=0.1)
+    real_write = tensorboard_feed.write_batch
+
+    def interrupted(notebook_, attempt, batch, report=print):
+        real_write(notebook_, attempt, batch, report)
+        raise KeyboardInterrupt  # after the first chunk
+
+    monkeypatch.setattr(tensorboard_feed, "write_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_logdir(notebook, logs)
+    (broken,) = notebook.list_runs()
+    assert broken.status == "stopped" and "the import did not finish" in broken.status_reason
+    monkeypatch.setattr(tensorboard_feed, "write_batch", real_write)
+    again = import_logdir(notebook, logs)
+    (run_id, folder), = again.made
+    assert folder.name == "a" and not again.skipped and notebook.get_run(run_id).status == "completed"
+    assert metrics_of(notebook, run_id) == expected
+
+
+def test_points_at_steps_the_notebook_cannot_store_are_skipped_and_said(notebook, tmp_path, capsys):
+    """A step past 32 bits (samples seen, say) fails PostgreSQL's INTEGER column, and with it every point buffered
+    beside it: it is left out and said, and the rest imported."""
+    with SummaryWriter(str(tmp_path / "logs" / "a")) as writer:
+        writer.add_scalar("loss", 0.5, 10)
+        writer.add_scalar("loss", 0.25, 2**31)
+        writer.add_scalar("loss", 0.125, 20)
+    (run_id, _), = import_logdir(notebook, tmp_path / "logs").made
+    assert metrics_of(notebook, run_id) == {"loss": {10: 0.5, 20: 0.125}}
+    assert notebook.get_run(run_id).status == "completed"
+    assert "1 points, images or texts at steps outside -2,147,483,648..2,147,483,647" in capsys.readouterr().out
+
+
+def test_a_live_feed_reads_only_the_event_files_its_run_writes(notebook, tmp_path, capsys):
+    """A logdir shared between launches (`--tensorboard runs`, where SummaryWriter() writes by default) already
+    holds earlier runs' event files: they are not this run's, and their curves must not show as its own."""
+    from engine.tensorboard_feed import TensorBoardFeed
+    from lab_notes.imported_runs import start_imported_run
+
+    logdir = tmp_path / "runs"
+    write_run(logdir / "earlier", lr=5.0)
+    attempt = start_imported_run(notebook, {"kind": "script"}, name="live", preset=None)
+    feed = TensorBoardFeed(notebook, attempt, logdir)  # made before the script starts, as the launcher does
+    assert "4 event file(s) already in" in capsys.readouterr().out  # add_scalars and add_hparams make 3 more
+    expected = write_run(logdir / "this", lr=0.1)
+    assert feed.poll() > 0
+    notebook.flush()
+    stored = metrics_of(notebook, attempt.run_id)
+    assert not [key for key in stored if "earlier" in key] and len(stored) == len(expected)
+    assert stored["this/loss/train"] == expected["loss/train"]  # lr 0.1's curve, not lr 5.0's
