@@ -42,7 +42,7 @@ def _import_tensorboard(args: argparse.Namespace) -> int:
     for run_id, folder in result.made:
         print(f"run {run_id}: imported {folder}")
     for run_id, folder in result.skipped:
-        print(f"run {run_id}: {folder} was imported before; skipped")
+        print(f"run {run_id}: {folder} was imported before (or is being imported now); skipped")
     for problem in result.unreadable:
         print(f"unreadable: {problem}", file=sys.stderr)
     if not result.made and not result.skipped:

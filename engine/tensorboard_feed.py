@@ -12,25 +12,27 @@ from typing import Any, Callable
 
 from engine.tensorboard_tail import EVENT_FILE_GLOB, Batch, LogdirTail
 from lab_notes import Attempt, BadImage, Notebook
-from lab_notes.client_values import STORED_STEPS
+from lab_notes.client_values import MAX_KEY_CHARS, STORED_STEPS, BadValue, checked_key
 from lab_notes.imported_runs import start_imported_run
 
 SNAPSHOT_TEXT = "text"  # add_text: one document per (tag, step), shown on the Run page as plain text
 SNAPSHOT_HPARAMS = "hparams"  # add_hparams: the hyperparameters, once
 IMPORT_PRESET = "tensorboard"
 IMPORT_HEARTBEAT_SECONDS = 2.0
+IMPORT_STALE_SECONDS = 15.0  # an import's run not heartbeat for this long is dead (a worker's reaper's measure)
 
 
 def write_batch(notebook: Notebook, attempt: Attempt, batch: Batch, report: Callable[[str], None] = print) -> None:
     """Store what a poll read, under `attempt` (scalars buffered; images, texts and hparams at once). What sits at
     a step the notebook cannot store is skipped and said: written, it would fail every point buffered with it."""
-    scalars = [scalar for scalar in batch.scalars if scalar[1] in STORED_STEPS]
-    images = [image for image in batch.images if image[1] in STORED_STEPS]
-    texts = [text for text in batch.texts if text[1] in STORED_STEPS]
+    scalars = [scalar for scalar in batch.scalars if storable(scalar[0], scalar[1])]
+    images = [image for image in batch.images if storable(image[0], image[1])]
+    texts = [text for text in batch.texts if storable(text[0], text[1])]
     outside = len(batch.scalars) + len(batch.images) + len(batch.texts) - len(scalars) - len(images) - len(texts)
     if outside:
-        report(f"TensorBoard: {outside:,} points, images or texts at steps outside {STORED_STEPS[0]:,}.."
-               f"{STORED_STEPS[-1]:,} (the notebook stores steps as 32-bit integers) skipped")
+        report(f"TensorBoard: {outside:,} points, images or texts skipped: at steps outside {STORED_STEPS[0]:,}.."
+               f"{STORED_STEPS[-1]:,} (the notebook stores steps as 32-bit integers), or under tags the notebook "
+               f"cannot store as keys (over {MAX_KEY_CHARS} characters, or holding NUL)")
     for key, step, value, wall_time in scalars:
         notebook.log_metrics(attempt.run_id, step, {key: value}, wall_time, attempt=attempt)
     for key, step, png in images:
@@ -42,6 +44,17 @@ def write_batch(notebook: Notebook, attempt: Attempt, batch: Batch, report: Call
         notebook.log_snapshot(attempt.run_id, SNAPSHOT_TEXT, step, {"tag": key, "text": text}, key=key, attempt=attempt)
     if batch.hparams:
         notebook.log_snapshot(attempt.run_id, SNAPSHOT_HPARAMS, 0, batch.hparams, attempt=attempt)
+
+
+def storable(key: str, step: int) -> bool:
+    """Whether a TensorBoard tag (as a key) and step fit the notebook's columns (checked as the client checks)."""
+    if step not in STORED_STEPS:
+        return False
+    try:
+        checked_key(key)
+        return True
+    except BadValue:
+        return False
 
 
 class TensorBoardFeed:
@@ -83,10 +96,13 @@ class Imported:
 
 
 def already_imported(notebook: Notebook) -> dict[str, int]:
-    """Source folder -> run id of every run an earlier import made and finished (one that was interrupted or
-    failed is imported again)."""
+    """Source folder -> run id of every run an earlier import made and finished, or that an import is making now
+    (it heartbeats). One that was interrupted, failed, or died (its heartbeat stale: failed here first, as a
+    worker's reaper would) is imported again."""
+    notebook.fail_stale_attempts(IMPORT_STALE_SECONDS)
     return {run.config["source"]: run.id for run in notebook.list_runs()
-            if run.preset == IMPORT_PRESET and isinstance(run.config.get("source"), str) and run.status == "completed"}
+            if run.preset == IMPORT_PRESET and isinstance(run.config.get("source"), str)
+            and run.status in ("completed", "running")}
 
 
 def import_logdir(notebook: Notebook, logdir: Path, *, prefix: str = "", owner: str | None = None) -> Imported:
@@ -108,20 +124,21 @@ def import_logdir(notebook: Notebook, logdir: Path, *, prefix: str = "", owner: 
         attempt = start_imported_run(notebook, config, name=name, preset=IMPORT_PRESET, owner=owner)
         try:
             _write_in_chunks(notebook, attempt, batch)
+            problems = tail.unreadable()
+            reason = ("imported from TensorBoard logs; unreadable: " + "; ".join(problems)) if problems else None
+            notebook.finish_attempt(attempt, "completed", reason=reason)  # writes the last buffered points too
         except BaseException as error:  # Ctrl-C included: the run must not stay "running", nor count as imported
             _end_unfinished(notebook, attempt, error)
             raise
-        problems = tail.unreadable()
         result.unreadable.extend(problems)
-        reason = ("imported from TensorBoard logs; unreadable: " + "; ".join(problems)) if problems else None
-        notebook.finish_attempt(attempt, "completed", reason=reason)
         result.made.append((attempt.run_id, folder))
     return result
 
 
 def _end_unfinished(notebook: Notebook, attempt: Attempt, error: BaseException) -> None:
     """End an import that did not finish: stopped (Ctrl-C) or failed, saying why; the next import redoes it."""
-    notebook.buffer.take()  # its unwritten points (maybe what failed): the run is marked incomplete anyway
+    with notebook.buffer.flush_lock:  # not put back by the notebook's own flusher after this
+        notebook.buffer.take()  # its unwritten points (maybe what failed): the run is marked incomplete anyway
     status = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
     reason = f"the import did not finish ({type(error).__name__}: {str(error)[:200]}); importing again redoes it"
     try:

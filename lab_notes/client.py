@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Mapping, NoReturn
@@ -56,7 +57,7 @@ def start_run(name: str | None = None, config: Mapping[str, Any] | None = None, 
                 run.log_hyperparameters(checked_config)
         else:
             run_name = (checked_text("start_run: name", name, MAX_NAME_CHARS) if name else
-                        (Path(sys.argv[0] or "script").stem or "script")[:MAX_NAME_CHARS])
+                        _storable(Path(sys.argv[0] or "script").stem or "script")[:MAX_NAME_CHARS])
             made = retry_while_unreachable(lambda: notebook.create_running_run(
                 checked_config, name=run_name, owner=owner, pid=os.getpid(),
                 worker_id=f"script on {socket.gethostname()} pid {os.getpid()}"))
@@ -67,6 +68,11 @@ def start_run(name: str | None = None, config: Mapping[str, Any] | None = None, 
         raise
     _end_at_exit(run)
     return run
+
+
+def _storable(text: str) -> str:
+    """`text` (a file name, maybe holding undecodable bytes as lone surrogates) as text the database can store."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def attempt_from_environment() -> Attempt | None:
@@ -116,6 +122,8 @@ def _checked_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 _open_runs: list[TrackedRun] = []
 _uncaught: list[tuple[type[BaseException], BaseException, TracebackType | None]] = []
+# sys.exit calls on the main thread: the status, and the step each open run had then
+_exits: list[tuple[str | int | None, dict[TrackedRun, int]]] = []
 
 
 _hooks_installed = False
@@ -130,8 +138,9 @@ def _end_at_exit(run: TrackedRun) -> None:
 
 def _install_hooks() -> None:
     """An uncaught exception (Ctrl-C included) and a `sys.exit(code)` are remembered, so a run the script never
-    ended is ended at exit as failed (or stopped) rather than completed. (Python calls no hook for SystemExit, and
-    an atexit function cannot see the exit status: a bare `raise SystemExit(3)` outside a `with` block is not seen.)"""
+    ended is ended at exit as failed (or stopped) rather than completed. Python calls no hook for SystemExit, and an
+    atexit function cannot see the exit status, so sys.exit is wrapped: a bare `raise SystemExit(3)` outside a
+    `with` block is not seen."""
     global _hooks_installed
     _hooks_installed = True
     previous, exit_ = sys.excepthook, sys.exit
@@ -141,7 +150,8 @@ def _install_hooks() -> None:
         previous(kind, error, trace)
 
     def remember_exit(status: str | int | None = None) -> NoReturn:
-        _uncaught.append((SystemExit, SystemExit(status), None))
+        if threading.current_thread() is threading.main_thread():  # elsewhere it ends only its thread
+            _exits.append((status, {run: run.last_step for run in _open_runs if not run.finished}))
         exit_(status)
 
     sys.excepthook = remember
@@ -150,6 +160,16 @@ def _install_hooks() -> None:
 
 
 def _finish_open_runs() -> None:
-    status, reason = outcome(*_uncaught[-1]) if _uncaught else ("completed", None)
     for run in _open_runs:
-        run.finish(status, reason)
+        run.finish(*how_it_ended(run))
+
+
+def how_it_ended(run: TrackedRun) -> tuple[str, str | None]:
+    """(status, reason) for a run still open as the script ends: by its uncaught exception; else by the last
+    sys.exit, if the run was open then and logged nothing after it (an exit that was caught, and the script went
+    on, does not count); else completed."""
+    if _uncaught:
+        return outcome(*_uncaught[-1])
+    if _exits and _exits[-1][1].get(run) == run.last_step:
+        return outcome(SystemExit, SystemExit(_exits[-1][0]), None)
+    return "completed", None

@@ -15,7 +15,7 @@ import traceback
 from types import TracebackType
 from typing import Any, Mapping
 
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 
 from lab_notes.client_values import (LARGEST_STEP, BadValue, as_number, checked_key, checked_step, checked_text,
                                      image_png)
@@ -30,8 +30,9 @@ FLUSH_SECONDS = 0.5
 FLUSH_POINTS = 50_000  # more waiting than this wakes the writer early: memory stays small at any logging rate
 MAX_BUFFERED_POINTS = 2_000_000  # ~30 min of 1,000 points/s kept through an outage (~0.3 GB), then counted
 MAX_BUFFERED_IMAGE_BYTES = 256 * 1024 * 1024
-# Errors that say the database will never take these rows (a value out of a column's range, say), unlike an outage.
-REFUSED_BY_DATABASE = (DataError, IntegrityError)
+# Errors that say the database will never take these rows (a value out of a column's range, text it cannot encode),
+# unlike an outage (OperationalError), which is waited out.
+REFUSED_BY_DATABASE = (DataError, IntegrityError, ProgrammingError, ValueError, OverflowError)
 _now = time.time  # bound once: `log` stamps every call, and a module global is one lookup, not two
 EXIT_PATIENCE_SECONDS = 120.0  # at exit, how long an unreachable database is waited for before giving up
 TRACEBACK_LINES = 6
@@ -81,6 +82,7 @@ class TrackedRun:
         self._image_bytes = 0
         self._unreachable_since: float | None = None
         self._last_failure: str | None = None  # the writer's last unexpected error, said once
+        self._writing = threading.Lock()  # one writer of what was logged at a time
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._sink = NotebookSink(notebook, attempt, on_lease_lost=self._lease_lost if owns_run else None)
@@ -153,6 +155,11 @@ class TrackedRun:
             self.id, SNAPSHOT_HYPERPARAMETERS, 0, dict(params), attempt=self.attempt))
 
     @property
+    def last_step(self) -> int:
+        """The step of the last `log` call (-1 before any)."""
+        return self._step
+
+    @property
     def stop_requested(self) -> bool:
         """Whether someone asked this run to stop (the Stop button): a loop may check it and end early."""
         return self._sink.stop_requested()
@@ -223,12 +230,16 @@ class TrackedRun:
                 self._last_failure = failure
 
     def _write_pending(self) -> None:
+        with self._writing:  # the writer thread, and flush() or finish() on the script's thread
+            self._write_pending_alone()
+
+    def _write_pending_alone(self) -> None:
         accepted = self._accepted
         self._buffer_logged()
         try:
             self.notebook.flush()
-        except REFUSED_BY_DATABASE as error:  # never writable: kept, they would block every point after them
-            self._refused(len(self.notebook.buffer.take()), error)
+        except REFUSED_BY_DATABASE as error:  # kept, the refused rows would block every point after them
+            self._refused(self._write_around_refusals(self.notebook.buffer.take()), error)
         self._written = accepted
         while self._images:
             key, step, png = self._images[0]
@@ -242,6 +253,27 @@ class TrackedRun:
             say(f"run {self.id}: the notebook is reachable again after {time.monotonic() - self._unreachable_since:.0f}"
                 f" s; what waited is written")
             self._unreachable_since = None
+
+    def _write_around_refusals(self, pending: Pending) -> int:
+        """Write `pending`, a batch the database refused, in halves and halves of those, so that only the rows it
+        refuses are dropped; how many those were. An outage part-way leaves the unwritten rest buffered, in order."""
+        refused, parts = 0, [pending]
+        while parts:
+            part = parts.pop(0)
+            self.notebook.buffer.add(part)
+            try:
+                self.notebook.flush()
+            except REFUSED_BY_DATABASE:
+                part = self.notebook.buffer.take()  # put back by the failed flush
+                if len(part) == 1:
+                    refused += 1
+                else:
+                    parts[:0] = [part[:len(part) // 2], part[len(part) // 2:]]
+            except BaseException:
+                for rest in parts:  # behind the part the failed flush put back
+                    self.notebook.buffer.add(rest)
+                raise
+        return refused
 
     def _buffer_logged(self) -> None:
         """Move what `log` kept into the notebook's buffer as rows of this attempt (NaN stored as NULL)."""
@@ -263,10 +295,10 @@ class TrackedRun:
         self._good_keys.update(key for key, _ in checked)
         return checked
 
-    def _refused(self, count: int, error: Exception) -> None:
+    def _refused(self, count: int, error: BaseException) -> None:
         self.refused += count
         say(f"run {self.id}: the notebook refused {count:,} points or images ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200]}); they are dropped and counted")
+            f"{(str(error).splitlines() or [''])[0][:200]}); they are dropped and counted")
 
     def _unreachable(self, error: OperationalError) -> None:
         if self._unreachable_since is None:
@@ -291,9 +323,12 @@ class TrackedRun:
                     return len(self.notebook.buffer) + len(self._images)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
-            except Exception as error:  # noqa: BLE001 - the run must still be ended: what is left is counted
-                say(f"run {self.id}: writing failed ({type(error).__name__}: {error})")
-                return len(self.notebook.buffer) + len(self._images)
+            except Exception as error:  # noqa: BLE001 - the run must still be ended: what is left is counted, and
+                left = len(self.notebook.buffer.take()) + len(self._images)  # dropped (its status is written with
+                self._images.clear()                                          # what waits, and would fail again)
+                say(f"run {self.id}: writing failed ({type(error).__name__}: {error}); {left:,} points or images "
+                    f"dropped")
+                return left
 
     def _lease_lost(self) -> None:
         self._ended = (f"run {self.id} no longer belongs to this process (reaped as stale, or deleted): nothing "

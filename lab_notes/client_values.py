@@ -33,7 +33,17 @@ def checked_key(key: object) -> str:
         raise BadValue(f"metric key {key[:40]!r}…: {len(key)} characters is over the {MAX_KEY_CHARS}-character cap")
     if "\x00" in key:
         raise BadValue(f"metric key {key!r}: a key must not hold a NUL character (PostgreSQL cannot store one)")
+    if not _encodable(key):
+        raise BadValue(f"metric key {key!r}: not valid Unicode text (a lone surrogate), which cannot be stored")
     return key
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def checked_text(what: str, text: object, most: int | None = None) -> str:
@@ -45,6 +55,8 @@ def checked_text(what: str, text: object, most: int | None = None) -> str:
         raise BadValue(f"{what} {text[:40]!r}…: {len(text):,} characters is over the {most}-character cap")
     if "\x00" in text:
         raise BadValue(f"{what}: must not hold a NUL character (PostgreSQL cannot store one)")
+    if not _encodable(text):
+        raise BadValue(f"{what}: not valid Unicode text (a lone surrogate), which cannot be stored")
     return text
 
 

@@ -159,11 +159,39 @@ def test_points_at_steps_the_notebook_cannot_store_are_skipped_and_said(notebook
     with SummaryWriter(str(tmp_path / "logs" / "a")) as writer:
         writer.add_scalar("loss", 0.5, 10)
         writer.add_scalar("loss", 0.25, 2**31)
+        writer.add_scalar("t" * 201, 1.0, 10)  # over the key column's 200 characters: PostgreSQL refuses it
         writer.add_scalar("loss", 0.125, 20)
     (run_id, _), = import_logdir(notebook, tmp_path / "logs").made
     assert metrics_of(notebook, run_id) == {"loss": {10: 0.5, 20: 0.125}}
     assert notebook.get_run(run_id).status == "completed"
-    assert "1 points, images or texts at steps outside -2,147,483,648..2,147,483,647" in capsys.readouterr().out
+    assert "2 points, images or texts skipped: at steps outside -2,147,483,648..2,147,483,647" in \
+        capsys.readouterr().out
+
+
+def test_an_import_interrupted_as_it_finishes_is_not_left_running(notebook, tmp_path, monkeypatch):
+    write_run(tmp_path / "logs" / "a", lr=0.1)
+    real_finish = notebook.finish_attempt
+
+    def interrupted_at_completion(attempt, status, reason=None):
+        if status == "completed":
+            raise KeyboardInterrupt
+        return real_finish(attempt, status, reason=reason)
+
+    monkeypatch.setattr(notebook, "finish_attempt", interrupted_at_completion)
+    with pytest.raises(KeyboardInterrupt):
+        import_logdir(notebook, tmp_path / "logs")
+    assert [run.status for run in notebook.list_runs()] == ["stopped"]
+
+
+def test_a_folder_an_import_is_making_now_is_not_imported_twice(notebook, tmp_path):
+    from engine.tensorboard_feed import IMPORT_PRESET
+    from lab_notes.imported_runs import start_imported_run
+
+    write_run(tmp_path / "logs" / "a", lr=0.1)
+    source = str((tmp_path / "logs" / "a").resolve())
+    making = start_imported_run(notebook, {"kind": IMPORT_PRESET, "source": source}, name="a", preset=IMPORT_PRESET)
+    result = import_logdir(notebook, tmp_path / "logs")  # another process's import, heartbeating: left to it
+    assert not result.made and result.skipped == [(making.run_id, Path(source))]
 
 
 def test_a_live_feed_reads_only_the_event_files_its_run_writes(notebook, tmp_path, capsys):

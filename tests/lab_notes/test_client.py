@@ -114,6 +114,7 @@ BAD_VALUES = [
     ({"k" * 201: 1.0}, "201 characters is over the 200-character cap"),
     ({7: 1.0}, "metric key 7: a key must be a string"),
     ({"a\x00b": 1.0}, "metric key 'a\\x00b': a key must not hold a NUL character"),  # PostgreSQL cannot store it
+    ({"bad\udc80key": 1.0}, "not valid Unicode text (a lone surrogate)"),  # no database can encode it
     ({"huge": 10**400}, "metric 'huge': 1000000000000000000000000000000000000000… is too large for a float"),
 ]
 BAD_IMAGES = [
@@ -234,48 +235,74 @@ def test_a_name_the_notebook_cannot_store_is_refused_before_a_run_is_made(notebo
         assert notebook.list_runs() == []
 
 
-def test_points_the_database_refuses_are_counted_and_the_rest_written_and_the_run_ended(notebook_url, monkeypatch,
-                                                                                        capfd):
-    """A write the database refuses (not an outage: it would fail again) must not block every point after it, kill
-    the writer, or leave the run running. The door refuses what is known to fail; this is what gets past it."""
+def test_only_the_rows_the_database_refuses_are_dropped_and_counted_and_the_run_ends(notebook_url, monkeypatch,
+                                                                                    capfd):
+    """A write the database refuses (not an outage: it would fail again) must not take the good rows of its batch
+    with it, block every point after it, kill the writer, or leave the run running. The door refuses what is
+    known to fail; this stands for what gets past it."""
     from sqlalchemy.exc import DataError
 
-    run = start_run(name="refused once", url=notebook_url)
-    run.log({"loss": 1.0}, step=0)
-    real_flush, calls = run.notebook.flush, []
+    from lab_notes.metrics import MetricsStore
 
-    def refuse_the_first_write() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            run.notebook.buffer.take()  # the batch as the database saw it: taken, then put back on the error
-            run.notebook.buffer.restore([(run.attempt, (run.id, "loss", 0, 1.0, 0.0, run.attempt.number))])
-            raise DataError("INSERT INTO metrics …", {}, Exception("integer out of range"))
-        real_flush()
+    real_write = MetricsStore._write_points
 
-    monkeypatch.setattr(run.notebook, "flush", refuse_the_first_write)
-    run.flush()
-    run.log({"loss": 0.5}, step=1)
-    run.finish()
+    def refusing_poison(self, connection, rows):
+        if any(row[1] == "poison" for row in rows):
+            raise DataError("INSERT INTO metrics …", {}, Exception("value out of range"))
+        real_write(self, connection, rows)
+
+    monkeypatch.setattr(MetricsStore, "_write_points", refusing_poison)
+    with start_run(name="refused", url=notebook_url) as run:
+        for step in range(1000):
+            run.log({"loss": float(step)}, step=step)
+        run.log({"poison": 1.0}, step=1000)
+        for step in range(1001, 2000):
+            run.log({"loss": float(step)}, step=step)
     assert (run.status, run.refused, run.unwritten) == ("completed", 1, 1)
     assert "the notebook refused 1 points or images (DataError" in capfd.readouterr().err
     with Notebook(notebook_url) as notebook:
-        assert history(notebook, run.id, "loss") == [(1, 0.5)]
+        assert history(notebook, run.id, "loss") == [(s, float(s)) for s in range(2000) if s != 1000]
         assert notebook.get_run(run.id).status == "completed"
+
+
+def test_flush_beside_the_writer_thread_loses_nothing(notebook_url, monkeypatch):
+    """The script's flush() and the writer thread once drained the same queue at once: points were lost."""
+    import lab_notes.client_run
+
+    monkeypatch.setattr(lab_notes.client_run, "FLUSH_SECONDS", 0.001)  # the writer always at work
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the two threads interleave within each other's loops
+    try:
+        with start_run(name="two writers", url=notebook_url) as run:
+            for round_ in range(20):
+                for step in range(round_ * 2000, (round_ + 1) * 2000):
+                    run.log({"loss": float(step)}, step=step)
+                run.flush()
+    finally:
+        sys.setswitchinterval(interval)
+    assert (run.status, run.unwritten) == ("completed", 0)
+    with Notebook(notebook_url) as notebook:
+        assert len(history(notebook, run.id, "loss")) == 40_000
+
+
+CAUGHT_THEN_ON = "try:\n    sys.exit(2)\nexcept SystemExit:\n    run.log({'loss': 0.5}, step=1)\n"
 
 
 @pytest.mark.parametrize("status, outcome", [("3", ("failed", "the script exited with 3")),
                                              ("'no data'", ("failed", "the script exited with 'no data'")),
-                                             ("0", ("completed", None))])
+                                             ("0", ("completed", None)),
+                                             ("caught", ("completed", None))])
 def test_sys_exit_outside_a_block_ends_the_run_by_its_status(tmp_path, status, outcome):
-    """Python calls no hook for SystemExit, so a run left open would end completed whatever the exit status."""
+    """Python calls no hook for SystemExit, so a run left open would end completed whatever the exit status; an
+    exit the script caught, and went on logging after, does not end it."""
     url = f"sqlite:///{tmp_path / 'notebook.db'}"
-    code = ("import sys, lab_notes\nrun = lab_notes.start_run(name='exits')\nrun.log({'loss': 1.0}, step=0)\n"
-            f"sys.exit({status})\n")
+    code = ("import sys, lab_notes\nrun = lab_notes.start_run(name='exits')\nrun.log({'loss': 1.0}, step=0)\n" +
+            (CAUGHT_THEN_ON if status == "caught" else f"sys.exit({status})\n"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
     finished = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "LAB_NOTEBOOK_URL": url,
                               "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
-    assert finished.returncode == (0 if status == "0" else 3 if status == "3" else 1), finished.stderr
+    assert finished.returncode == {"3": 3, "'no data'": 1}.get(status, 0), finished.stderr
     with Notebook(url) as notebook:
         (run,) = notebook.list_runs()
         assert (run.status, run.status_reason) == outcome
-        assert history(notebook, run.id, "loss") == [(0, 1.0)]
+        assert history(notebook, run.id, "loss") == [(0, 1.0)] + ([(1, 0.5)] if status == "caught" else [])
