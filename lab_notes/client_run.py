@@ -177,6 +177,10 @@ class TrackedRun:
         self._wake.set()
         self._writer.join()
         left = self._write_until_written(self.exit_patience)
+        if left:  # counted below; dropped, since the status is written with whatever still waits, which would fail it
+            with self._writing:
+                self.notebook.buffer.take()
+                self._images.clear()
         if self.owns_run:
             self._sink.stop_heartbeat()
             try:
@@ -323,12 +327,9 @@ class TrackedRun:
                     return len(self.notebook.buffer) + len(self._images)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
-            except Exception as error:  # noqa: BLE001 - the run must still be ended: what is left is counted, and
-                left = len(self.notebook.buffer.take()) + len(self._images)  # dropped (its status is written with
-                self._images.clear()                                          # what waits, and would fail again)
-                say(f"run {self.id}: writing failed ({type(error).__name__}: {error}); {left:,} points or images "
-                    f"dropped")
-                return left
+            except Exception as error:  # noqa: BLE001 - not an outage, nor a refusal: said, and what is left counted
+                say(f"run {self.id}: writing failed ({type(error).__name__}: {error})")
+                return len(self.notebook.buffer) + len(self._images)
 
     def _lease_lost(self) -> None:
         self._ended = (f"run {self.id} no longer belongs to this process (reaped as stale, or deleted): nothing "

@@ -306,3 +306,21 @@ def test_sys_exit_outside_a_block_ends_the_run_by_its_status(tmp_path, status, o
         (run,) = notebook.list_runs()
         assert (run.status, run.status_reason) == outcome
         assert history(notebook, run.id, "loss") == [(0, 1.0)] + ([(1, 0.5)] if status == "caught" else [])
+
+
+def test_a_write_that_fails_for_another_reason_still_lets_the_run_end(notebook_url, monkeypatch, capfd):
+    """Neither an outage nor a refusal (a bug, say): what could not be written is counted, and the status is still
+    set (the status is written in one transaction with what waits, which would fail it again)."""
+    from lab_notes.metrics import MetricsStore
+
+    def broken(self, connection, rows):
+        raise RuntimeError("a bug in the writer")
+
+    with start_run(name="broken writer", url=notebook_url) as run:
+        run.log({"loss": 1.0}, step=0)
+        monkeypatch.setattr(MetricsStore, "_write_points", broken)
+        run.log({"loss": 0.5}, step=1)
+    assert (run.status, run.unwritten) == ("completed", 2)
+    assert "writing failed (RuntimeError: a bug in the writer)" in capfd.readouterr().err
+    with Notebook(notebook_url) as notebook:
+        assert notebook.get_run(run.id).status == "completed"
