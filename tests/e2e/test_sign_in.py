@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -129,13 +128,12 @@ def write_note(page, base: str, title: str, db: str) -> None:
 
 def saved(db: str, title: str, seconds: float) -> bool:
     """Whether a note titled `title` is in the notebook within `seconds`."""
-    deadline = time.monotonic() + seconds
     with Notebook(db) as notebook:
-        while time.monotonic() < deadline:
-            if any(note.title == title for note in notebook.list_notes()):
-                return True
-            time.sleep(0.2)
-    return False
+        try:
+            return wait_for(lambda: any(note.title == title for note in notebook.list_notes()), seconds,
+                            f"the note {title!r}", every=0.2)
+        except AssertionError:  # not saved: the caller clicks again
+            return False
 
 
 def test_a_visitor_sees_only_sign_in_and_each_person_stops_only_their_own_run(team_app, browser):
